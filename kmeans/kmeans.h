@@ -1,0 +1,92 @@
+/* kmeans: kmseg's native k-means library, plain C, no OpenCV.
+ *
+ * Three methods behind one call:
+ *  - lloyd:   a faithful reimplementation of cv::kmeans (OpenCV 4.6
+ *             modules/core/src/kmeans.cpp), same RNG, same init, same
+ *             stopping rule, so the same seed gives the same answer;
+ *  - optimal: the exact, globally optimal k-means of 1-D data by dynamic
+ *             programming over the sorted distinct values;
+ *  - auto:    optimal for 1-D data, lloyd (with the fast bounded assignment)
+ *             otherwise.
+ * Results never depend on the number of threads. */
+#ifndef KMS_KMEANS_H
+#define KMS_KMEANS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef enum kms_km_method {
+    KMS_KM_AUTO,    /* optimal when dims == 1, else lloyd */
+    KMS_KM_OPTIMAL, /* exact 1-D optimum (dims must be 1) */
+    KMS_KM_LLOYD    /* cv::kmeans-compatible Lloyd iterations */
+} kms_km_method;
+
+typedef enum kms_km_init {
+    KMS_KM_INIT_PP,     /* k-means++, 3 local trials (cv KMEANS_PP_CENTERS) */
+    KMS_KM_INIT_RANDOM, /* uniform in the widened bounding box
+                           (cv KMEANS_RANDOM_CENTERS) */
+    KMS_KM_INIT_LABELS  /* start from the labels passed in
+                           (cv KMEANS_USE_INITIAL_LABELS) */
+} kms_km_init;
+
+/* Termination bits, as cv::TermCriteria::COUNT / EPS. */
+enum { KMS_KM_TERM_COUNT = 1, KMS_KM_TERM_EPS = 2 };
+
+typedef struct kms_kmeans_params {
+    int k;             /* clusters, >= 1 */
+    int attempts;      /* >= 1; the lowest compactness wins (lloyd) */
+    int criteria;      /* KMS_KM_TERM_* bits */
+    int max_iter;      /* as cv::TermCriteria::maxCount */
+    double epsilon;    /* as cv::TermCriteria::epsilon (not squared) */
+    kms_km_init init;
+    kms_km_method method;
+    uint64_t seed;     /* as cv::setRNGSeed(seed) before cv::kmeans */
+    int threads;       /* worker threads for lloyd; <= 0: all cores */
+} kms_kmeans_params;
+
+/* Defaults: k 2, attempts 10, COUNT|EPS, 10 iterations, epsilon 1.0, PP,
+ * AUTO, seed 0x12345678 (OpenCV's default theRNG state), threads 1. */
+void kms_kmeans_params_default(kms_kmeans_params *p);
+
+/* Clusters n samples of dims floats (row-major). labels: n int32 (input when
+ * init is LABELS). centers: k * dims floats. compactness: sum over samples of
+ * the squared distance to their centre (what cv::kmeans returns), computed
+ * in double. Errors: KMS_ERR_USAGE for k < 1, attempts < 1, n < k, dims < 1,
+ * method optimal with dims != 1; KMS_ERR_INPUT for NaN or infinite samples;
+ * KMS_ERR_NOMEM. */
+kms_status kms_kmeans_run(const float *samples, size_t n, int dims,
+                          const kms_kmeans_params *p, int32_t *labels,
+                          float *centers, double *compactness, kms_error *err);
+
+/* Exact 1-D optimum for every K in 1..kmax in one DP pass: wcss[k-1] is the
+ * minimum within-cluster sum of squares with k clusters (kmax entries).
+ * When there are fewer distinct values d than kmax, wcss for k >= d is 0. */
+kms_status kms_kmeans_optimal_wcss(const float *values, size_t n, int kmax,
+                                   double *wcss, kms_error *err);
+
+/* Relabels so that centre 0 is the darkest (smallest sum over dims), ties
+ * broken by the old index; centers are permuted to match. */
+void kms_kmeans_canonicalize(int32_t *labels, size_t n, float *centers, int k,
+                             int dims);
+
+/* --- cv::RNG-compatible random numbers ---------------------------------- */
+
+/* Multiply-with-carry generator of cv::RNG (coefficient 4164903690). */
+typedef struct kms_rng {
+    uint64_t state;
+} kms_rng;
+
+/* cv::RNG(seed): a zero seed becomes 0xffffffff as in OpenCV. */
+void kms_rng_seed(kms_rng *rng, uint64_t seed);
+/* cv::RNG::next() */
+uint32_t kms_rng_next(kms_rng *rng);
+/* cv::RNG::uniform(int a, int b): a + next() % (b - a), b > a */
+int kms_rng_uniform_int(kms_rng *rng, int a, int b);
+/* cv::RNG::uniform(float a, float b) */
+float kms_rng_uniform_float(kms_rng *rng, float a, float b);
+/* cv::RNG::uniform(double a, double b) */
+double kms_rng_uniform_double(kms_rng *rng, double a, double b);
+
+#endif

@@ -1,0 +1,104 @@
+/* Internals shared by the kmeans/ sources (and white-box tests); not API. */
+#ifndef KMS_KMEANS_INTERNAL_H
+#define KMS_KMEANS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kmeans.h"
+
+/* --- distances ------------------------------------------------------------ */
+
+/* cv::hal::normL2Sqr_ bit for bit (OpenCV 4.6, x86-64 SSE baseline): a float
+ * sum, 4 accumulators of 4 lanes over blocks of 16, then the tail in order.
+ * Below 16 dims this is the plain left-to-right float sum. */
+static inline float kms_dist2(const float *a, const float *b, int dims)
+{
+    int j = 0;
+    float d = 0.f;
+    if (dims >= 16) {
+        float v[4][4] = {{0}};
+        for (; j <= dims - 16; j += 16)
+            for (int r = 0; r < 4; r++)
+                for (int l = 0; l < 4; l++) {
+                    float t = a[j + 4 * r + l] - b[j + 4 * r + l];
+                    v[r][l] = t * t + v[r][l];
+                }
+        float s[4];
+        for (int l = 0; l < 4; l++)
+            s[l] = ((v[0][l] + v[1][l]) + v[2][l]) + v[3][l];
+        /* v_reduce_sum on SSE: (l0 + l2) + (l1 + l3) */
+        d = (s[0] + s[2]) + (s[1] + s[3]);
+    }
+    for (; j < dims; j++) {
+        float t = a[j] - b[j];
+        d += t * t;
+    }
+    return d;
+}
+
+/* --- fixed-chunk thread pool ------------------------------------------------ */
+
+/* Work is cut into chunks whose bounds depend only on the problem size, so a
+ * chunk computes the same thing whichever thread runs it: results never
+ * depend on the thread count. */
+typedef struct kms_pool kms_pool;
+typedef void (*kms_chunk_fn)(void *ctx, size_t chunk);
+
+/* threads <= 0: all online cores. Returns NULL when out of memory; a pool of
+ * one thread spawns nothing. */
+kms_pool *kms_pool_create(int threads);
+void kms_pool_destroy(kms_pool *pool);
+int kms_pool_threads(const kms_pool *pool);
+/* Runs fn(ctx, c) for c in [0, nchunks) and waits for all of them. */
+void kms_pool_run(kms_pool *pool, size_t nchunks, kms_chunk_fn fn, void *ctx);
+
+/* --- bounded assignment (Hamerly 2010) --------------------------------------- */
+
+/* Per-sample bounds that let an iteration skip samples whose nearest centre
+ * cannot have changed. The bounds are inflated by the worst-case rounding of
+ * the float distance kms_dist2, so a sample is skipped only when its float
+ * distance to its own centre is strictly below its float distance to every
+ * other centre: the labels are exactly those of the full scan, ties
+ * included (first minimum wins). */
+typedef struct kms_hamerly kms_hamerly;
+
+kms_hamerly *kms_hamerly_create(size_t n, int k, int dims);
+void kms_hamerly_destroy(kms_hamerly *h);
+/* Labels every sample by a full scan of centers, and sets its bounds. */
+void kms_hamerly_full(kms_hamerly *h, const float *x, const float *centers,
+                      int32_t *labels, kms_pool *pool);
+/* The centres moved from old to centers: updates the bounds and relabels. */
+void kms_hamerly_step(kms_hamerly *h, const float *x, const float *old,
+                      const float *centers, int32_t *labels, kms_pool *pool);
+/* Sample i was relabelled outside an assignment (empty-cluster repair). */
+void kms_hamerly_invalidate(kms_hamerly *h, size_t i);
+/* Distance evaluations so far (statistics for benchmarks and tests). */
+uint64_t kms_hamerly_distances(const kms_hamerly *h);
+
+/* --- methods ----------------------------------------------------------------- */
+
+/* How lloyd assigns labels: BOUNDED (Hamerly's bounds, same labels as PLAIN
+ * by construction) is the default; PLAIN is cv::kmeans's full scan, kept for
+ * tests and as the fallback for huge values. */
+typedef enum kms_lloyd_assign {
+    KMS_LLOYD_BOUNDED,
+    KMS_LLOYD_PLAIN
+} kms_lloyd_assign;
+
+/* cv::kmeans. Arguments already validated by kms_kmeans_run. */
+kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
+                         const kms_kmeans_params *p, kms_lloyd_assign assign,
+                         int32_t *labels, float *centers, double *compactness,
+                         kms_error *err);
+
+/* Exact 1-D optimum. Arguments already validated. */
+kms_status kms_optimal_run(const float *values, size_t n, int k,
+                           int32_t *labels, float *centers,
+                           double *compactness, kms_error *err);
+
+/* kms_kmeans_optimal_wcss after validation. */
+kms_status kms_optimal_wcss_run(const float *values, size_t n, int kmax,
+                                double *wcss, kms_error *err);
+
+#endif

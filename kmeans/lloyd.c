@@ -1,0 +1,473 @@
+/* cv::kmeans, reimplemented from OpenCV 4.6 modules/core/src/kmeans.cpp so
+ * that the same seed gives the same answer: same RNG draws in the same order
+ * (one generator across attempts), same float/double types, same summation
+ * orders, same stopping rule. Only the label assignment differs in HOW it is
+ * computed (Hamerly bounds, threads), never in its result. */
+#include "kmeans_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    CHUNK = 4096,    /* samples per parallel chunk, fixed */
+    PP_TRIALS = 3    /* SPP_TRIALS in cv::kmeans */
+};
+
+typedef struct lloyd {
+    /* input */
+    const float *x;
+    int n, dims, k;
+    kms_km_init init;
+    kms_lloyd_assign assign;
+    int max_count;     /* cv: criteria.maxCount after clamping */
+    double eps2;       /* cv: criteria.epsilon squared */
+    int attempts;
+    kms_rng rng;       /* cv: theRNG(), shared by all attempts */
+    /* state */
+    float *centers, *old_centers, *temp; /* k*dims, k*dims, dims */
+    int32_t *labels;                     /* working labels */
+    int *counters;
+    double *dists;
+    float *box;        /* dims pairs (min, max), RANDOM init only */
+    float *pp;         /* (1 + PP_TRIALS) * n: dist and trial distances */
+    int *pp_idx;       /* k sample indices picked by k-means++ */
+    kms_hamerly *ham;
+    kms_pool *pool;
+} lloyd;
+
+/* ---- setup ------------------------------------------------------------------ */
+
+/* cv::kmeans's criteria handling, K == 1 special case included. */
+static void set_criteria(lloyd *l, const kms_kmeans_params *p)
+{
+    double eps = FLT_EPSILON;
+    if (p->criteria & KMS_KM_TERM_EPS)
+        eps = p->epsilon < 0. ? 0. : p->epsilon; /* std::max(epsilon, 0.) */
+    l->eps2 = eps * eps;
+    l->max_count = 100;
+    if (p->criteria & KMS_KM_TERM_COUNT)
+        l->max_count = p->max_iter < 2 ? 2 : p->max_iter > 100 ? 100 : p->max_iter;
+    l->attempts = p->attempts;
+    if (p->k == 1) {
+        l->attempts = 1;
+        l->max_count = 2;
+    }
+}
+
+/* The bounded path needs float distances far from overflow. */
+static int bounded_is_safe(const lloyd *l)
+{
+    size_t total = (size_t)l->n * (size_t)l->dims;
+    for (size_t i = 0; i < total; i++)
+        if (fabsf(l->x[i]) > 1e15f)
+            return 0;
+    return l->k >= 2;
+}
+
+static kms_status lloyd_alloc(lloyd *l, int threads)
+{
+    size_t kd = (size_t)l->k * (size_t)l->dims, n = (size_t)l->n;
+    l->centers = calloc(kd, sizeof *l->centers);
+    l->old_centers = calloc(kd, sizeof *l->old_centers);
+    l->temp = calloc((size_t)l->dims, sizeof *l->temp);
+    l->labels = calloc(n, sizeof *l->labels);
+    l->counters = calloc((size_t)l->k, sizeof *l->counters);
+    l->dists = calloc(n, sizeof *l->dists);
+    if (!l->centers || !l->old_centers || !l->temp || !l->labels
+        || !l->counters || !l->dists)
+        return KMS_ERR_NOMEM;
+    if (l->init == KMS_KM_INIT_PP
+        && (!(l->pp = malloc(sizeof *l->pp * n * (1 + PP_TRIALS)))
+            || !(l->pp_idx = malloc(sizeof *l->pp_idx * (size_t)l->k))))
+        return KMS_ERR_NOMEM;
+    if (l->init != KMS_KM_INIT_PP
+        && !(l->box = malloc(sizeof *l->box * 2 * (size_t)l->dims)))
+        return KMS_ERR_NOMEM;
+    if (l->assign == KMS_LLOYD_BOUNDED
+        && !(l->ham = kms_hamerly_create(n, l->k, l->dims)))
+        return KMS_ERR_NOMEM;
+    if (!(l->pool = kms_pool_create(threads)))
+        return KMS_ERR_NOMEM;
+    return KMS_OK;
+}
+
+static void lloyd_free(lloyd *l)
+{
+    free(l->centers);
+    free(l->old_centers);
+    free(l->temp);
+    free(l->labels);
+    free(l->counters);
+    free(l->dists);
+    free(l->box);
+    free(l->pp);
+    free(l->pp_idx);
+    kms_hamerly_destroy(l->ham);
+    kms_pool_destroy(l->pool);
+}
+
+static size_t nchunks(const lloyd *l)
+{
+    return ((size_t)l->n + CHUNK - 1) / CHUNK;
+}
+
+static const float *sample(const lloyd *l, int i)
+{
+    return l->x + (size_t)i * (size_t)l->dims;
+}
+
+/* ---- initial centres ------------------------------------------------------------- */
+
+/* cv: box[j] = (min, max) of feature j, computed once before the attempts */
+static void compute_box(lloyd *l)
+{
+    for (int j = 0; j < l->dims; j++)
+        l->box[2 * j] = l->box[2 * j + 1] = l->x[j];
+    for (int i = 1; i < l->n; i++)
+        for (int j = 0; j < l->dims; j++) {
+            float v = sample(l, i)[j];
+            l->box[2 * j] = v < l->box[2 * j] ? v : l->box[2 * j];  /* std::min */
+            l->box[2 * j + 1] = l->box[2 * j + 1] < v ? v : l->box[2 * j + 1];
+        }
+}
+
+/* cv generateRandomCenter:
+ *   center[j] = ((float)rng*(1.f+margin*2.f)-margin)*(box[j][1] - box[j][0])
+ *               + box[j][0]; */
+static void init_random(lloyd *l)
+{
+    float margin = 1.f / (float)l->dims;
+    for (int k = 0; k < l->k; k++)
+        for (int j = 0; j < l->dims; j++) {
+            float u = kms_rng_uniform_float(&l->rng, 0.f, 1.f);
+            float lo = l->box[2 * j], hi = l->box[2 * j + 1];
+            l->centers[(size_t)k * l->dims + j]
+                = (u * (1.f + margin * 2.f) - margin) * (hi - lo) + lo;
+        }
+}
+
+typedef struct pp_ctx {
+    const lloyd *l;
+    const float *dist;
+    float *tdist[PP_TRIALS];
+    int ci[PP_TRIALS];
+} pp_ctx;
+
+/* cv KMeansPPDistanceComputer for the three trials at once:
+ *   tdist2[i] = std::min(normL2Sqr_(x_i, x_ci), dist[i]) */
+static void pp_chunk(void *ctx, size_t c)
+{
+    pp_ctx *s = ctx;
+    const lloyd *l = s->l;
+    int lo = (int)(c * CHUNK), hi = lo + CHUNK < l->n ? lo + CHUNK : l->n;
+    for (int t = 0; t < PP_TRIALS; t++) {
+        const float *ct = sample(l, s->ci[t]);
+        float *td = s->tdist[t];
+        for (int i = lo; i < hi; i++) {
+            float d = kms_dist2(sample(l, i), ct, l->dims);
+            td[i] = s->dist[i] < d ? s->dist[i] : d;
+        }
+    }
+}
+
+/* cv: p = (double)rng*sum0; then subtract dist[ci] until p <= 0 */
+static int pp_pick(lloyd *l, const float *dist, double sum0)
+{
+    double p = kms_rng_uniform_double(&l->rng, 0.0, 1.0) * sum0;
+    int ci = 0;
+    for (; ci < l->n - 1; ci++) {
+        p -= dist[ci];
+        if (p <= 0)
+            break;
+    }
+    return ci;
+}
+
+/* cv generateCentersPP: k-means++ with 3 local trials per centre. The trials
+ * are independent (dist and sum0 only change after all three), so all three
+ * candidates are drawn first, in cv's RNG order, and scanned together. */
+static kms_status init_pp(lloyd *l, kms_error *err)
+{
+    int n = l->n, dims = l->dims;
+    float *dist = l->pp;
+    int *centers = l->pp_idx; /* cv: centers[k] = index of the k-th pick */
+    double sum0 = 0;
+    float *buf[PP_TRIALS + 1];
+    for (int t = 0; t <= PP_TRIALS; t++)
+        buf[t] = l->pp + (size_t)t * (size_t)n;
+    centers[0] = (int)(kms_rng_next(&l->rng) % (uint32_t)n); /* (unsigned)rng % N */
+    for (int i = 0; i < n; i++) {
+        dist[i] = kms_dist2(sample(l, i), sample(l, centers[0]), dims);
+        sum0 += dist[i];
+    }
+    for (int k = 1; k < l->k; k++) {
+        pp_ctx s = {l, dist, {0}, {0}};
+        int f = 0;
+        for (int t = 0; t <= PP_TRIALS; t++)
+            if (buf[t] != dist)
+                s.tdist[f++] = buf[t];
+        for (int t = 0; t < PP_TRIALS; t++)
+            s.ci[t] = pp_pick(l, dist, sum0);
+        kms_pool_run(l->pool, nchunks(l), pp_chunk, &s);
+        /* cv: s += tdist2[i] in double, in order; three chains at once */
+        double sum[PP_TRIALS] = {0};
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < PP_TRIALS; t++)
+                sum[t] += s.tdist[t][i];
+        double best_sum = DBL_MAX;
+        int best = -1;
+        for (int t = 0; t < PP_TRIALS; t++)
+            if (sum[t] < best_sum) {
+                best_sum = sum[t];
+                best = t;
+            }
+        if (best < 0)
+            return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, NULL,
+                                 "kmeans: can't update cluster centre "
+                                 "(values too large)");
+        centers[k] = s.ci[best];
+        sum0 = best_sum;
+        dist = s.tdist[best];
+    }
+    for (int k = 0; k < l->k; k++)
+        memcpy(l->centers + (size_t)k * dims, sample(l, centers[k]),
+               sizeof *l->centers * (size_t)dims);
+    return KMS_OK;
+}
+
+/* ---- centre update ---------------------------------------------------------------- */
+
+/* cv: an empty cluster k takes the farthest sample (last one on ties,
+ * "max_dist <= dist") of the biggest cluster (first one on ties). Centres
+ * still hold sums here. */
+static void fill_empty(lloyd *l, int k)
+{
+    int dims = l->dims, max_k = 0;
+    for (int k1 = 1; k1 < l->k; k1++)
+        if (l->counters[max_k] < l->counters[k1])
+            max_k = k1;
+    float *base = l->centers + (size_t)max_k * dims;
+    float scale = 1.f / (float)l->counters[max_k];
+    for (int j = 0; j < dims; j++)
+        l->temp[j] = base[j] * scale;
+    double max_dist = 0;
+    int farthest = -1;
+    for (int i = 0; i < l->n; i++) {
+        if (l->labels[i] != max_k)
+            continue;
+        double d = kms_dist2(sample(l, i), l->temp, dims);
+        if (max_dist <= d) {
+            max_dist = d;
+            farthest = i;
+        }
+    }
+    l->counters[max_k]--;
+    l->counters[k]++;
+    l->labels[farthest] = k;
+    if (l->ham)
+        kms_hamerly_invalidate(l->ham, (size_t)farthest);
+    float *cur = l->centers + (size_t)k * dims;
+    for (int j = 0; j < dims; j++) {
+        base[j] -= sample(l, farthest)[j];
+        cur[j] += sample(l, farthest)[j];
+    }
+}
+
+/* cv "compute centers": float sums in sample order, empty clusters filled,
+ * then scaled by the float reciprocal. Returns the largest squared shift
+ * (double of the float difference), or DBL_MAX when not measured. */
+static double update_centers(lloyd *l, int measure_shift)
+{
+    int dims = l->dims;
+    size_t kd = (size_t)l->k * dims;
+    memset(l->centers, 0, sizeof *l->centers * kd);
+    memset(l->counters, 0, sizeof *l->counters * (size_t)l->k);
+    for (int i = 0; i < l->n; i++) {
+        float *c = l->centers + (size_t)l->labels[i] * dims;
+        const float *xi = sample(l, i);
+        for (int j = 0; j < dims; j++)
+            c[j] += xi[j];
+        l->counters[l->labels[i]]++;
+    }
+    for (int k = 0; k < l->k; k++)
+        if (l->counters[k] == 0)
+            fill_empty(l, k);
+    double max_shift = measure_shift ? 0.0 : DBL_MAX;
+    for (int k = 0; k < l->k; k++) {
+        float *c = l->centers + (size_t)k * dims;
+        const float *o = l->old_centers + (size_t)k * dims;
+        float scale = 1.f / (float)l->counters[k];
+        for (int j = 0; j < dims; j++)
+            c[j] *= scale;
+        if (!measure_shift)
+            continue;
+        double dist = 0;
+        for (int j = 0; j < dims; j++) {
+            double t = c[j] - o[j]; /* float difference, then double */
+            dist += t * t;
+        }
+        max_shift = max_shift < dist ? dist : max_shift; /* std::max */
+    }
+    return max_shift;
+}
+
+/* ---- assignment ------------------------------------------------------------------- */
+
+/* cv KMeansDistanceComputer<false>: first minimum, compared in double. */
+static inline void assign_range(lloyd *l, int lo, int hi, int dims)
+{
+    for (int i = lo; i < hi; i++) {
+        const float *xi = sample(l, i);
+        int k_best = 0;
+        double min_dist = DBL_MAX;
+        for (int k = 0; k < l->k; k++) {
+            double d = kms_dist2(xi, l->centers + (size_t)k * dims, dims);
+            if (min_dist > d) {
+                min_dist = d;
+                k_best = k;
+            }
+        }
+        l->labels[i] = k_best;
+    }
+}
+
+static void assign_chunk(void *ctx, size_t c)
+{
+    lloyd *l = ctx;
+    int lo = (int)(c * CHUNK), hi = lo + CHUNK < l->n ? lo + CHUNK : l->n;
+    switch (l->dims) { /* constant dims lets the compiler unroll kms_dist2 */
+    case 1: assign_range(l, lo, hi, 1); break;
+    case 3: assign_range(l, lo, hi, 3); break;
+    default: assign_range(l, lo, hi, l->dims); break;
+    }
+}
+
+/* first: the centres come from initialisation, so no bounds exist yet */
+static void assign(lloyd *l, int first)
+{
+    switch (l->assign) {
+    case KMS_LLOYD_BOUNDED:
+        if (first)
+            kms_hamerly_full(l->ham, l->x, l->centers, l->labels, l->pool);
+        else
+            kms_hamerly_step(l->ham, l->x, l->old_centers, l->centers,
+                             l->labels, l->pool);
+        break;
+    case KMS_LLOYD_PLAIN:
+        kms_pool_run(l->pool, nchunks(l), assign_chunk, l);
+        break;
+    default:
+        abort();
+    }
+}
+
+/* cv KMeansDistanceComputer<true>: distance to the own centre */
+static void own_dist_chunk(void *ctx, size_t c)
+{
+    lloyd *l = ctx;
+    int lo = (int)(c * CHUNK), hi = lo + CHUNK < l->n ? lo + CHUNK : l->n;
+    for (int i = lo; i < hi; i++)
+        l->dists[i] = kms_dist2(sample(l, i),
+                                l->centers + (size_t)l->labels[i] * l->dims,
+                                l->dims);
+}
+
+/* cv: compactness = sum(Mat(Size(N, 1), CV_64F, &dists[0]))[0]; cv::sum on
+ * doubles is sum_<double,double> with CV_ENABLE_UNROLLED:
+ *   s0 += src[0] + src[1] + src[2] + src[3]; then the tail one by one */
+static double compactness_of(lloyd *l)
+{
+    kms_pool_run(l->pool, nchunks(l), own_dist_chunk, l);
+    const double *d = l->dists;
+    double s = 0;
+    int i = 0;
+    for (; i <= l->n - 4; i += 4)
+        s += d[i] + d[i + 1] + d[i + 2] + d[i + 3];
+    for (; i < l->n; i++)
+        s += d[i];
+    return s;
+}
+
+/* ---- attempts ---------------------------------------------------------------------- */
+
+static void swap_centers(lloyd *l)
+{
+    float *t = l->centers;
+    l->centers = l->old_centers;
+    l->old_centers = t;
+}
+
+/* One attempt of cv::kmeans; iteration 0 is the initialisation. */
+static kms_status run_attempt(lloyd *l, int a, double *compactness,
+                              kms_error *err)
+{
+    for (int iter = 0;;) {
+        double max_shift = iter == 0 ? DBL_MAX : 0.0;
+        swap_centers(l);
+        if (iter == 0 && (a > 0 || l->init != KMS_KM_INIT_LABELS)) {
+            if (l->init == KMS_KM_INIT_PP) {
+                kms_status st = init_pp(l, err);
+                if (st != KMS_OK)
+                    return st;
+            } else {
+                init_random(l);
+            }
+        } else {
+            double s = update_centers(l, iter > 0);
+            if (iter > 0)
+                max_shift = s;
+        }
+        if (++iter == l->max_count || max_shift <= l->eps2) {
+            /* cv: "don't re-assign labels to avoid creation of empty
+             * clusters" */
+            *compactness = compactness_of(l);
+            return KMS_OK;
+        }
+        assign(l, iter == 1);
+    }
+}
+
+kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
+                         const kms_kmeans_params *p, kms_lloyd_assign assign_how,
+                         int32_t *labels, float *centers, double *compactness,
+                         kms_error *err)
+{
+    lloyd l = {.x = samples, .n = (int)n, .dims = dims, .k = p->k,
+               .init = p->init, .assign = assign_how};
+    kms_status st = KMS_OK;
+    double best = DBL_MAX;
+    set_criteria(&l, p);
+    kms_rng_seed(&l.rng, p->seed);
+    if (l.assign == KMS_LLOYD_BOUNDED && !bounded_is_safe(&l))
+        l.assign = KMS_LLOYD_PLAIN;
+    if ((st = lloyd_alloc(&l, p->threads)) != KMS_OK) {
+        kms_error_set(err, st, NULL, 0, NULL, "kmeans: out of memory");
+        goto out;
+    }
+    if (l.init == KMS_KM_INIT_LABELS)
+        memcpy(l.labels, labels, sizeof *labels * n);
+    if (l.init != KMS_KM_INIT_PP)
+        compute_box(&l); /* cv: whenever KMEANS_PP_CENTERS is not set */
+    for (int a = 0; a < l.attempts; a++) {
+        double c = 0;
+        if ((st = run_attempt(&l, a, &c, err)) != KMS_OK)
+            goto out;
+        if (c < best) { /* cv: strictly better only */
+            best = c;
+            memcpy(centers, l.centers, sizeof *centers * (size_t)p->k * dims);
+            memcpy(labels, l.labels, sizeof *labels * n);
+        }
+    }
+    if (best == DBL_MAX) {
+        st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, NULL,
+                           "kmeans: no finite compactness (values too large)");
+        goto out;
+    }
+    if (compactness)
+        *compactness = best;
+out:
+    lloyd_free(&l);
+    return st;
+}

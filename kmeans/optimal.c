@@ -1,0 +1,434 @@
+/* Exact, globally optimal k-means of 1-D data.
+ *
+ * In 1-D an optimal cluster is an interval of the sorted values, so the
+ * optimum is a dynamic programme over the sorted DISTINCT values d (weighted
+ * by their counts):
+ *     D_k[i] = min_{j <= i} D_{k-1}[j-1] + cost(j, i)
+ * cost from prefix sums of (v - ref) and (v - ref)^2 in double, ref the mean
+ * (shifting keeps the cancellation in s2 - s1^2/w small). The optimal split
+ * point is monotone in i (Wang & Song 2011, Ckmeans.1d.dp; Gronlund et al.
+ * 2017), so each row is a divide-and-conquer in O(d log d).
+ *
+ * The distinct-value table comes from a counting table when the samples are
+ * integers spanning at most 65536 values (CT Hounsfield units: O(n)), and
+ * from a radix sort of the float bits otherwise (exact for any float). */
+#include "kmeans_internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_INT_RANGE = 65536 };
+
+/* Sorted distinct values with their counts. */
+typedef struct distinct {
+    size_t d;
+    float *value;
+    double *weight;
+    int32_t imin;     /* integer path: value of count[0] */
+    size_t range;     /* integer path: table size, 0 on the sort path */
+} distinct;
+
+typedef struct dp {
+    size_t d;
+    double *w, *s1, *s2; /* prefix sums, d + 1 entries */
+} dp;
+
+/* ---- distinct values ---------------------------------------------------------- */
+
+static void distinct_free(distinct *t)
+{
+    free(t->value);
+    free(t->weight);
+}
+
+static kms_status distinct_alloc(distinct *t, size_t d)
+{
+    t->d = d;
+    t->value = malloc(sizeof *t->value * (d ? d : 1));
+    t->weight = malloc(sizeof *t->weight * (d ? d : 1));
+    return t->value && t->weight ? KMS_OK : KMS_ERR_NOMEM;
+}
+
+/* Counting table; returns 1 when a sample is not an integer (try sorting). */
+static int count_integers(const float *x, size_t n, int32_t imin,
+                          uint32_t *count)
+{
+    for (size_t i = 0; i < n; i++) {
+        int32_t v = (int32_t)x[i];
+        if ((float)v != x[i])
+            return 1;
+        count[v - imin]++;
+    }
+    return 0;
+}
+
+/* Returns KMS_OK, KMS_ERR_NOMEM, or KMS_ERR_INTERNAL for "not integers". */
+static kms_status build_from_counts(const float *x, size_t n, float lo,
+                                    float hi, distinct *t)
+{
+    int32_t imin = (int32_t)floorf(lo);
+    size_t range = (size_t)((int64_t)ceilf(hi) - imin) + 1, d = 0;
+    uint32_t *count = calloc(range, sizeof *count);
+    kms_status st = KMS_ERR_INTERNAL;
+    if (!count)
+        return KMS_ERR_NOMEM;
+    if (count_integers(x, n, imin, count))
+        goto out;
+    for (size_t v = 0; v < range; v++)
+        d += count[v] != 0;
+    if ((st = distinct_alloc(t, d)) != KMS_OK)
+        goto out;
+    d = 0;
+    for (size_t v = 0; v < range; v++)
+        if (count[v]) {
+            t->value[d] = (float)(imin + (int64_t)v);
+            t->weight[d++] = count[v];
+        }
+    t->imin = imin;
+    t->range = range;
+out:
+    free(count);
+    return st;
+}
+
+/* Order-preserving map of float bits to unsigned (-0 taken as +0). */
+static uint32_t float_key(float f)
+{
+    uint32_t u;
+    if (f == 0)
+        f = 0; /* -0.0 and +0.0 are the same value */
+    memcpy(&u, &f, sizeof u);
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+static float key_float(uint32_t u)
+{
+    float f;
+    u = u & 0x80000000u ? u & 0x7fffffffu : ~u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* LSD radix sort, 11-bit digits; passes where every key shares the digit are
+ * skipped. The result ends in *a (buffers may be swapped). */
+static void radix_sort(uint32_t **a, uint32_t **b, size_t n)
+{
+    enum { BITS = 11, BUCKETS = 1 << BITS };
+    static const int shift[3] = {0, 11, 22};
+    size_t hist[BUCKETS];
+    for (int p = 0; p < 3; p++) {
+        memset(hist, 0, sizeof hist);
+        for (size_t i = 0; i < n; i++)
+            hist[((*a)[i] >> shift[p]) & (BUCKETS - 1)]++;
+        if (hist[((*a)[0] >> shift[p]) & (BUCKETS - 1)] == n)
+            continue;
+        size_t sum = 0;
+        for (int v = 0; v < BUCKETS; v++) {
+            size_t c = hist[v];
+            hist[v] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            (*b)[hist[((*a)[i] >> shift[p]) & (BUCKETS - 1)]++] = (*a)[i];
+        uint32_t *t = *a;
+        *a = *b;
+        *b = t;
+    }
+}
+
+static kms_status build_from_sort(const float *x, size_t n, distinct *t)
+{
+    uint32_t *a = malloc(sizeof *a * n), *b = malloc(sizeof *b * n);
+    kms_status st = KMS_ERR_NOMEM;
+    size_t d = 0;
+    if (!a || !b)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        a[i] = float_key(x[i]);
+    radix_sort(&a, &b, n);
+    for (size_t i = 0; i < n; i++)
+        d += i == 0 || a[i] != a[i - 1];
+    if ((st = distinct_alloc(t, d)) != KMS_OK)
+        goto out;
+    d = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || a[i] != a[i - 1]) {
+            t->value[d] = key_float(a[i]);
+            t->weight[d++] = 0;
+        }
+        t->weight[d - 1] += 1;
+    }
+    t->range = 0;
+out:
+    free(a);
+    free(b);
+    return st;
+}
+
+static kms_status build_distinct(const float *x, size_t n, distinct *t)
+{
+    float lo = x[0], hi = x[0];
+    for (size_t i = 1; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    memset(t, 0, sizeof *t);
+    if (lo >= -2147483648.0f && hi < 2147483648.0f
+        && (double)ceilf(hi) - (double)floorf(lo) < MAX_INT_RANGE) {
+        kms_status st = build_from_counts(x, n, lo, hi, t);
+        if (st != KMS_ERR_INTERNAL)
+            return st;
+    }
+    return build_from_sort(x, n, t);
+}
+
+/* ---- dynamic programme --------------------------------------------------------- */
+
+static void dp_free(dp *s)
+{
+    free(s->w);
+    free(s->s1);
+    free(s->s2);
+}
+
+static kms_status dp_init(dp *s, const distinct *t)
+{
+    size_t d = t->d;
+    double tw = 0, tv = 0, ref;
+    s->d = d;
+    s->w = malloc(sizeof *s->w * (d + 1));
+    s->s1 = malloc(sizeof *s->s1 * (d + 1));
+    s->s2 = malloc(sizeof *s->s2 * (d + 1));
+    if (!s->w || !s->s1 || !s->s2)
+        return KMS_ERR_NOMEM;
+    for (size_t i = 0; i < d; i++) {
+        tw += t->weight[i];
+        tv += t->weight[i] * t->value[i];
+    }
+    ref = tv / tw;
+    s->w[0] = s->s1[0] = s->s2[0] = 0;
+    for (size_t i = 0; i < d; i++) {
+        double v = (double)t->value[i] - ref, w = t->weight[i];
+        s->w[i + 1] = s->w[i] + w;
+        s->s1[i + 1] = s->s1[i] + w * v;
+        s->s2[i + 1] = s->s2[i] + w * v * v;
+    }
+    return KMS_OK;
+}
+
+/* Sum of squares of distinct values j..i (inclusive) about their mean. */
+static inline double cost(const dp *s, size_t j, size_t i)
+{
+    double w = s->w[i + 1] - s->w[j];
+    double s1 = s->s1[i + 1] - s->s1[j];
+    double c = (s->s2[i + 1] - s->s2[j]) - s1 * s1 / w;
+    return c > 0 ? c : 0;
+}
+
+typedef struct row {
+    const dp *s;
+    const double *prev; /* D_{k-1} */
+    double *cur;        /* D_k */
+    uint32_t *arg;      /* start of the last cluster, or NULL */
+} row;
+
+/* D_k[i] for i in [ilo, ihi], knowing the split lies in [jlo, jhi]. */
+static void solve(const row *r, size_t ilo, size_t ihi, size_t jlo,
+                  size_t jhi)
+{
+    while (ilo <= ihi) {
+        size_t mid = ilo + (ihi - ilo) / 2, top = jhi < mid ? jhi : mid;
+        size_t bj = jlo;
+        double best = INFINITY;
+        for (size_t j = jlo; j <= top; j++) {
+            double v = r->prev[j - 1] + cost(r->s, j, mid);
+            if (v < best) {
+                best = v;
+                bj = j;
+            }
+        }
+        r->cur[mid] = best;
+        if (r->arg)
+            r->arg[mid] = (uint32_t)bj;
+        if (mid > ilo)
+            solve(r, ilo, mid - 1, jlo, bj);
+        ilo = mid + 1; /* right half as a loop: recursion depth log d */
+        jlo = bj;
+    }
+}
+
+/* Runs rows 1..kmax (kmax <= d). last[k-1] = D_k[d-1]; arg (optional) holds
+ * (kmax - 1) rows of d split points for rows 2..kmax. */
+static kms_status run_dp(const dp *s, int kmax, double *last, uint32_t *arg)
+{
+    size_t d = s->d;
+    double *prev = malloc(sizeof *prev * d), *cur = malloc(sizeof *cur * d);
+    kms_status st = KMS_ERR_NOMEM;
+    if (!prev || !cur)
+        goto out;
+    for (size_t i = 0; i < d; i++)
+        prev[i] = cost(s, 0, i);
+    last[0] = prev[d - 1];
+    for (int k = 2; k <= kmax; k++) {
+        row r = {s, prev, cur, arg ? arg + (size_t)(k - 2) * d : NULL};
+        /* the last row is only needed at d - 1 */
+        size_t ilo = k == kmax ? d - 1 : (size_t)k - 1;
+        solve(&r, ilo, d - 1, (size_t)k - 1, d - 1);
+        last[k - 1] = cur[d - 1];
+        double *t = prev;
+        prev = cur;
+        cur = t;
+    }
+    st = KMS_OK;
+out:
+    free(prev);
+    free(cur);
+    return st;
+}
+
+/* ---- results -------------------------------------------------------------------- */
+
+/* first[c]: index of the first distinct value of cluster c (k clusters). */
+static void backtrack(const uint32_t *arg, size_t d, int k, uint32_t *first)
+{
+    size_t i = d - 1;
+    for (int c = k - 1; c >= 1; c--) {
+        first[c] = arg[(size_t)(c - 1) * d + i];
+        i = first[c] - 1;
+    }
+    first[0] = 0;
+}
+
+/* Centres (double means stored as float) and the compactness about them. */
+static double centres_of(const distinct *t, const uint32_t *first, int k,
+                         float *centers)
+{
+    double total = 0;
+    for (int c = 0; c < k; c++) {
+        size_t end = c + 1 < k ? first[c + 1] : t->d;
+        double w = 0, s = 0, ss = 0;
+        for (size_t v = first[c]; v < end; v++) {
+            w += t->weight[v];
+            s += t->weight[v] * t->value[v];
+        }
+        centers[c] = (float)(s / w);
+        for (size_t v = first[c]; v < end; v++) {
+            double e = (double)t->value[v] - (double)centers[c];
+            ss += t->weight[v] * e * e;
+        }
+        total += ss;
+    }
+    return total;
+}
+
+/* Each sample goes to the cluster whose interval of values holds it. */
+static kms_status label_samples(const float *x, size_t n, const distinct *t,
+                                const uint32_t *first, int k, int32_t *labels)
+{
+    if (t->range) { /* integer path: value -> cluster table */
+        int32_t *lut = malloc(sizeof *lut * t->range);
+        if (!lut)
+            return KMS_ERR_NOMEM;
+        for (int c = 0; c < k; c++) {
+            size_t end = c + 1 < k ? first[c + 1] : t->d;
+            int32_t a = (int32_t)t->value[first[c]] - t->imin;
+            int32_t b = (int32_t)t->value[end - 1] - t->imin;
+            for (int32_t v = a; v <= b; v++)
+                lut[v] = c;
+        }
+        for (size_t i = 0; i < n; i++)
+            labels[i] = lut[(int32_t)x[i] - t->imin];
+        free(lut);
+        return KMS_OK;
+    }
+    for (size_t i = 0; i < n; i++) { /* first cluster whose top is >= x */
+        int lo = 0, hi = k - 1;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            size_t top = first[mid + 1] - 1;
+            if (x[i] <= t->value[top])
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        labels[i] = lo;
+    }
+    return KMS_OK;
+}
+
+/* k >= d: one cluster per distinct value, the spare centres repeat the
+ * largest value and stay empty. */
+static void one_per_value(const distinct *t, int k, uint32_t *first,
+                          float *centers)
+{
+    for (size_t v = 0; v < t->d; v++) {
+        first[v] = (uint32_t)v;
+        centers[v] = t->value[v];
+    }
+    for (int c = (int)t->d; c < k; c++)
+        centers[c] = t->value[t->d - 1];
+}
+
+kms_status kms_optimal_run(const float *values, size_t n, int k,
+                           int32_t *labels, float *centers,
+                           double *compactness, kms_error *err)
+{
+    distinct t = {0};
+    dp s = {0};
+    uint32_t *arg = NULL, *first = malloc(sizeof *first * (size_t)k);
+    double *last = malloc(sizeof *last * (size_t)k);
+    double total = 0;
+    int kk = k;
+    kms_status st = KMS_ERR_NOMEM;
+    if (!first || !last || (st = build_distinct(values, n, &t)) != KMS_OK)
+        goto out;
+    if ((size_t)k >= t.d) {
+        one_per_value(&t, k, first, centers);
+        kk = (int)t.d;
+    } else {
+        st = KMS_ERR_NOMEM;
+        if ((k > 1 && !(arg = malloc(sizeof *arg * t.d * (size_t)(k - 1))))
+            || (st = dp_init(&s, &t)) != KMS_OK
+            || (st = run_dp(&s, k, last, arg)) != KMS_OK)
+            goto out;
+        backtrack(arg, t.d, k, first);
+        total = centres_of(&t, first, k, centers);
+    }
+    if ((st = label_samples(values, n, &t, first, kk, labels)) != KMS_OK)
+        goto out;
+    if (compactness)
+        *compactness = total;
+out:
+    if (st == KMS_ERR_NOMEM)
+        kms_error_set(err, st, NULL, 0, NULL, "kmeans optimal: out of memory");
+    free(arg);
+    free(first);
+    free(last);
+    dp_free(&s);
+    distinct_free(&t);
+    return st;
+}
+
+kms_status kms_optimal_wcss_run(const float *values, size_t n, int kmax,
+                                double *wcss, kms_error *err)
+{
+    distinct t = {0};
+    dp s = {0};
+    kms_status st = build_distinct(values, n, &t);
+    if (st != KMS_OK)
+        goto out;
+    int kdp = (size_t)kmax < t.d ? kmax : (int)t.d;
+    if ((st = dp_init(&s, &t)) != KMS_OK || (st = run_dp(&s, kdp, wcss, NULL)))
+        goto out;
+    /* d clusters or more: every value alone, exactly 0 */
+    for (size_t k = t.d; k <= (size_t)kmax; k++)
+        wcss[k - 1] = 0;
+out:
+    if (st == KMS_ERR_NOMEM)
+        kms_error_set(err, st, NULL, 0, NULL, "kmeans optimal: out of memory");
+    dp_free(&s);
+    distinct_free(&t);
+    return st;
+}

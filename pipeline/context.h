@@ -1,0 +1,65 @@
+/* Everything the stages know about the one input they are working on.
+ * The runner creates it per input and frees it after; stages read what the
+ * earlier ones left and add their own results. */
+#ifndef KMS_CONTEXT_H
+#define KMS_CONTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "image.h"
+
+/* Products a write stage can emit, as bits (the order of write.products). */
+enum {
+    KMS_PRODUCT_RECOLOR = 1u << 0,     /* {stem}_recolor.png, 8-bit */
+    KMS_PRODUCT_LABELS = 1u << 1,      /* {stem}_labels.png, label index */
+    KMS_PRODUCT_RECOLOR_RAW = 1u << 2, /* {stem}_recolor.tif, 32-bit float */
+    KMS_PRODUCT_MASK = 1u << 3,        /* {stem}_mask.png, 0/255 */
+    KMS_PRODUCT_OVERLAY = 1u << 4      /* {stem}_overlay.png */
+};
+
+typedef struct kms_context {
+    /* set by the runner */
+    const char *input_path;
+    char stem[256];          /* file name without folder and extension */
+    const char *output_dir;
+    const struct kms_file_set *inputs; /* never written over */
+    uint64_t seed;           /* [pipeline] seed */
+    int threads;             /* worker threads a stage may use */
+
+    /* read, denoise */
+    kms_image image;         /* the working image */
+    int input_width, input_height;
+    kms_depth input_depth;   /* as read: 8-bit inputs recolour exactly */
+
+    /* reshape: n x dims float samples of a sample_width x sample_height grid */
+    float *samples;
+    size_t n_samples;
+    int dims;
+    int sample_width, sample_height;
+    double value_num, value_den; /* sample = pixel * num / den */
+
+    /* kmeans: canonical labels (0 = darkest centre) and k x dims centres */
+    int32_t *labels;
+    float *centers;
+    int k;
+    double wcss;
+    const char *backend;     /* "opencv" or "native" */
+    double ms_kmeans;
+
+    /* recolor: sample grid, dims channels, float centre values */
+    kms_image recolor;
+
+    /* mask: 0/255, sample grid */
+    kms_image mask;
+
+    /* evaluate */
+    bool evaluated;
+    double dice, iou;
+} kms_context;
+
+/* Frees every buffer the stages left; ctx stays valid and empty. */
+void kms_context_clear(kms_context *ctx);
+
+#endif

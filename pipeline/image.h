@@ -1,0 +1,56 @@
+/* The image buffer every stage passes along. Rows are contiguous with a
+ * stride in bytes, so opencv_c can wrap it as a cv::Mat without copying. */
+#ifndef KMS_IMAGE_H
+#define KMS_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kms_depth {
+    KMS_DEPTH_U8,  /* uint8_t: 8-bit PNG/JPEG, labels, masks */
+    KMS_DEPTH_S16, /* int16_t: CT in Hounsfield units */
+    KMS_DEPTH_U16, /* uint16_t */
+    KMS_DEPTH_S32, /* int32_t: connected-component labels */
+    KMS_DEPTH_F32  /* float: scaled intensities, k-means samples */
+} kms_depth;
+
+typedef struct kms_image {
+    int width;
+    int height;
+    int channels;     /* 1, 3 (BGR, OpenCV order) or 4 (BGRA) */
+    kms_depth depth;
+    size_t stride;    /* bytes between row starts */
+    void *data;       /* owned by the image; NULL when empty */
+} kms_image;
+
+/* Bytes of one sample of this depth. */
+size_t kms_depth_size(kms_depth depth);
+const char *kms_depth_name(kms_depth depth);
+
+/* Allocates zeroed pixels; any old data in img is NOT freed (call free first).
+ * Fails with KMS_ERR_USAGE for non-positive sizes, KMS_ERR_NOMEM otherwise. */
+kms_status kms_image_alloc(kms_image *img, int width, int height, int channels,
+                           kms_depth depth, kms_error *err);
+/* Frees the pixels and empties img; NULL and empty images are no-ops. */
+void kms_image_free(kms_image *img);
+/* Deep copy into dst (dst's old data is freed first). */
+kms_status kms_image_copy(kms_image *dst, const kms_image *src, kms_error *err);
+/* Moves src into dst (dst freed first); src becomes empty. */
+void kms_image_move(kms_image *dst, kms_image *src);
+
+static inline void *kms_image_row(const kms_image *img, int y)
+{
+    return (unsigned char *)img->data + (size_t)y * img->stride;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,191 @@
+/* kmseg: the command line. */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "config.h"
+#include "opencv_c.h"
+#include "pipeline.h"
+#include "stage.h"
+
+#ifndef KMS_VERSION
+#define KMS_VERSION "unknown"
+#endif
+
+enum { EXIT_SOME_FAILED = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "Usage: kmseg COMMAND [OPTIONS]\n"
+    "Segment images by k-means clustering, driven by an INI pipeline config.\n"
+    "\n"
+    "Commands:\n"
+    "  run CONFIG      run the config's stages over its inputs\n"
+    "  stages          list every stage and key with defaults, ranges, help\n"
+    "\n"
+    "Options of run:\n"
+    "  -i, --input PATH      input file, folder or glob (repeatable; replaces\n"
+    "                        pipeline.input; relative to the current folder)\n"
+    "  -o, --output DIR      output folder (replaces pipeline.output)\n"
+    "  -s, --set S.KEY=VAL   override any config key, e.g. -s kmeans.k=3\n"
+    "  -q, --quiet           no progress or summary on stderr\n"
+    "\n"
+    "  -h, --help            this help\n"
+    "  -V, --version         version of kmseg and OpenCV\n"
+    "\n"
+    "Exit status: 0 all inputs succeeded, 1 some failed (the others were\n"
+    "written), 2 usage or config error (nothing was run).\n"
+    "Outputs: {stem}_recolor.png, {stem}_labels.png, ... and summary.csv in\n"
+    "the output folder; see README.md.\n";
+
+static void print_error(const kms_error *err)
+{
+    char line[2600];
+    kms_error_format(err, line, sizeof line);
+    fprintf(stderr, "kmseg: error: %s\n", line);
+}
+
+static void print_table(const char *section, const char *description,
+                        const kms_param *table)
+{
+    printf("[%s]\n    %s\n", section, description);
+    for (const kms_param *p = table; p->name; p++) {
+        char kind[600];
+        kms_param_describe(p, kind, sizeof kind);
+        printf("  %-16s %s; default: %s\n", p->name, kind,
+               p->default_value ? (p->default_value[0] ? p->default_value : "(empty)")
+                                : "(required)");
+        printf("  %-16s %s\n", "", p->help);
+    }
+    printf("\n");
+}
+
+static int cmd_stages(void)
+{
+    print_table("pipeline", "the run itself: inputs, output folder, stages, seed",
+                kms_pipeline_param_table);
+    for (const kms_stage_class *const *c = kms_stage_classes; *c; c++)
+        print_table((*c)->name, (*c)->description, (*c)->params);
+    return 0;
+}
+
+/* Command-line paths are relative to the current folder, not the config's. */
+static char *absolute(const char *path)
+{
+    if (path[0] == '/')
+        return strdup(path);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return strdup(path);
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", cwd, path);
+    return s;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"input", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'},
+        {"set", required_argument, NULL, 's'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int status = EXIT_USAGE;
+    char **inputs = calloc((size_t)argc, sizeof *inputs);
+    char **sets = calloc((size_t)argc, sizeof *sets);
+    char *output = NULL;
+    int n_inputs = 0, n_sets = 0;
+    kms_batch_options opt = {0};
+    kms_config cfg = {0};
+    kms_pipeline pl = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    if (!inputs || !sets) {
+        fprintf(stderr, "kmseg: out of memory\n");
+        goto out;
+    }
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "i:o:s:qh", longopts, NULL)) != -1;) {
+        switch (c) {
+        case 'i':
+            inputs[n_inputs] = absolute(optarg);
+            if (!inputs[n_inputs++])
+                goto out;
+            break;
+        case 'o':
+            free(output);
+            output = absolute(optarg);
+            break;
+        case 's': sets[n_sets++] = optarg; break;
+        case 'q': opt.quiet = true; break;
+        case 'h': fputs(usage_text, stdout); status = 0; goto out;
+        default:
+            fprintf(stderr, "Try 'kmseg --help'.\n");
+            goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "kmseg: error: run needs exactly one CONFIG file\n"
+                        "Try 'kmseg --help'.\n");
+        goto out;
+    }
+    if (kms_config_load(&cfg, argv[optind], &err) != KMS_OK)
+        goto fail;
+    for (int i = 0; i < n_sets; i++)
+        if (kms_config_override(&cfg, sets[i], &err) != KMS_OK)
+            goto fail;
+    if (kms_pipeline_build(&pl, &cfg, &err) != KMS_OK)
+        goto fail;
+    opt.inputs = (const char *const *)inputs;
+    opt.n_inputs = n_inputs;
+    opt.output = output;
+    kms_batch_result res;
+    if (kms_batch_run(&pl, &opt, &res, &err) != KMS_OK)
+        goto fail;
+    status = res.failed ? EXIT_SOME_FAILED : 0;
+    goto out;
+fail:
+    print_error(&err);
+    status = EXIT_USAGE;
+out:
+    kms_pipeline_free(&pl);
+    kms_config_free(&cfg);
+    for (int i = 0; inputs && i < n_inputs; i++)
+        free(inputs[i]);
+    free(inputs);
+    free(sets);
+    free(output);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
+        strcmp(cmd, "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "-V") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("kmseg %s (OpenCV %s)\n", KMS_VERSION, kms_cv_version());
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "stages") == 0)
+        return cmd_stages();
+    fprintf(stderr, "kmseg: error: unknown command '%s'\nTry 'kmseg --help'.\n",
+            cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,167 @@
+#include "output.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+
+void kms_path_join(char *buf, size_t len, const char *dir, const char *name)
+{
+    if (!dir[0] || strcmp(dir, ".") == 0 || name[0] == '/')
+        snprintf(buf, len, "%s", name);
+    else if (dir[strlen(dir) - 1] == '/')
+        snprintf(buf, len, "%s%s", dir, name);
+    else
+        snprintf(buf, len, "%s/%s", dir, name);
+}
+
+double kms_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Read once, single-threaded: umask() can only be read by setting it. */
+static mode_t product_mode = 0644;
+
+kms_status kms_output_prepare_dir(const char *dir, kms_error *err)
+{
+    mode_t mask = umask(0);
+    umask(mask);
+    product_mode = 0666 & ~mask;
+
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", dir);
+    /* mkdir -p: create each missing parent in turn */
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return kms_error_set(err, KMS_ERR_IO, dir, 0, NULL,
+                                 "cannot create output folder: %s",
+                                 strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return kms_error_set(err, KMS_ERR_IO, dir, 0, NULL,
+                             "cannot create output folder: %s", strerror(errno));
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return kms_error_set(err, KMS_ERR_IO, dir, 0, NULL,
+                             "output is not a folder");
+    if (access(path, W_OK | X_OK) != 0)
+        return kms_error_set(err, KMS_ERR_IO, dir, 0, NULL,
+                             "output folder is not writable: %s",
+                             strerror(errno));
+    return KMS_OK;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    const kms_file_id *x = a, *y = b;
+    if (x->dev != y->dev)
+        return x->dev < y->dev ? -1 : 1;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+kms_status kms_file_set_build(kms_file_set *set, const char *const *paths,
+                              size_t n, kms_error *err)
+{
+    set->n = 0;
+    set->ids = malloc((n ? n : 1) * sizeof *set->ids);
+    if (!set->ids)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+        if (stat(paths[i], &sb) != 0)
+            continue;
+        set->ids[set->n].dev = (unsigned long long)sb.st_dev;
+        set->ids[set->n].ino = (unsigned long long)sb.st_ino;
+        set->n++;
+    }
+    qsort(set->ids, set->n, sizeof *set->ids, cmp_id);
+    return KMS_OK;
+}
+
+bool kms_file_set_contains(const kms_file_set *set, const char *path)
+{
+    struct stat sb;
+    if (!set || set->n == 0 || stat(path, &sb) != 0)
+        return false;
+    kms_file_id key = {(unsigned long long)sb.st_dev,
+                       (unsigned long long)sb.st_ino};
+    return bsearch(&key, set->ids, set->n, sizeof key, cmp_id) != NULL;
+}
+
+void kms_file_set_free(kms_file_set *set)
+{
+    if (!set)
+        return;
+    free(set->ids);
+    set->ids = NULL;
+    set->n = 0;
+}
+
+static kms_status write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return KMS_ERR_IO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return KMS_OK;
+}
+
+kms_status kms_output_write(const char *dir, const char *name, const void *buf,
+                            size_t len, const kms_file_set *protect,
+                            kms_error *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 32];
+    kms_path_join(path, sizeof path, dir, name);
+    if (kms_file_set_contains(protect, path))
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
+                             "refusing to overwrite the input with a product; "
+                             "choose another output folder");
+    /* same folder as the target, so rename() cannot cross file systems */
+    char tmpname[PATH_MAX];
+    snprintf(tmpname, sizeof tmpname, ".%s.tmp-XXXXXX", name);
+    kms_path_join(tmp, sizeof tmp, dir, tmpname);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "cannot write: %s",
+                             strerror(errno));
+    kms_status st = write_all(fd, buf, len);
+    int saved = errno;
+    if (close(fd) != 0 && st == KMS_OK) {
+        st = KMS_ERR_IO;
+        saved = errno;
+    }
+    /* mkstemp makes 0600; products are ordinary files */
+    if (st == KMS_OK && chmod(tmp, product_mode) != 0) {
+        st = KMS_ERR_IO;
+        saved = errno;
+    }
+    if (st == KMS_OK && rename(tmp, path) != 0) {
+        st = KMS_ERR_IO;
+        saved = errno;
+    }
+    if (st != KMS_OK) {
+        unlink(tmp);
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "cannot write: %s",
+                             strerror(saved));
+    }
+    return KMS_OK;
+}

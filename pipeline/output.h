@@ -1,0 +1,46 @@
+/* Writing products: to a temporary name in the output folder, then rename,
+ * so a crash or a full disk never leaves a half-written file behind, and a
+ * product never replaces an input. */
+#ifndef KMS_OUTPUT_H
+#define KMS_OUTPUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "image.h"
+
+/* Creates dir (and its parents) if missing and checks it can be written.
+ * Errors name the folder. */
+kms_status kms_output_prepare_dir(const char *dir, kms_error *err);
+
+/* The files of a batch's inputs, by device and inode, so no product is ever
+ * written over any of them (whatever path names them). */
+typedef struct kms_file_id {
+    unsigned long long dev, ino;
+} kms_file_id;
+
+typedef struct kms_file_set {
+    kms_file_id *ids; /* sorted */
+    size_t n;
+} kms_file_set;
+
+/* Adds every path that exists; missing ones are skipped. */
+kms_status kms_file_set_build(kms_file_set *set, const char *const *paths,
+                              size_t n, kms_error *err);
+bool kms_file_set_contains(const kms_file_set *set, const char *path);
+void kms_file_set_free(kms_file_set *set);
+
+/* Writes len bytes to dir/name atomically. Writing over a file of protect
+ * (may be NULL) is refused with KMS_ERR_IO. */
+kms_status kms_output_write(const char *dir, const char *name, const void *buf,
+                            size_t len, const kms_file_set *protect,
+                            kms_error *err);
+
+/* Joins dir and name into buf ("name" alone when dir is "" or "."). */
+void kms_path_join(char *buf, size_t len, const char *dir, const char *name);
+
+/* Milliseconds on a monotonic clock. */
+double kms_now_ms(void);
+
+#endif

@@ -1,0 +1,52 @@
+/* A pipeline: the [pipeline] section and the stage instances it lists, built
+ * and checked from a config before any input is touched. */
+#ifndef KMS_PIPELINE_H
+#define KMS_PIPELINE_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "context.h"
+#include "error.h"
+#include "stage.h"
+
+typedef struct kms_pipeline_params {
+    char input[KMS_STR_MAX];  /* files, folders, globs */
+    char output[KMS_STR_MAX]; /* folder */
+    char stages[KMS_STR_MAX]; /* section names, in order */
+    int seed;
+} kms_pipeline_params;
+
+/* The keys of [pipeline], for the loader and `kmseg stages`. */
+extern const kms_param kms_pipeline_param_table[];
+
+typedef struct kms_stage_instance {
+    const kms_stage_class *cls;
+    void *params;             /* cls->params_size bytes */
+} kms_stage_instance;
+
+typedef struct kms_pipeline {
+    kms_pipeline_params params;
+    char *base_dir;           /* relative input/output paths start here */
+    kms_stage_instance *stages;
+    size_t n_stages;
+} kms_pipeline;
+
+/* Builds pl from cfg: unknown sections and keys, bad and out-of-range
+ * values, missing required keys and unmet stage links are KMS_ERR_CONFIG
+ * naming file, line and SECTION.KEY. On error pl is freed. */
+kms_status kms_pipeline_build(kms_pipeline *pl, kms_config *cfg,
+                              kms_error *err);
+
+/* Runs every stage on ctx (which the caller set up with the input path,
+ * stem and output folder). err->file names the input. */
+kms_status kms_pipeline_run(const kms_pipeline *pl, kms_context *ctx,
+                            kms_error *err);
+
+/* The params of the first stage of that class, or NULL. */
+const void *kms_pipeline_stage_params(const kms_pipeline *pl,
+                                      const char *stage_name);
+
+void kms_pipeline_free(kms_pipeline *pl);
+
+#endif

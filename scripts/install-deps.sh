@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs what kmseg needs from Debian 12 packages (as root).
+#   scripts/install-deps.sh          build and run
+#   scripts/install-deps.sh --test   also what the test suite needs
+# Does nothing (and needs no network) when everything is installed already.
+set -eu
+
+packages="gcc g++ pkg-config meson ninja-build libopencv-dev libinih-dev"
+if [ "${1:-}" = "--test" ]; then
+    # check: unit tests; python3-opencv: the notebook equality test, run with
+    # Debian's /usr/bin/python3, for which these modules are installed
+    packages="$packages check python3 python3-opencv python3-numpy"
+fi
+
+missing=""
+for p in $packages; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        *"install ok installed"*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing packages:$missing (run as root, or install them)" >&2
+    exit 1
+fi
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,96 @@
+#!/bin/bash
+# The whole test suite: installs test dependencies, builds kmseg twice
+# (release, and debug with AddressSanitizer + UndefinedBehaviorSanitizer),
+# runs the Check suites, the command-line tests and the cv2 notebook
+# equality test in both, and ends with one line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --test || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+note_fail() { failed=$((failed + 1)); echo "FAIL $1"; }
+
+# Check prints "NN%: Checks: N, Failures: F, Errors: E"
+run_check() { # BINARY LABEL
+    local line n f e
+    "$1" >"$log" 2>&1
+    local rc=$?
+    grep -E "^[0-9]+%: Checks:|:[EF]:" "$log"
+    line=$(grep -E "^[0-9]+%: Checks:" "$log" | tail -1)
+    if [ -z "$line" ]; then
+        cat "$log"
+        note_fail "$2: no Check summary (exit $rc)"
+        return
+    fi
+    n=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+    f=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+    e=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+    passed=$((passed + n - f - e))
+    failed=$((failed + f + e))
+    if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$log"; then
+        cat "$log"
+        note_fail "$2: sanitizer report"
+    fi
+}
+
+# scripts that print PASS/FAIL lines
+run_cases() { # LABEL COMMAND...
+    local label=$1
+    shift
+    "$@" >"$log" 2>&1
+    local rc=$?
+    grep -E "^(PASS|FAIL)" "$log" | sed "s/^/[$label] /"
+    local p f
+    p=$(grep -c "^PASS" "$log")
+    f=$(grep -c "^FAIL" "$log")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        tail -20 "$log"
+        note_fail "$label: exit $rc"
+    fi
+}
+
+suite() { # BUILD_DIR LABEL
+    local dir=$1 label=$2
+    for t in "$dir"/tests/check_*; do
+        [ -x "$t" ] || continue
+        echo "== [$label] $(basename "$t")"
+        run_check "$t" "$label $(basename "$t")"
+    done
+    echo "== [$label] command line"
+    run_cases "$label cli" bash tests/cli_test.sh "$dir/pipeline/kmseg"
+    echo "== [$label] notebook equality with cv2"
+    local out
+    out=$(mktemp -d)
+    for seed in 42 7; do
+        run_cases "$label cv2" /usr/bin/python3 tests/notebook_equality.py \
+            "$dir/pipeline/kmseg" samples/notebook.ini "$out/$seed" "$seed"
+    done
+    rm -rf "$out"
+}
+
+if sh scripts/build.sh build; then
+    suite build release
+else
+    note_fail "release build"
+fi
+
+# Sanitizers: any report fails the run. Leaks inside OpenCV's own
+# one-time initialisation are suppressed by name in tests/lsan.supp.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
+if sh scripts/build.sh build-asan -Dbuildtype=debug \
+    -Db_sanitize=address,undefined -Db_lundef=false; then
+    suite build-asan sanitizers
+else
+    note_fail "sanitizer build"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,148 @@
+/* kmeans: clusters the samples, with OpenCV's cv::kmeans or kmseg's native
+ * library, and leaves canonical labels (0 = darkest centre). */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "kmeans.h"
+#include "opencv_c.h"
+#include "output.h"
+#include "stage.h"
+
+typedef enum backend { BACKEND_NATIVE, BACKEND_OPENCV } backend;
+typedef enum criteria { CRIT_BOTH, CRIT_MAX_ITER, CRIT_EPS } criteria;
+typedef enum init { INIT_PP, INIT_RANDOM } init;
+
+typedef struct kmeans_params {
+    int backend;
+    int method;   /* kms_km_method, native only */
+    int k;
+    int attempts;
+    int max_iter;
+    double epsilon;
+    int criteria;
+    int init;
+} kmeans_params;
+
+static const char *const backends[] = {"native", "opencv", NULL};
+static const char *const method_names[] = {"auto", "optimal", "lloyd", NULL};
+static const char *const criteria_names[] = {"eps+max_iter", "max_iter", "eps",
+                                             NULL};
+static const char *const init_names[] = {"pp", "random", NULL};
+
+static const kms_param kmeans_table[] = {
+    {"backend", KMS_PARAM_CHOICE, "native", 0, 0, backends,
+     offsetof(kmeans_params, backend),
+     "native: kmseg's own (exact in 1-D); opencv: cv::kmeans"},
+    {"method", KMS_PARAM_CHOICE, "auto", 0, 0, method_names,
+     offsetof(kmeans_params, method),
+     "native only. auto: optimal for one feature, lloyd otherwise; "
+     "optimal: exact 1-D optimum; lloyd: cv::kmeans's algorithm"},
+    {"k", KMS_PARAM_INT, "2", 1, 255, NULL, offsetof(kmeans_params, k),
+     "number of clusters"},
+    {"attempts", KMS_PARAM_INT, "10", 1, 1000, NULL,
+     offsetof(kmeans_params, attempts),
+     "restarts; the lowest compactness wins (lloyd, opencv)"},
+    {"max_iter", KMS_PARAM_INT, "10", 1, 1000, NULL,
+     offsetof(kmeans_params, max_iter),
+     "iteration limit (OpenCV clamps it to 2..100)"},
+    {"epsilon", KMS_PARAM_DOUBLE, "1.0", 0, 1e30, NULL,
+     offsetof(kmeans_params, epsilon),
+     "stop when no centre moves more than this"},
+    {"criteria", KMS_PARAM_CHOICE, "eps+max_iter", 0, 0, criteria_names,
+     offsetof(kmeans_params, criteria),
+     "which of epsilon and max_iter stop the iterations"},
+    {"init", KMS_PARAM_CHOICE, "pp", 0, 0, init_names,
+     offsetof(kmeans_params, init),
+     "pp: k-means++ (KMEANS_PP_CENTERS); random: KMEANS_RANDOM_CENTERS"},
+    {0},
+};
+
+static kms_status kmeans_prepare(const void *params, kms_link *link,
+                                 kms_error *err)
+{
+    (void)params;
+    if (!link->samples)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
+                             "kmeans needs samples: put reshape before it");
+    link->labels = true;
+    return KMS_OK;
+}
+
+static int term_type(criteria c)
+{
+    switch (c) {
+    case CRIT_BOTH: return KMS_KM_TERM_COUNT | KMS_KM_TERM_EPS;
+    case CRIT_MAX_ITER: return KMS_KM_TERM_COUNT;
+    case CRIT_EPS: return KMS_KM_TERM_EPS;
+    }
+    abort();
+}
+
+static kms_status run_opencv(const kmeans_params *p, kms_context *ctx,
+                             kms_error *err)
+{
+    int flags = p->init == INIT_PP ? KMS_CV_KMEANS_PP_CENTERS
+                                   : KMS_CV_KMEANS_RANDOM_CENTERS;
+    ctx->backend = "opencv";
+    return kms_cv_kmeans(ctx->samples, (int)ctx->n_samples, ctx->dims, p->k,
+                         term_type((criteria)p->criteria), p->max_iter,
+                         p->epsilon, p->attempts, flags, ctx->seed,
+                         ctx->labels, ctx->centers, &ctx->wcss, err);
+}
+
+static kms_status run_native(const kmeans_params *p, kms_context *ctx,
+                             kms_error *err)
+{
+    kms_kmeans_params kp;
+    kms_kmeans_params_default(&kp);
+    kp.k = p->k;
+    kp.attempts = p->attempts;
+    kp.criteria = term_type((criteria)p->criteria);
+    kp.max_iter = p->max_iter;
+    kp.epsilon = p->epsilon;
+    kp.init = p->init == INIT_PP ? KMS_KM_INIT_PP : KMS_KM_INIT_RANDOM;
+    kp.method = (kms_km_method)p->method;
+    kp.seed = ctx->seed;
+    kp.threads = ctx->threads;
+    ctx->backend = "native";
+    return kms_kmeans_run(ctx->samples, ctx->n_samples, ctx->dims, &kp,
+                          ctx->labels, ctx->centers, &ctx->wcss, err);
+}
+
+static kms_status kmeans_run(const void *params, kms_context *ctx,
+                             kms_error *err)
+{
+    const kmeans_params *p = params;
+    if (ctx->n_samples < (size_t)p->k)
+        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.k",
+                             "k = %d is larger than the %zu samples", p->k,
+                             ctx->n_samples);
+    free(ctx->labels);
+    free(ctx->centers);
+    ctx->labels = calloc(ctx->n_samples, sizeof *ctx->labels);
+    ctx->centers = calloc((size_t)p->k * (size_t)ctx->dims, sizeof *ctx->centers);
+    if (!ctx->labels || !ctx->centers)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                             "cannot allocate labels for %zu samples",
+                             ctx->n_samples);
+    ctx->k = p->k;
+    double t0 = kms_now_ms();
+    kms_status st = p->backend == BACKEND_OPENCV ? run_opencv(p, ctx, err)
+                                                 : run_native(p, ctx, err);
+    ctx->ms_kmeans = kms_now_ms() - t0;
+    if (st != KMS_OK)
+        return st;
+    kms_kmeans_canonicalize(ctx->labels, ctx->n_samples, ctx->centers, p->k,
+                            ctx->dims);
+    return KMS_OK;
+}
+
+const kms_stage_class kms_stage_kmeans = {
+    .name = "kmeans",
+    .description = "cluster the samples into k groups (native or OpenCV)",
+    .params = kmeans_table,
+    .params_size = sizeof(kmeans_params),
+    .prepare = kmeans_prepare,
+    .run = kmeans_run,
+};

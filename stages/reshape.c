@@ -1,0 +1,153 @@
+/* reshape: turns the image into k-means samples, as the notebook's
+ * cvtColor → resize → float32(img) / 255 → reshape(-1, channels). */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "opencv_c.h"
+#include "stage.h"
+
+typedef enum features { FEATURES_INTENSITY, FEATURES_COLOR } features;
+
+typedef struct reshape_params {
+    int width;
+    int height;
+    double scale;
+    int interpolation;
+    int features;
+    kms_ratio value_scale;
+} reshape_params;
+
+static const char *const interpolations[] = {"nearest", "linear", "cubic",
+                                             "area", "lanczos4", NULL};
+static const char *const feature_names[] = {"intensity", "color", NULL};
+
+static const kms_param reshape_table[] = {
+    {"width", KMS_PARAM_INT, "0", 0, 65536, NULL,
+     offsetof(reshape_params, width),
+     "resize to this width (0: keep; set with height)"},
+    {"height", KMS_PARAM_INT, "0", 0, 65536, NULL,
+     offsetof(reshape_params, height),
+     "resize to this height (0: keep; set with width)"},
+    {"scale", KMS_PARAM_DOUBLE, "0", 0, 64, NULL,
+     offsetof(reshape_params, scale),
+     "resize by this factor instead (0: off)"},
+    {"interpolation", KMS_PARAM_CHOICE, "linear", 0, 0, interpolations,
+     offsetof(reshape_params, interpolation),
+     "cv::resize interpolation (linear is cv2.resize's default)"},
+    {"features", KMS_PARAM_CHOICE, "intensity", 0, 0, feature_names,
+     offsetof(reshape_params, features),
+     "intensity: one value per pixel (colour is converted with "
+     "cvtColor BGR2GRAY first); color: B, G, R per pixel"},
+    {"value_scale", KMS_PARAM_RATIO, "1", 1e-12, 1e12, NULL,
+     offsetof(reshape_params, value_scale),
+     "sample = float32(pixel) * a / b; 1/255 as in the notebook"},
+    {0},
+};
+
+static kms_status reshape_prepare(const void *params, kms_link *link,
+                                  kms_error *err)
+{
+    const reshape_params *p = params;
+    if (!link->image)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
+                             "reshape needs an image: put read before it");
+    if ((p->width == 0) != (p->height == 0))
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0,
+                             p->width ? "height" : "width",
+                             "set both width and height, or neither");
+    if (p->width && p->scale > 0)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "scale",
+                             "give either width/height or scale, not both");
+    link->samples = true;
+    return KMS_OK;
+}
+
+static kms_status to_features(const reshape_params *p, kms_image *img,
+                              kms_error *err)
+{
+    if (p->features == FEATURES_INTENSITY) {
+        if (img->channels == 3)
+            return kms_cv_cvt_color(img, img, KMS_CV_BGR2GRAY, err);
+        if (img->channels == 4)
+            return kms_cv_cvt_color(img, img, KMS_CV_BGRA2GRAY, err);
+        return KMS_OK;
+    }
+    if (img->channels == 1)
+        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "reshape.features",
+                             "features = color needs a colour image, this "
+                             "one has one channel (use read mode = color)");
+    if (img->channels == 4)
+        return kms_cv_cvt_color(img, img, KMS_CV_BGRA2BGR, err);
+    return KMS_OK;
+}
+
+static float sample_at(const kms_image *img, int x, int y, int c)
+{
+    const void *row = kms_image_row(img, y);
+    size_t i = (size_t)x * (size_t)img->channels + (size_t)c;
+    switch (img->depth) {
+    case KMS_DEPTH_U8: return (float)((const uint8_t *)row)[i];
+    case KMS_DEPTH_S16: return (float)((const int16_t *)row)[i];
+    case KMS_DEPTH_U16: return (float)((const uint16_t *)row)[i];
+    case KMS_DEPTH_S32: return (float)((const int32_t *)row)[i];
+    case KMS_DEPTH_F32: return ((const float *)row)[i];
+    }
+    abort();
+}
+
+static kms_status to_samples(const reshape_params *p, kms_context *ctx,
+                             kms_error *err)
+{
+    const kms_image *img = &ctx->image;
+    size_t n = (size_t)img->width * (size_t)img->height;
+    float *s = malloc(n * (size_t)img->channels * sizeof *s);
+    if (!s)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                             "cannot allocate %zu samples", n);
+    /* float32 multiply then divide: bit-equal to numpy's float32(img) / 255 */
+    const float num = (float)p->value_scale.num, den = (float)p->value_scale.den;
+    float *out = s;
+    for (int y = 0; y < img->height; y++)
+        for (int x = 0; x < img->width; x++)
+            for (int c = 0; c < img->channels; c++)
+                *out++ = sample_at(img, x, y, c) * num / den;
+    free(ctx->samples);
+    ctx->samples = s;
+    ctx->n_samples = n;
+    ctx->dims = img->channels;
+    ctx->sample_width = img->width;
+    ctx->sample_height = img->height;
+    ctx->value_num = num;
+    ctx->value_den = den;
+    return KMS_OK;
+}
+
+static kms_status reshape_run(const void *params, kms_context *ctx,
+                              kms_error *err)
+{
+    const reshape_params *p = params;
+    kms_image *img = &ctx->image;
+    kms_status st = to_features(p, img, err);
+    if (st != KMS_OK)
+        return st;
+    if (p->width && (p->width != img->width || p->height != img->height))
+        st = kms_cv_resize(img, img, p->width, p->height, 0, 0,
+                           p->interpolation, err);
+    else if (p->scale > 0 && p->scale != 1)
+        st = kms_cv_resize(img, img, 0, 0, p->scale, p->scale,
+                           p->interpolation, err);
+    if (st != KMS_OK)
+        return st;
+    return to_samples(p, ctx, err);
+}
+
+const kms_stage_class kms_stage_reshape = {
+    .name = "reshape",
+    .description = "resize and turn pixels into k-means samples "
+                   "(intensity or colour, scaled)",
+    .params = reshape_table,
+    .params_size = sizeof(reshape_params),
+    .prepare = reshape_prepare,
+    .run = reshape_run,
+};

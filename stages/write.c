@@ -1,0 +1,201 @@
+/* write: saves the products of one input into the output folder, each
+ * atomically and never over an input (output contract in README). */
+#include <assert.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "opencv_c.h"
+#include "output.h"
+#include "stage.h"
+
+typedef struct write_params {
+    unsigned products; /* KMS_PRODUCT_* bits, in the order of product_names */
+} write_params;
+
+static const char *const product_names[] = {"recolor", "labels", "recolor_raw",
+                                            "mask", "overlay", NULL};
+
+static const kms_param write_table[] = {
+    {"products", KMS_PARAM_FLAGS, "recolor", 0, 0, product_names,
+     offsetof(write_params, products),
+     "recolor: {stem}_recolor.png (8-bit); labels: {stem}_labels.png (cluster "
+     "index, 0 = darkest); recolor_raw: {stem}_recolor.tif (32-bit float "
+     "centre values, exact); mask: {stem}_mask.png (0/255); overlay: "
+     "{stem}_overlay.png"},
+    {0},
+};
+
+static kms_status write_prepare(const void *params, kms_link *link,
+                                kms_error *err)
+{
+    const write_params *p = params;
+    if ((p->products & (KMS_PRODUCT_RECOLOR | KMS_PRODUCT_RECOLOR_RAW)) &&
+        !link->recolor)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
+                             "recolor products need the recolor stage before "
+                             "write");
+    if ((p->products & KMS_PRODUCT_LABELS) && !link->labels)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
+                             "labels need the kmeans stage before write");
+    if ((p->products & (KMS_PRODUCT_MASK | KMS_PRODUCT_OVERLAY)) && !link->mask)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
+                             "mask and overlay need a mask stage before write");
+    if (!p->products)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
+                             "no products listed");
+    return KMS_OK;
+}
+
+static uint8_t to_u8(double v)
+{
+    v = rint(v);
+    return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
+}
+
+/* 8-bit view of the recoloured image. For 8-bit inputs the centres go back
+ * to pixel units exactly (centre * b / a, rounded half to even); other
+ * depths (e.g. HU) are stretched from the darkest to the brightest centre. */
+static kms_status recolor_u8(const kms_context *ctx, kms_image *out,
+                             kms_error *err)
+{
+    const kms_image *rc = &ctx->recolor;
+    kms_status st = kms_image_alloc(out, rc->width, rc->height, rc->channels,
+                                    KMS_DEPTH_U8, err);
+    if (st != KMS_OK)
+        return st;
+    double gain = ctx->value_den / ctx->value_num, offset = 0;
+    if (ctx->input_depth != KMS_DEPTH_U8) {
+        size_t nc = (size_t)ctx->k * (size_t)ctx->dims;
+        double lo = ctx->centers[0], hi = ctx->centers[0];
+        for (size_t i = 1; i < nc; i++) {
+            lo = fmin(lo, ctx->centers[i]);
+            hi = fmax(hi, ctx->centers[i]);
+        }
+        gain = hi > lo ? 255.0 / (hi - lo) : 0;
+        offset = -lo * gain;
+    }
+    size_t row = (size_t)rc->width * (size_t)rc->channels;
+    for (int y = 0; y < rc->height; y++) {
+        const float *src = kms_image_row(rc, y);
+        uint8_t *dst = kms_image_row(out, y);
+        for (size_t i = 0; i < row; i++)
+            dst[i] = to_u8((double)src[i] * gain + offset);
+    }
+    return KMS_OK;
+}
+
+static kms_status labels_u8(const kms_context *ctx, kms_image *out,
+                            kms_error *err)
+{
+    kms_status st = kms_image_alloc(out, ctx->sample_width, ctx->sample_height,
+                                    1, KMS_DEPTH_U8, err);
+    if (st != KMS_OK)
+        return st;
+    for (int y = 0; y < out->height; y++) {
+        uint8_t *dst = kms_image_row(out, y);
+        const int32_t *lab = ctx->labels + (size_t)y * (size_t)out->width;
+        for (int x = 0; x < out->width; x++)
+            dst[x] = (uint8_t)lab[x];
+    }
+    return KMS_OK;
+}
+
+enum { MAX_PRODUCTS = 8 };
+
+/* The products of one input, encoded before any is written, so a failure
+ * can remove what was already written: an input has all its products or
+ * none. */
+typedef struct product_set {
+    char names[MAX_PRODUCTS][512];
+    unsigned char *bytes[MAX_PRODUCTS];
+    size_t len[MAX_PRODUCTS];
+    int n;
+} product_set;
+
+static kms_status add_product(product_set *set, const kms_context *ctx,
+                              const char *suffix, const kms_image *img,
+                              kms_error *err)
+{
+    assert(set->n < MAX_PRODUCTS);
+    int i = set->n;
+    if (snprintf(set->names[i], sizeof set->names[i], "%s%s", ctx->stem,
+                 suffix) < 0)
+        return kms_error_set(err, KMS_ERR_INTERNAL, NULL, 0, NULL, "bad name");
+    const char *ext = strrchr(suffix, '.');
+    kms_status st = kms_cv_imencode(ext, img, NULL, 0, &set->bytes[i],
+                                    &set->len[i], err);
+    if (st == KMS_OK)
+        set->n++;
+    return st;
+}
+
+static kms_status encode_products(const write_params *p, const kms_context *ctx,
+                                  product_set *set, kms_error *err)
+{
+    kms_image tmp = {0};
+    kms_status st = KMS_OK;
+    if (p->products & KMS_PRODUCT_RECOLOR) {
+        st = recolor_u8(ctx, &tmp, err);
+        if (st == KMS_OK)
+            st = add_product(set, ctx, "_recolor.png", &tmp, err);
+        kms_image_free(&tmp);
+        if (st != KMS_OK)
+            return st;
+    }
+    if (p->products & KMS_PRODUCT_RECOLOR_RAW) {
+        st = add_product(set, ctx, "_recolor.tif", &ctx->recolor, err);
+        if (st != KMS_OK)
+            return st;
+    }
+    if (p->products & KMS_PRODUCT_LABELS) {
+        st = labels_u8(ctx, &tmp, err);
+        if (st == KMS_OK)
+            st = add_product(set, ctx, "_labels.png", &tmp, err);
+        kms_image_free(&tmp);
+        if (st != KMS_OK)
+            return st;
+    }
+    if (p->products & KMS_PRODUCT_MASK)
+        st = add_product(set, ctx, "_mask.png", &ctx->mask, err);
+    return st;
+}
+
+static kms_status write_run(const void *params, kms_context *ctx,
+                            kms_error *err)
+{
+    product_set set = {0};
+    kms_status st = encode_products(params, ctx, &set, err);
+    int written = 0;
+    while (st == KMS_OK && written < set.n) {
+        st = kms_output_write(ctx->output_dir, set.names[written],
+                              set.bytes[written], set.len[written],
+                              ctx->inputs, err);
+        if (st == KMS_OK)
+            written++;
+    }
+    if (st != KMS_OK) {
+        /* the failed one left nothing behind; take back the earlier ones */
+        for (int i = 0; i < written; i++) {
+            char path[4096];
+            kms_path_join(path, sizeof path, ctx->output_dir, set.names[i]);
+            unlink(path);
+        }
+    }
+    for (int i = 0; i < set.n; i++)
+        free(set.bytes[i]);
+    return st;
+}
+
+const kms_stage_class kms_stage_write = {
+    .name = "write",
+    .description = "save the products into the output folder",
+    .params = write_table,
+    .params_size = sizeof(write_params),
+    .prepare = write_prepare,
+    .run = write_run,
+};

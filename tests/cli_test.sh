@@ -1,0 +1,226 @@
+#!/bin/bash
+# End-to-end tests of the kmseg command line: bad inputs and configs, exit
+# statuses, one-line errors naming file/line/key, nothing half-written.
+# Usage: tests/cli_test.sh KMSEG   (prints PASS/FAIL lines and a count)
+set -u
+KMSEG=$(realpath "$1")
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SAMPLES=$ROOT/samples
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); echo "PASS $1"; }
+ko() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+
+# run NAME: runs kmseg with the remaining args; sets $rc, $out, $err
+run() {
+    "$KMSEG" "$@" >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    out=$(cat "$T/stdout")
+    err=$(cat "$T/stderr")
+    if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$T/stderr"; then
+        rc=99
+    fi
+}
+
+# expect NAME RC PATTERN...: exit status and every pattern in stderr
+expect() {
+    local name=$1 want=$2
+    shift 2
+    if [ "$rc" != "$want" ]; then
+        ko "$name" "exit $rc, want $want; stderr: $err"
+        return 1
+    fi
+    for pat in "$@"; do
+        if ! grep -qF -- "$pat" "$T/stderr"; then
+            ko "$name" "stderr lacks '$pat': $err"
+            return 1
+        fi
+    done
+    ok "$name"
+}
+
+# a config on the notebook's pipeline, with the given extra lines appended
+base_config() {
+    cat <<EOI
+[pipeline]
+input = $SAMPLES/png
+output = $T/out
+stages = read, reshape, kmeans, recolor, write
+seed = 1
+
+[read]
+mode = color
+
+[reshape]
+width = 64
+height = 64
+value_scale = 1/255
+
+[kmeans]
+k = 2
+attempts = 2
+backend = opencv
+
+[write]
+products = recolor, labels
+EOI
+}
+
+# config NAME SED-EXPRESSION: a variant of the base config
+config() {
+    base_config | sed -e "$2" >"$T/$1.ini"
+    echo "$T/$1.ini"
+}
+
+no_temp_files() {
+    ! ls -a "$1" 2>/dev/null | grep -q '\.tmp-'
+}
+
+# --- commands -------------------------------------------------------------
+run --help
+[ "$rc" = 0 ] && grep -q "Usage: kmseg" "$T/stdout" && ok "help" || ko "help" "rc $rc"
+run --version
+[ "$rc" = 0 ] && grep -q "^kmseg [0-9]" "$T/stdout" && grep -q OpenCV "$T/stdout" \
+    && ok "version" || ko "version" "rc $rc: $out"
+run frobnicate
+expect "unknown command" 2 "unknown command 'frobnicate'"
+run run
+expect "run without config" 2 "exactly one CONFIG"
+run stages
+if [ "$rc" = 0 ]; then
+    missing=""
+    for key in input output stages seed mode method ksize sigma diameter sigma_color \
+        sigma_space h template_window search_window width height scale interpolation \
+        features value_scale backend k attempts max_iter epsilon criteria init products; do
+        grep -qE "^  $key +" "$T/stdout" || missing="$missing $key"
+    done
+    for s in pipeline read denoise reshape kmeans recolor write; do
+        grep -q "^\[$s\]" "$T/stdout" || missing="$missing [$s]"
+    done
+    [ -z "$missing" ] && ok "stages documents every key" || ko "stages" "missing:$missing"
+else
+    ko "stages" "rc $rc"
+fi
+
+# --- a good run -------------------------------------------------------------
+cfg=$(config good "")
+run run "$cfg" -q
+if [ "$rc" = 0 ] && [ -f "$T/out/summary.csv" ] && [ "$(ls "$T/out"/*_recolor.png | wc -l)" = 4 ] \
+    && [ "$(grep -c ',ok,' "$T/out/summary.csv")" = 4 ] && no_temp_files "$T/out"; then
+    ok "good run writes 4 products and summary"
+else
+    ko "good run" "rc $rc: $err"
+fi
+head -1 "$T/out/summary.csv" | grep -q '^input,status,width,height,k,backend,wcss,ms_kmeans,ms_total,dice,iou' \
+    && ok "summary header" || ko "summary header" "$(head -1 "$T/out/summary.csv")"
+cp -r "$T/out" "$T/out.first"
+run run "$cfg" -q
+same=1
+for f in "$T/out.first"/*.png; do cmp -s "$f" "$T/out/$(basename "$f")" || same=0; done
+[ "$same" = 1 ] && ok "same config, same bytes" || ko "determinism" "products differ between runs"
+
+run run "$cfg" -q -s kmeans.k=3 -o "$T/k3"
+/usr/bin/python3 - "$T/k3" <<'EOP' && ok "-s override changes k" || ko "-s override" "labels not 0..2"
+import sys, glob, cv2, numpy as np
+fs = glob.glob(sys.argv[1] + "/*_labels.png")
+sys.exit(0 if fs and all(set(np.unique(cv2.imread(f, 0))) == {0, 1, 2} for f in fs) else 1)
+EOP
+run run "$cfg" -q -s kmeans.kay=3
+expect "-s unknown key" 2 "command line" "-s kmeans.kay" "unknown key"
+run run "$cfg" -q -s nonsense
+expect "-s malformed" 2 "SECTION.KEY=VALUE"
+
+# --- bad inputs: the item fails, the rest of the batch still runs ------------
+mkdir -p "$T/in" "$T/empty_dir"
+cp "$SAMPLES/png/ID_0000_Z_0142.png" "$T/in/good.png"
+: >"$T/in/zero.png"
+head -c 3000 "$SAMPLES/png/ID_0088_Z_0100.png" >"$T/in/truncated.png"
+echo "this is not an image" >"$T/in/text.png"
+cfg=$(config bad "")
+bad_input() { # NAME FILE PATTERN
+    rm -rf "$T/bo"
+    run run "$cfg" -o "$T/bo" -i "$T/in/good.png" -i "$2"
+    if expect "$1" 1 "$2" "$3"; then
+        local lines
+        lines=$(grep -c "kmseg: error" "$T/stderr")
+        local stem
+        stem=$(basename "${2%.*}")
+        if [ "$lines" != 1 ] || grep -qv "^kmseg: " "$T/stderr"; then
+            ko "$1: one line" "$lines error lines; stderr: $err"
+        elif ls "$T/bo" | grep -q "^${stem}_"; then
+            ko "$1: no products" "$(ls "$T/bo")"
+        elif [ ! -f "$T/bo/good_recolor.png" ] || ! grep -q "good.png,ok," "$T/bo/summary.csv"; then
+            ko "$1: batch goes on" "good input not written"
+        elif ! grep -q ",error," "$T/bo/summary.csv"; then
+            ko "$1: summary row" "no error row"
+        elif ! no_temp_files "$T/bo"; then
+            ko "$1: temp files" "left behind"
+        else
+            ok "$1: rest of batch written, summary row"
+        fi
+    fi
+}
+bad_input "missing input" "$T/in/nope.png" "No such file"
+bad_input "zero-byte file" "$T/in/zero.png" "empty file"
+bad_input "truncated png" "$T/in/truncated.png" "truncated PNG"
+bad_input "text named .png" "$T/in/text.png" "not an image OpenCV can decode"
+bad_input "folder without images" "$T/empty_dir" "no images"
+bad_input "glob matching nothing" "$T/in/*.jpeg" "no file matches"
+
+cfg=$(config k64 "s/^width = 64/width = 4/; s/^height = 64/height = 4/; s/^k = 2/k = 17/")
+run run "$cfg" -o "$T/kbig"
+expect "k larger than samples" 1 "kmeans.k" "larger than the 16 samples"
+
+# outputs never clobber inputs
+mkdir -p "$T/clobber"
+cp "$SAMPLES/png/ID_0000_Z_0142.png" "$T/clobber/x_recolor.png"
+cp "$SAMPLES/png/ID_0000_Z_0142.png" "$T/clobber/x.png"
+sum_before=$(md5sum "$T/clobber/x_recolor.png")
+run run "$cfg" -o "$T/clobber" -i "$T/clobber/x_recolor.png" -i "$T/clobber/x.png" \
+    -s reshape.width=64 -s reshape.height=64 -s kmeans.k=2
+[ "$(md5sum "$T/clobber/x_recolor.png")" = "$sum_before" ] && [ "$rc" = 1 ] \
+    && grep -q "refusing to overwrite the input" "$T/stderr" \
+    && ok "product never overwrites an input" || ko "clobber" "rc $rc: $err"
+
+# --- output folder ------------------------------------------------------------
+touch "$T/a_file"
+cfg=$(config notdir "s|^output = .*|output = $T/a_file/sub|")
+run run "$cfg"
+expect "output under a file" 2 "$T/a_file/sub" "cannot create output folder"
+if [ "$(id -u)" = 0 ]; then unwritable=/sys/kmseg-test-out; else
+    mkdir -p "$T/ro"; chmod 555 "$T/ro"; unwritable=$T/ro/out; fi
+cfg=$(config ro "s|^output = .*|output = $unwritable|")
+run run "$cfg"
+expect "output folder not writable" 2 "$unwritable"
+
+# --- config errors: exit 2, file:line: key --------------------------------------
+cfg_error() { # NAME SED PATTERN...
+    local name=$1 expr=$2
+    shift 2
+    local c
+    c=$(config "e$pass$fail" "s|^output = .*|output = $T/cfgerr|; $expr")
+    run run "$c"
+    expect "$name" 2 "$c:" "$@" && [ -e "$T/cfgerr" ] && ko "$name: nothing written" "output folder created"
+}
+cfg_error "k < 1" "s/^k = 2/k = 0/" "kmeans.k" "out of range" ":16:"
+cfg_error "attempts 0" "s/^attempts = 2/attempts = 0/" "kmeans.attempts" "out of range"
+cfg_error "unknown stage" "s/^stages = .*/stages = read, reshape, kmean, recolor, write/" \
+    "pipeline.stages" "unknown stage 'kmean'" ":4:"
+cfg_error "unknown key" "s/^attempts = 2/atempts = 2/" "kmeans.atempts" "unknown key"
+cfg_error "misspelt value" "s/^mode = color/mode = colour/" "read.mode" "'colour' is not one of"
+cfg_error "not a number" "s/^k = 2/k = two/" "kmeans.k" "not a whole number"
+cfg_error "section twice" "\$a [kmeans]\nk = 3" "section [kmeans] defined twice"
+cfg_error "key outside any section" "1i stray = 1" ":1:" "outside any section"
+cfg_error "unknown section" "\$a [kmeens]\nk = 3" "unknown section [kmeens]"
+cfg_error "key twice" "s/^k = 2/k = 2\nk = 3/" "set twice"
+cfg_error "stage needs input" "s/^stages = .*/stages = read, kmeans, write/" "kmeans needs samples"
+cfg_error "missing stages" "/^stages/d" "pipeline.stages" "missing"
+cfg_error "syntax error" "s/^k = 2/k 2/" "syntax error"
+cfg_error "odd ksize" "s/^stages = .*/stages = read, denoise, reshape, kmeans, recolor, write/; \$a [denoise]\nmethod = median\nksize = 4" "denoise.ksize" "must be odd"
+run run "$T/no-such.ini"
+expect "missing config" 2 "$T/no-such.ini" "cannot open config"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
