@@ -112,7 +112,7 @@ static int surely_nearest(const kms_hamerly *h, double u, double lo)
 }
 
 /* cv::kmeans's scan (first minimum, compared in double) plus the bounds. */
-static void scan(kms_hamerly *h, const float *xi, const float *centers,
+KMS_INLINE void scan(kms_hamerly *h, const float *xi, const float *centers,
                  size_t i, int32_t *label, int dims)
 {
     double best = DBL_MAX, second = DBL_MAX;
@@ -133,7 +133,7 @@ static void scan(kms_hamerly *h, const float *xi, const float *centers,
 }
 
 /* One sample of a bounded step; returns the distances it evaluated. */
-static int step_one(kms_hamerly *h, const step_ctx *s, size_t i, int dims)
+KMS_INLINE int step_one(kms_hamerly *h, const step_ctx *s, size_t i, int dims)
 {
     const float *xi = s->x + i * (size_t)dims;
     int a = s->labels[i];
@@ -164,7 +164,7 @@ keep:
 }
 
 /* dims is a parameter so the switch in run_chunk specialises the loop body */
-static inline uint64_t chunk_loop(step_ctx *s, size_t lo, size_t hi, int dims)
+KMS_INLINE uint64_t chunk_loop(step_ctx *s, size_t lo, size_t hi, int dims)
 {
     kms_hamerly *h = s->h;
     uint64_t count = 0;

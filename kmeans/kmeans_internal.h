@@ -7,12 +7,19 @@
 
 #include "kmeans.h"
 
+/* Forces inlining where a constant dims must reach kms_dist2's loops. */
+#if defined(__GNUC__)
+#define KMS_INLINE static inline __attribute__((always_inline))
+#else
+#define KMS_INLINE static inline
+#endif
+
 /* --- distances ------------------------------------------------------------ */
 
 /* cv::hal::normL2Sqr_ bit for bit (OpenCV 4.6, x86-64 SSE baseline): a float
  * sum, 4 accumulators of 4 lanes over blocks of 16, then the tail in order.
  * Below 16 dims this is the plain left-to-right float sum. */
-static inline float kms_dist2(const float *a, const float *b, int dims)
+KMS_INLINE float kms_dist2(const float *a, const float *b, int dims)
 {
     int j = 0;
     float d = 0.f;
@@ -52,6 +59,18 @@ void kms_pool_destroy(kms_pool *pool);
 int kms_pool_threads(const kms_pool *pool);
 /* Runs fn(ctx, c) for c in [0, nchunks) and waits for all of them. */
 void kms_pool_run(kms_pool *pool, size_t nchunks, kms_chunk_fn fn, void *ctx);
+
+/* --- k-means++ initialisation (cv generateCentersPP) ---------------------------- */
+
+typedef struct kms_pp kms_pp;
+
+/* Workspace for n samples of dims floats and k centres. */
+kms_pp *kms_pp_create(const float *x, int n, int dims, int k, kms_pool *pool);
+void kms_pp_destroy(kms_pp *pp);
+/* Picks k centres as cv generateCentersPP(data, centers, K, rng, 3) does,
+ * drawing from rng in the same order. KMS_ERR_INPUT when sums overflow. */
+kms_status kms_pp_run(kms_pp *pp, kms_rng *rng, float *centers,
+                      kms_error *err);
 
 /* --- bounded assignment (Hamerly 2010) --------------------------------------- */
 

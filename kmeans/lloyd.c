@@ -10,10 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-    CHUNK = 4096,    /* samples per parallel chunk, fixed */
-    PP_TRIALS = 3    /* SPP_TRIALS in cv::kmeans */
-};
+enum { CHUNK = 4096 }; /* samples per parallel chunk, fixed */
 
 typedef struct lloyd {
     /* input */
@@ -31,8 +28,7 @@ typedef struct lloyd {
     int *counters;
     double *dists;
     float *box;        /* dims pairs (min, max), RANDOM init only */
-    float *pp;         /* (1 + PP_TRIALS) * n: dist and trial distances */
-    int *pp_idx;       /* k sample indices picked by k-means++ */
+    kms_pp *pp;        /* k-means++ workspace, PP init only */
     kms_hamerly *ham;
     kms_pool *pool;
 } lloyd;
@@ -78,10 +74,6 @@ static kms_status lloyd_alloc(lloyd *l, int threads)
     if (!l->centers || !l->old_centers || !l->temp || !l->labels
         || !l->counters || !l->dists)
         return KMS_ERR_NOMEM;
-    if (l->init == KMS_KM_INIT_PP
-        && (!(l->pp = malloc(sizeof *l->pp * n * (1 + PP_TRIALS)))
-            || !(l->pp_idx = malloc(sizeof *l->pp_idx * (size_t)l->k))))
-        return KMS_ERR_NOMEM;
     if (l->init != KMS_KM_INIT_PP
         && !(l->box = malloc(sizeof *l->box * 2 * (size_t)l->dims)))
         return KMS_ERR_NOMEM;
@@ -89,6 +81,9 @@ static kms_status lloyd_alloc(lloyd *l, int threads)
         && !(l->ham = kms_hamerly_create(n, l->k, l->dims)))
         return KMS_ERR_NOMEM;
     if (!(l->pool = kms_pool_create(threads)))
+        return KMS_ERR_NOMEM;
+    if (l->init == KMS_KM_INIT_PP
+        && !(l->pp = kms_pp_create(l->x, l->n, l->dims, l->k, l->pool)))
         return KMS_ERR_NOMEM;
     return KMS_OK;
 }
@@ -102,8 +97,7 @@ static void lloyd_free(lloyd *l)
     free(l->counters);
     free(l->dists);
     free(l->box);
-    free(l->pp);
-    free(l->pp_idx);
+    kms_pp_destroy(l->pp);
     kms_hamerly_destroy(l->ham);
     kms_pool_destroy(l->pool);
 }
@@ -148,95 +142,6 @@ static void init_random(lloyd *l)
         }
 }
 
-typedef struct pp_ctx {
-    const lloyd *l;
-    const float *dist;
-    float *tdist[PP_TRIALS];
-    int ci[PP_TRIALS];
-} pp_ctx;
-
-/* cv KMeansPPDistanceComputer for the three trials at once:
- *   tdist2[i] = std::min(normL2Sqr_(x_i, x_ci), dist[i]) */
-static void pp_chunk(void *ctx, size_t c)
-{
-    pp_ctx *s = ctx;
-    const lloyd *l = s->l;
-    int lo = (int)(c * CHUNK), hi = lo + CHUNK < l->n ? lo + CHUNK : l->n;
-    for (int t = 0; t < PP_TRIALS; t++) {
-        const float *ct = sample(l, s->ci[t]);
-        float *td = s->tdist[t];
-        for (int i = lo; i < hi; i++) {
-            float d = kms_dist2(sample(l, i), ct, l->dims);
-            td[i] = s->dist[i] < d ? s->dist[i] : d;
-        }
-    }
-}
-
-/* cv: p = (double)rng*sum0; then subtract dist[ci] until p <= 0 */
-static int pp_pick(lloyd *l, const float *dist, double sum0)
-{
-    double p = kms_rng_uniform_double(&l->rng, 0.0, 1.0) * sum0;
-    int ci = 0;
-    for (; ci < l->n - 1; ci++) {
-        p -= dist[ci];
-        if (p <= 0)
-            break;
-    }
-    return ci;
-}
-
-/* cv generateCentersPP: k-means++ with 3 local trials per centre. The trials
- * are independent (dist and sum0 only change after all three), so all three
- * candidates are drawn first, in cv's RNG order, and scanned together. */
-static kms_status init_pp(lloyd *l, kms_error *err)
-{
-    int n = l->n, dims = l->dims;
-    float *dist = l->pp;
-    int *centers = l->pp_idx; /* cv: centers[k] = index of the k-th pick */
-    double sum0 = 0;
-    float *buf[PP_TRIALS + 1];
-    for (int t = 0; t <= PP_TRIALS; t++)
-        buf[t] = l->pp + (size_t)t * (size_t)n;
-    centers[0] = (int)(kms_rng_next(&l->rng) % (uint32_t)n); /* (unsigned)rng % N */
-    for (int i = 0; i < n; i++) {
-        dist[i] = kms_dist2(sample(l, i), sample(l, centers[0]), dims);
-        sum0 += dist[i];
-    }
-    for (int k = 1; k < l->k; k++) {
-        pp_ctx s = {l, dist, {0}, {0}};
-        int f = 0;
-        for (int t = 0; t <= PP_TRIALS; t++)
-            if (buf[t] != dist)
-                s.tdist[f++] = buf[t];
-        for (int t = 0; t < PP_TRIALS; t++)
-            s.ci[t] = pp_pick(l, dist, sum0);
-        kms_pool_run(l->pool, nchunks(l), pp_chunk, &s);
-        /* cv: s += tdist2[i] in double, in order; three chains at once */
-        double sum[PP_TRIALS] = {0};
-        for (int i = 0; i < n; i++)
-            for (int t = 0; t < PP_TRIALS; t++)
-                sum[t] += s.tdist[t][i];
-        double best_sum = DBL_MAX;
-        int best = -1;
-        for (int t = 0; t < PP_TRIALS; t++)
-            if (sum[t] < best_sum) {
-                best_sum = sum[t];
-                best = t;
-            }
-        if (best < 0)
-            return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, NULL,
-                                 "kmeans: can't update cluster centre "
-                                 "(values too large)");
-        centers[k] = s.ci[best];
-        sum0 = best_sum;
-        dist = s.tdist[best];
-    }
-    for (int k = 0; k < l->k; k++)
-        memcpy(l->centers + (size_t)k * dims, sample(l, centers[k]),
-               sizeof *l->centers * (size_t)dims);
-    return KMS_OK;
-}
-
 /* ---- centre update ---------------------------------------------------------------- */
 
 /* cv: an empty cluster k takes the farthest sample (last one on ties,
@@ -275,22 +180,42 @@ static void fill_empty(lloyd *l, int k)
     }
 }
 
+typedef struct sum_ctx {
+    lloyd *l;
+    int groups;
+} sum_ctx;
+
+/* Float sums of the clusters k with k % groups == g, each in sample order
+ * as in cv; the grouping spreads clusters over threads without changing
+ * any sum. */
+static void sum_group(void *ctx, size_t g)
+{
+    sum_ctx *s = ctx;
+    lloyd *l = s->l;
+    int dims = l->dims;
+    for (int i = 0; i < l->n; i++) {
+        int k = l->labels[i];
+        if (k % s->groups != (int)g)
+            continue;
+        float *c = l->centers + (size_t)k * dims;
+        const float *xi = sample(l, i);
+        for (int j = 0; j < dims; j++)
+            c[j] += xi[j];
+        l->counters[k]++;
+    }
+}
+
 /* cv "compute centers": float sums in sample order, empty clusters filled,
  * then scaled by the float reciprocal. Returns the largest squared shift
  * (double of the float difference), or DBL_MAX when not measured. */
 static double update_centers(lloyd *l, int measure_shift)
 {
-    int dims = l->dims;
+    int dims = l->dims, threads = kms_pool_threads(l->pool);
     size_t kd = (size_t)l->k * dims;
+    sum_ctx sc = {l, l->k < threads ? l->k : threads};
     memset(l->centers, 0, sizeof *l->centers * kd);
     memset(l->counters, 0, sizeof *l->counters * (size_t)l->k);
-    for (int i = 0; i < l->n; i++) {
-        float *c = l->centers + (size_t)l->labels[i] * dims;
-        const float *xi = sample(l, i);
-        for (int j = 0; j < dims; j++)
-            c[j] += xi[j];
-        l->counters[l->labels[i]]++;
-    }
+    kms_pool_run(l->pool, (size_t)sc.groups, sum_group, &sc);
     for (int k = 0; k < l->k; k++)
         if (l->counters[k] == 0)
             fill_empty(l, k);
@@ -408,7 +333,7 @@ static kms_status run_attempt(lloyd *l, int a, double *compactness,
         swap_centers(l);
         if (iter == 0 && (a > 0 || l->init != KMS_KM_INIT_LABELS)) {
             if (l->init == KMS_KM_INIT_PP) {
-                kms_status st = init_pp(l, err);
+                kms_status st = kms_pp_run(l->pp, &l->rng, l->centers, err);
                 if (st != KMS_OK)
                     return st;
             } else {

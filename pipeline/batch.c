@@ -72,9 +72,36 @@ static kms_status write_summary(const char *dir, const row *rows, size_t n,
     return st;
 }
 
-static void run_item(const kms_pipeline *pl, const kms_input *in,
-                     const char *out_dir, const kms_file_set *inputs, row *r)
+void kms_batch_context(const kms_batch *b, const kms_pipeline *pl, size_t i,
+                       kms_context *ctx)
 {
+    const kms_input *in = &b->inputs.items[i];
+    memset(ctx, 0, sizeof *ctx);
+    ctx->input_path = in->path;
+    snprintf(ctx->stem, sizeof ctx->stem, "%s", in->stem);
+    ctx->output_dir = b->out_dir;
+    ctx->inputs = &b->protect;
+    ctx->seed = (uint64_t)pl->params.seed;
+    ctx->threads = 1;
+}
+
+void kms_batch_report(const kms_error *err)
+{
+    char line[2600];
+    kms_error_format(err, line, sizeof line);
+    fprintf(stderr, "kmseg: error: %s\n", line);
+}
+
+kms_status kms_batch_write(const kms_batch *b, const char *name,
+                           const void *buf, size_t len, kms_error *err)
+{
+    return kms_output_write(b->out_dir, name, buf, len, &b->protect, err);
+}
+
+static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
+                     row *r)
+{
+    const kms_input *in = &b->inputs.items[i];
     kms_context ctx = {0};
     kms_error err;
     kms_error_clear(&err);
@@ -84,12 +111,7 @@ static void run_item(const kms_pipeline *pl, const kms_input *in,
         err = in->error;
         r->status = err.code;
     } else {
-        ctx.input_path = in->path;
-        snprintf(ctx.stem, sizeof ctx.stem, "%s", in->stem);
-        ctx.output_dir = out_dir;
-        ctx.inputs = inputs;
-        ctx.seed = (uint64_t)pl->params.seed;
-        ctx.threads = 1;
+        kms_batch_context(b, pl, i, &ctx);
         r->status = kms_pipeline_run(pl, &ctx, &err);
     }
     r->ms_total = kms_now_ms() - t0;
@@ -129,42 +151,65 @@ static kms_status collect_inputs(const kms_pipeline *pl,
     return KMS_OK;
 }
 
-kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
-                         kms_batch_result *res, kms_error *err)
+kms_status kms_batch_open(kms_batch *b, const kms_pipeline *pl,
+                          const kms_batch_options *opt, kms_error *err)
 {
-    kms_input_list list = {0};
-    kms_file_set protect = {0};
+    memset(b, 0, sizeof *b);
     const char **paths = NULL;
-    row *rows = NULL;
-    char out_dir[4096];
-    memset(res, 0, sizeof *res);
     if (opt->output)
-        snprintf(out_dir, sizeof out_dir, "%s", opt->output);
+        snprintf(b->out_dir, sizeof b->out_dir, "%s", opt->output);
     else
-        kms_path_join(out_dir, sizeof out_dir, pl->base_dir, pl->params.output);
-    kms_status st = kms_output_prepare_dir(out_dir, err);
+        kms_path_join(b->out_dir, sizeof b->out_dir, pl->base_dir,
+                      pl->params.output);
+    kms_status st = kms_output_prepare_dir(b->out_dir, err);
+    if (st == KMS_OK)
+        st = collect_inputs(pl, opt, &b->inputs, err);
     if (st != KMS_OK)
         goto out;
-    st = collect_inputs(pl, opt, &list, err);
-    if (st != KMS_OK)
-        goto out;
-    rows = calloc(list.n, sizeof *rows);
-    paths = calloc(list.n, sizeof *paths);
-    if (!rows || !paths) {
+    paths = calloc(b->inputs.n, sizeof *paths);
+    if (!paths) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < list.n; i++)
-        paths[i] = list.items[i].path;
-    st = kms_file_set_build(&protect, paths, list.n, err);
+    for (size_t i = 0; i < b->inputs.n; i++)
+        paths[i] = b->inputs.items[i].path;
+    st = kms_file_set_build(&b->protect, paths, b->inputs.n, err);
+out:
+    free(paths);
     if (st != KMS_OK)
+        kms_batch_close(b);
+    return st;
+}
+
+void kms_batch_close(kms_batch *b)
+{
+    if (!b)
+        return;
+    kms_inputs_free(&b->inputs);
+    kms_file_set_free(&b->protect);
+}
+
+kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
+                         kms_batch_result *res, kms_error *err)
+{
+    kms_batch b;
+    row *rows = NULL;
+    memset(res, 0, sizeof *res);
+    kms_status st = kms_batch_open(&b, pl, opt, err);
+    if (st != KMS_OK)
+        return st;
+    size_t n = b.inputs.n;
+    rows = calloc(n, sizeof *rows);
+    if (!rows) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
+    }
     bool tty = !opt->quiet && isatty(STDERR_FILENO);
-    for (size_t i = 0; i < list.n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (tty)
-            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, list.n,
-                    list.items[i].stem);
-        run_item(pl, &list.items[i], out_dir, &protect, &rows[i]);
+            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n,
+                    b.inputs.items[i].stem);
+        run_item(pl, &b, i, &rows[i]);
         res->total++;
         if (rows[i].status == KMS_OK) {
             res->succeeded++;
@@ -177,14 +222,12 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
     }
     if (tty)
         fputs("\r\033[K", stderr);
-    st = write_summary(out_dir, rows, list.n, &protect, err);
+    st = write_summary(b.out_dir, rows, n, &b.protect, err);
     if (st == KMS_OK && !opt->quiet)
         fprintf(stderr, "kmseg: %d of %d inputs done, %d failed; outputs in %s\n",
-                res->succeeded, res->total, res->failed, out_dir);
+                res->succeeded, res->total, res->failed, b.out_dir);
 out:
     free(rows);
-    free(paths);
-    kms_file_set_free(&protect);
-    kms_inputs_free(&list);
+    kms_batch_close(&b);
     return st;
 }

@@ -1,5 +1,6 @@
 /* kmseg: the command line. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "commands.h"
 #include "config.h"
 #include "opencv_c.h"
 #include "pipeline.h"
@@ -24,14 +26,20 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  run CONFIG      run the config's stages over its inputs\n"
+    "  compare CONFIG  k-means with both backends (native, opencv) on the same\n"
+    "                  samples: compare.csv, {stem}_diff.png, a table, the\n"
+    "                  median speed-up\n"
+    "  elbow CONFIG    WCSS for every K in a range and the knee (Kneedle):\n"
+    "                  elbow.csv, {stem}_elbow.png\n"
     "  stages          list every stage and key with defaults, ranges, help\n"
     "\n"
-    "Options of run:\n"
+    "Options of run, compare and elbow:\n"
     "  -i, --input PATH      input file, folder or glob (repeatable; replaces\n"
     "                        pipeline.input; relative to the current folder)\n"
     "  -o, --output DIR      output folder (replaces pipeline.output)\n"
     "  -s, --set S.KEY=VAL   override any config key, e.g. -s kmeans.k=3\n"
     "  -q, --quiet           no progress or summary on stderr\n"
+    "  --k MIN..MAX          elbow only: the range of K (default 1..10)\n"
     "\n"
     "  -h, --help            this help\n"
     "  -V, --version         version of kmseg and OpenCV\n"
@@ -87,13 +95,26 @@ static char *absolute(const char *path)
     return s;
 }
 
-static int cmd_run(int argc, char **argv)
+typedef enum command { CMD_RUN, CMD_COMPARE, CMD_ELBOW } command;
+
+static bool parse_k_range(const char *text, int *k_min, int *k_max)
 {
+    char tail;
+    if (sscanf(text, "%d..%d%c", k_min, k_max, &tail) != 2)
+        return false;
+    return *k_min >= 1 && *k_max > *k_min && *k_max <= 255;
+}
+
+/* run, compare and elbow share their options and the config loading. */
+static int cmd_pipeline(command cmd, int argc, char **argv)
+{
+    enum { OPT_K = 256 };
     static const struct option longopts[] = {
         {"input", required_argument, NULL, 'i'},
         {"output", required_argument, NULL, 'o'},
         {"set", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
+        {"k", required_argument, NULL, OPT_K},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -101,7 +122,7 @@ static int cmd_run(int argc, char **argv)
     char **inputs = calloc((size_t)argc, sizeof *inputs);
     char **sets = calloc((size_t)argc, sizeof *sets);
     char *output = NULL;
-    int n_inputs = 0, n_sets = 0;
+    int n_inputs = 0, n_sets = 0, k_min = 1, k_max = 10;
     kms_batch_options opt = {0};
     kms_config cfg = {0};
     kms_pipeline pl = {0};
@@ -125,6 +146,19 @@ static int cmd_run(int argc, char **argv)
             break;
         case 's': sets[n_sets++] = optarg; break;
         case 'q': opt.quiet = true; break;
+        case OPT_K:
+            if (cmd != CMD_ELBOW) {
+                fprintf(stderr, "kmseg: error: --k is an option of elbow; "
+                                "for run use -s kmeans.k=N\n");
+                goto out;
+            }
+            if (!parse_k_range(optarg, &k_min, &k_max)) {
+                fprintf(stderr, "kmseg: error: --k %s: want MIN..MAX with "
+                                "1 <= MIN < MAX <= 255, e.g. --k 1..10\n",
+                        optarg);
+                goto out;
+            }
+            break;
         case 'h': fputs(usage_text, stdout); status = 0; goto out;
         default:
             fprintf(stderr, "Try 'kmseg --help'.\n");
@@ -132,8 +166,8 @@ static int cmd_run(int argc, char **argv)
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "kmseg: error: run needs exactly one CONFIG file\n"
-                        "Try 'kmseg --help'.\n");
+        fprintf(stderr, "kmseg: error: %s needs exactly one CONFIG file\n"
+                        "Try 'kmseg --help'.\n", argv[0]);
         goto out;
     }
     if (kms_config_load(&cfg, argv[optind], &err) != KMS_OK)
@@ -146,10 +180,11 @@ static int cmd_run(int argc, char **argv)
     opt.inputs = (const char *const *)inputs;
     opt.n_inputs = n_inputs;
     opt.output = output;
-    kms_batch_result res;
-    if (kms_batch_run(&pl, &opt, &res, &err) != KMS_OK)
-        goto fail;
-    status = res.failed ? EXIT_SOME_FAILED : 0;
+    switch (cmd) {
+    case CMD_RUN: status = kms_cmd_run(&pl, &opt); break;
+    case CMD_COMPARE: status = kms_cmd_compare(&pl, &opt); break;
+    case CMD_ELBOW: status = kms_cmd_elbow(&pl, &opt, k_min, k_max); break;
+    }
     goto out;
 fail:
     print_error(&err);
@@ -182,7 +217,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 1, argv + 1);
+        return cmd_pipeline(CMD_RUN, argc - 1, argv + 1);
+    if (strcmp(cmd, "compare") == 0)
+        return cmd_pipeline(CMD_COMPARE, argc - 1, argv + 1);
+    if (strcmp(cmd, "elbow") == 0)
+        return cmd_pipeline(CMD_ELBOW, argc - 1, argv + 1);
     if (strcmp(cmd, "stages") == 0)
         return cmd_stages();
     fprintf(stderr, "kmseg: error: unknown command '%s'\nTry 'kmseg --help'.\n",

@@ -180,6 +180,11 @@ kms_status kms_param_parse(const kms_param *param, const char *text,
     switch (param->type) {
     case KMS_PARAM_INT: {
         long v;
+        int word = param->choices ? choice_index(param, text) : -1;
+        if (word >= 0) {
+            *(int *)dst = -word;
+            return KMS_OK;
+        }
         if (!parse_int(text, &v))
             return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                                  "'%s' is not a whole number", text);
@@ -243,7 +248,13 @@ void kms_param_describe(const kms_param *param, char *buf, size_t len)
     char choices[512];
     switch (param->type) {
     case KMS_PARAM_INT:
-        snprintf(buf, len, "int %.0f..%.0f", param->min, param->max);
+        if (param->choices) {
+            list_choices(param, choices, sizeof choices);
+            snprintf(buf, len, "int %.0f..%.0f or %s", param->min, param->max,
+                     choices);
+        } else {
+            snprintf(buf, len, "int %.0f..%.0f", param->min, param->max);
+        }
         return;
     case KMS_PARAM_DOUBLE:
         snprintf(buf, len, "number %g..%g", param->min, param->max);

@@ -248,7 +248,13 @@ out:
 kms_status kms_pipeline_run(const kms_pipeline *pl, kms_context *ctx,
                             kms_error *err)
 {
-    for (size_t i = 0; i < pl->n_stages; i++) {
+    return kms_pipeline_run_span(pl, ctx, 0, pl->n_stages, err);
+}
+
+kms_status kms_pipeline_run_span(const kms_pipeline *pl, kms_context *ctx,
+                                 size_t first, size_t end, kms_error *err)
+{
+    for (size_t i = first; i < end && i < pl->n_stages; i++) {
         const kms_stage_class *cls = pl->stages[i].cls;
         kms_status st = cls->run(pl->stages[i].params, ctx, err);
         if (st == KMS_OK)
@@ -260,6 +266,14 @@ kms_status kms_pipeline_run(const kms_pipeline *pl, kms_context *ctx,
         return st;
     }
     return KMS_OK;
+}
+
+size_t kms_pipeline_stage_index(const kms_pipeline *pl, const char *stage_name)
+{
+    for (size_t i = 0; i < pl->n_stages; i++)
+        if (strcmp(pl->stages[i].cls->name, stage_name) == 0)
+            return i;
+    return pl->n_stages;
 }
 
 const void *kms_pipeline_stage_params(const kms_pipeline *pl,

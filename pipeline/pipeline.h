@@ -43,6 +43,13 @@ kms_status kms_pipeline_build(kms_pipeline *pl, kms_config *cfg,
 kms_status kms_pipeline_run(const kms_pipeline *pl, kms_context *ctx,
                             kms_error *err);
 
+/* Runs stages first..end-1 only (compare and elbow stop before kmeans). */
+kms_status kms_pipeline_run_span(const kms_pipeline *pl, kms_context *ctx,
+                                 size_t first, size_t end, kms_error *err);
+
+/* Index of the first stage of that class, or n_stages. */
+size_t kms_pipeline_stage_index(const kms_pipeline *pl, const char *stage_name);
+
 /* The params of the first stage of that class, or NULL. */
 const void *kms_pipeline_stage_params(const kms_pipeline *pl,
                                       const char *stage_name);

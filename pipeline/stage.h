@@ -14,7 +14,8 @@
 #define KMS_STR_MAX 1024
 
 typedef enum kms_param_type {
-    KMS_PARAM_INT,    /* int, range [min, max] */
+    KMS_PARAM_INT,    /* int, range [min, max]; words in choices (optional)
+                         are accepted too and stored as 0, -1, -2, ... */
     KMS_PARAM_DOUBLE, /* double, range [min, max] */
     KMS_PARAM_BOOL,   /* bool: true/false, yes/no, on/off, 1/0 */
     KMS_PARAM_CHOICE, /* int: index into choices */
@@ -36,7 +37,7 @@ typedef struct kms_param {
     kms_param_type type;
     const char *default_value; /* text, parsed like a config value; NULL: required */
     double min, max;           /* INT, DOUBLE, RATIO */
-    const char *const *choices;/* CHOICE, FLAGS: NULL-terminated */
+    const char *const *choices;/* CHOICE, FLAGS, INT words: NULL-terminated */
     size_t offset;             /* offsetof in the stage's params struct */
     const char *help;
 } kms_param;

@@ -4,19 +4,21 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "elbow.h"
 #include "kmeans.h"
 #include "opencv_c.h"
 #include "output.h"
-#include "stage.h"
+#include "stages.h"
 
-typedef enum backend { BACKEND_NATIVE, BACKEND_OPENCV } backend;
 typedef enum criteria { CRIT_BOTH, CRIT_MAX_ITER, CRIT_EPS } criteria;
 typedef enum init { INIT_PP, INIT_RANDOM } init;
 
 typedef struct kmeans_params {
-    int backend;
+    int backend;  /* kms_backend */
     int method;   /* kms_km_method, native only */
-    int k;
+    int k;        /* 0: auto, the knee of the WCSS curve over k_min..k_max */
+    int k_min;
+    int k_max;
     int attempts;
     int max_iter;
     double epsilon;
@@ -29,6 +31,7 @@ static const char *const method_names[] = {"auto", "optimal", "lloyd", NULL};
 static const char *const criteria_names[] = {"eps+max_iter", "max_iter", "eps",
                                              NULL};
 static const char *const init_names[] = {"pp", "random", NULL};
+static const char *const k_words[] = {"auto", NULL};
 
 static const kms_param kmeans_table[] = {
     {"backend", KMS_PARAM_CHOICE, "native", 0, 0, backends,
@@ -38,8 +41,13 @@ static const kms_param kmeans_table[] = {
      offsetof(kmeans_params, method),
      "native only. auto: optimal for one feature, lloyd otherwise; "
      "optimal: exact 1-D optimum; lloyd: cv::kmeans's algorithm"},
-    {"k", KMS_PARAM_INT, "2", 1, 255, NULL, offsetof(kmeans_params, k),
-     "number of clusters"},
+    {"k", KMS_PARAM_INT, "2", 1, 255, k_words, offsetof(kmeans_params, k),
+     "number of clusters; auto: the knee (Kneedle) of the WCSS curve over "
+     "k_min..k_max, as `kmseg elbow` finds it"},
+    {"k_min", KMS_PARAM_INT, "2", 1, 255, NULL, offsetof(kmeans_params, k_min),
+     "smallest k that k = auto considers"},
+    {"k_max", KMS_PARAM_INT, "8", 2, 255, NULL, offsetof(kmeans_params, k_max),
+     "largest k that k = auto considers"},
     {"attempts", KMS_PARAM_INT, "10", 1, 1000, NULL,
      offsetof(kmeans_params, attempts),
      "restarts; the lowest compactness wins (lloyd, opencv)"},
@@ -61,7 +69,11 @@ static const kms_param kmeans_table[] = {
 static kms_status kmeans_prepare(const void *params, kms_link *link,
                                  kms_error *err)
 {
-    (void)params;
+    const kmeans_params *p = params;
+    if (p->k == 0 && p->k_min >= p->k_max)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "k_max",
+                             "k = auto needs k_min < k_max (%d, %d)", p->k_min,
+                             p->k_max);
     if (!link->samples)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "kmeans needs samples: put reshape before it");
@@ -85,57 +97,105 @@ static kms_status run_opencv(const kmeans_params *p, kms_context *ctx,
     int flags = p->init == INIT_PP ? KMS_CV_KMEANS_PP_CENTERS
                                    : KMS_CV_KMEANS_RANDOM_CENTERS;
     ctx->backend = "opencv";
-    return kms_cv_kmeans(ctx->samples, (int)ctx->n_samples, ctx->dims, p->k,
+    return kms_cv_kmeans(ctx->samples, (int)ctx->n_samples, ctx->dims, ctx->k,
                          term_type((criteria)p->criteria), p->max_iter,
                          p->epsilon, p->attempts, flags, ctx->seed,
                          ctx->labels, ctx->centers, &ctx->wcss, err);
+}
+
+void kms_kmeans_stage_native_params(const void *params,
+                                    const kms_context *ctx,
+                                    kms_kmeans_params *kp)
+{
+    const kmeans_params *p = params;
+    kms_kmeans_params_default(kp);
+    kp->k = p->k;
+    kp->attempts = p->attempts;
+    kp->criteria = term_type((criteria)p->criteria);
+    kp->max_iter = p->max_iter;
+    kp->epsilon = p->epsilon;
+    kp->init = p->init == INIT_PP ? KMS_KM_INIT_PP : KMS_KM_INIT_RANDOM;
+    kp->method = (kms_km_method)p->method;
+    kp->seed = ctx->seed;
+    kp->threads = ctx->threads;
 }
 
 static kms_status run_native(const kmeans_params *p, kms_context *ctx,
                              kms_error *err)
 {
     kms_kmeans_params kp;
-    kms_kmeans_params_default(&kp);
-    kp.k = p->k;
-    kp.attempts = p->attempts;
-    kp.criteria = term_type((criteria)p->criteria);
-    kp.max_iter = p->max_iter;
-    kp.epsilon = p->epsilon;
-    kp.init = p->init == INIT_PP ? KMS_KM_INIT_PP : KMS_KM_INIT_RANDOM;
-    kp.method = (kms_km_method)p->method;
-    kp.seed = ctx->seed;
-    kp.threads = ctx->threads;
+    kms_kmeans_stage_native_params(p, ctx, &kp);
+    kp.k = ctx->k;
     ctx->backend = "native";
     return kms_kmeans_run(ctx->samples, ctx->n_samples, ctx->dims, &kp,
                           ctx->labels, ctx->centers, &ctx->wcss, err);
+}
+
+/* k = auto: the knee of the WCSS curve, from the native library whatever
+ * the backend (in 1-D it is the exact curve, in one DP pass). */
+static kms_status choose_k(const kmeans_params *p, kms_context *ctx,
+                           kms_error *err)
+{
+    int k_max = p->k_max;
+    if ((size_t)k_max > ctx->n_samples)
+        k_max = (int)ctx->n_samples;
+    if (k_max <= p->k_min) {
+        ctx->k = k_max;
+        return KMS_OK;
+    }
+    int n = k_max - p->k_min + 1;
+    double *wcss = malloc(sizeof *wcss * (size_t)n);
+    if (!wcss)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    kms_kmeans_params kp;
+    kms_kmeans_stage_native_params(p, ctx, &kp);
+    kms_status st = kms_elbow_curve(ctx->samples, ctx->n_samples, ctx->dims,
+                                    &kp, p->k_min, k_max, wcss, err);
+    if (st == KMS_OK)
+        ctx->k = p->k_min + kms_kneedle(wcss, n);
+    free(wcss);
+    return st;
+}
+
+kms_status kms_kmeans_stage_cluster(const void *params, kms_context *ctx,
+                                    kms_backend backend, kms_error *err)
+{
+    const kmeans_params *p = params;
+    ctx->k = p->k;
+    if (p->k == 0) {
+        kms_status st = choose_k(p, ctx, err);
+        if (st != KMS_OK)
+            return st;
+    }
+    if (ctx->n_samples < (size_t)ctx->k)
+        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.k",
+                             "k = %d is larger than the %zu samples", ctx->k,
+                             ctx->n_samples);
+    free(ctx->labels);
+    free(ctx->centers);
+    ctx->labels = calloc(ctx->n_samples, sizeof *ctx->labels);
+    ctx->centers = calloc((size_t)ctx->k * (size_t)ctx->dims,
+                          sizeof *ctx->centers);
+    if (!ctx->labels || !ctx->centers)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                             "cannot allocate labels for %zu samples",
+                             ctx->n_samples);
+    double t0 = kms_now_ms();
+    kms_status st = backend == KMS_BACKEND_OPENCV ? run_opencv(p, ctx, err)
+                                                  : run_native(p, ctx, err);
+    ctx->ms_kmeans = kms_now_ms() - t0;
+    if (st != KMS_OK)
+        return st;
+    kms_kmeans_canonicalize(ctx->labels, ctx->n_samples, ctx->centers, ctx->k,
+                            ctx->dims);
+    return KMS_OK;
 }
 
 static kms_status kmeans_run(const void *params, kms_context *ctx,
                              kms_error *err)
 {
     const kmeans_params *p = params;
-    if (ctx->n_samples < (size_t)p->k)
-        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.k",
-                             "k = %d is larger than the %zu samples", p->k,
-                             ctx->n_samples);
-    free(ctx->labels);
-    free(ctx->centers);
-    ctx->labels = calloc(ctx->n_samples, sizeof *ctx->labels);
-    ctx->centers = calloc((size_t)p->k * (size_t)ctx->dims, sizeof *ctx->centers);
-    if (!ctx->labels || !ctx->centers)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
-                             "cannot allocate labels for %zu samples",
-                             ctx->n_samples);
-    ctx->k = p->k;
-    double t0 = kms_now_ms();
-    kms_status st = p->backend == BACKEND_OPENCV ? run_opencv(p, ctx, err)
-                                                 : run_native(p, ctx, err);
-    ctx->ms_kmeans = kms_now_ms() - t0;
-    if (st != KMS_OK)
-        return st;
-    kms_kmeans_canonicalize(ctx->labels, ctx->n_samples, ctx->centers, p->k,
-                            ctx->dims);
-    return KMS_OK;
+    return kms_kmeans_stage_cluster(params, ctx, (kms_backend)p->backend, err);
 }
 
 const kms_stage_class kms_stage_kmeans = {

@@ -11,4 +11,16 @@ extern const kms_stage_class kms_stage_kmeans;
 extern const kms_stage_class kms_stage_recolor;
 extern const kms_stage_class kms_stage_write;
 
+/* The kmeans stage's clustering with a chosen backend, whatever its config
+ * says (kmseg compare runs both on the same samples). Sets ctx->k, labels
+ * (canonical), centers, wcss, backend and ms_kmeans. */
+typedef enum kms_backend { KMS_BACKEND_NATIVE, KMS_BACKEND_OPENCV } kms_backend;
+kms_status kms_kmeans_stage_cluster(const void *params, kms_context *ctx,
+                                    kms_backend backend, kms_error *err);
+
+/* The native library's parameters that a kmeans stage's config means. */
+struct kms_kmeans_params;
+void kms_kmeans_stage_native_params(const void *params, const kms_context *ctx,
+                                    struct kms_kmeans_params *kp);
+
 #endif
