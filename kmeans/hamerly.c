@@ -26,8 +26,12 @@ struct kms_hamerly {
     double gamma;   /* relative error bound of kms_dist2 (twice the proof) */
     double tiny;    /* absolute error bound from float underflow */
     double cslack;  /* relative error of a centre distance computed in double */
+    double inv_lo;  /* >= 1 / (1 - gamma) */
+    double inv_hi;  /* <= 1 / (1 + gamma) */
+    double c1, tau; /* lo > u c1 + tau implies the squared test below */
     double *upper, *lower;
     double *delta;  /* per centre: upper bound of its last move */
+    double *drop;   /* per centre: largest move of the OTHER centres */
     double *sep;    /* per centre: lower bound of the distance to the nearest
                        other centre */
     uint64_t *count; /* per chunk: distance evaluations */
@@ -57,12 +61,20 @@ kms_hamerly *kms_hamerly_create(size_t n, int k, int dims)
     h->gamma = 2.0 * (dims + 3) * ldexp(1.0, -24);
     h->tiny = 4.0 * dims * FLT_MIN;
     h->cslack = (dims + 8) * DBL_EPSILON;
+    h->inv_lo = UP(1.0 / (1.0 - h->gamma));
+    h->inv_hi = DOWN(1.0 / (1.0 + h->gamma));
+    /* lo >= u c1 + tau with c1^2 = (1+g)/(1-g), tau^2 = 2 tiny/(1-g) gives
+     * lo^2 (1-g) >= u^2 (1+g) + 2 tiny; the factors 16 eps and 2 cover the
+     * rounding of the test itself */
+    h->c1 = sqrt((1.0 + h->gamma) / (1.0 - h->gamma)) * (1.0 + 16 * DBL_EPSILON);
+    h->tau = 2.0 * sqrt(2.0 * h->tiny / (1.0 - h->gamma));
     h->upper = malloc(sizeof *h->upper * n);
     h->lower = malloc(sizeof *h->lower * n);
     h->delta = malloc(sizeof *h->delta * (size_t)k);
+    h->drop = malloc(sizeof *h->drop * (size_t)k);
     h->sep = malloc(sizeof *h->sep * (size_t)k);
     h->count = calloc(nchunks ? nchunks : 1, sizeof *h->count);
-    if (!h->upper || !h->lower || !h->delta || !h->sep || !h->count) {
+    if (!h->upper || !h->lower || !h->delta || !h->drop || !h->sep || !h->count) {
         kms_hamerly_destroy(h);
         return NULL;
     }
@@ -76,6 +88,7 @@ void kms_hamerly_destroy(kms_hamerly *h)
     free(h->upper);
     free(h->lower);
     free(h->delta);
+    free(h->drop);
     free(h->sep);
     free(h->count);
     free(h);
@@ -95,20 +108,20 @@ uint64_t kms_hamerly_distances(const kms_hamerly *h)
 /* Exact-distance bounds from a float squared distance. */
 static double upper_of(const kms_hamerly *h, float d2)
 {
-    return UP(sqrt(UP(((double)d2 + h->tiny) / (1.0 - h->gamma))));
+    return UP(sqrt(UP(((double)d2 + h->tiny) * h->inv_lo)));
 }
 
 static double lower_of(const kms_hamerly *h, double d2)
 {
-    double v = DOWN((d2 - h->tiny) / (1.0 + h->gamma));
+    double v = DOWN((d2 - h->tiny) * h->inv_hi);
     return v > 0 ? DOWN(sqrt(v)) : 0;
 }
 
-/* 1 when the float distance to the own centre is surely the unique minimum */
+/* 1 when the float distance to the own centre is surely the unique minimum:
+ * u^2 (1 + GAMMA) + TINY < lo^2 (1 - GAMMA) - TINY */
 static int surely_nearest(const kms_hamerly *h, double u, double lo)
 {
-    return UP(u * u * (1.0 + h->gamma)) + h->tiny
-           < DOWN(lo * lo * (1.0 - h->gamma)) - h->tiny;
+    return lo > u * h->c1 + h->tau;
 }
 
 /* cv::kmeans's scan (first minimum, compared in double) plus the bounds. */
@@ -138,7 +151,7 @@ KMS_INLINE int step_one(kms_hamerly *h, const step_ctx *s, size_t i, int dims)
     const float *xi = s->x + i * (size_t)dims;
     int a = s->labels[i];
     double u = UP(h->upper[i] + h->delta[a]);
-    double l = DOWN(h->lower[i] - (a == s->imax ? s->dmax2 : s->dmax1));
+    double l = DOWN(h->lower[i] - h->drop[a]);
     if (!(l > 0))
         l = 0;
     double lo = DOWN(h->sep[a] - u);
@@ -247,6 +260,7 @@ static void centre_moves(kms_hamerly *h, const float *old,
             m = d < m ? d : m;
         }
         h->sep[a] = m * (1 - h->cslack);
+        h->drop[a] = a == s->imax ? s->dmax2 : s->dmax1;
     }
 }
 

@@ -107,13 +107,19 @@ KMS_INLINE void trials_range(pass *s, size_t c, int lo, int hi, int dims)
     for (int t = 0; t < s->ntrials; t++) {
         const float *ct = pp->x + (size_t)s->ci[t] * dims;
         float *td = s->tdist[t];
-        double sum = 0;
         for (int i = lo; i < hi; i++) {
             float d = kms_dist2(pp->x + (size_t)i * dims, ct, dims);
             td[i] = s->dist[i] < d ? s->dist[i] : d; /* std::min(d, dist) */
-            sum += td[i];
         }
-        pp->part[(size_t)t * pp->nchunks + c] = sum;
+        /* only used when exact, so any order: four chains */
+        double a[4] = {0, 0, 0, 0};
+        int i = lo;
+        for (; i + 4 <= hi; i += 4)
+            for (int u = 0; u < 4; u++)
+                a[u] += td[i + u];
+        for (; i < hi; i++)
+            a[0] += td[i];
+        pp->part[(size_t)t * pp->nchunks + c] = (a[0] + a[1]) + (a[2] + a[3]);
     }
 }
 
@@ -130,17 +136,26 @@ static void trials_chunk(void *ctx, size_t c)
     }
 }
 
-/* cum = exact prefix sums of the chosen trial's distances */
+/* cum = exact prefix sums of the chosen trial's distances; exact, so the
+ * running total is only updated once per 4 samples */
 static void prefix_chunk(void *ctx, size_t c)
 {
     pass *s = ctx;
     const float *d = s->tdist[s->chosen];
-    int lo, hi;
-    double run = s->pp->offset[c];
+    double *cum = s->pp->cum, run = s->pp->offset[c];
+    int lo, hi, i;
     chunk_range(s->pp, c, &lo, &hi);
-    for (int i = lo; i < hi; i++) {
+    for (i = lo; i + 4 <= hi; i += 4) {
+        double a = d[i], b = a + d[i + 1], e = b + d[i + 2], f = e + d[i + 3];
+        cum[i] = run + a;
+        cum[i + 1] = run + b;
+        cum[i + 2] = run + e;
+        cum[i + 3] = run + f;
+        run += f;
+    }
+    for (; i < hi; i++) {
         run += d[i];
-        s->pp->cum[i] = run;
+        cum[i] = run;
     }
 }
 

@@ -6,6 +6,7 @@
 #include "kmeans_internal.h"
 
 #include <float.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,10 @@ typedef struct lloyd {
     double *dists;
     float *box;        /* dims pairs (min, max), RANDOM init only */
     kms_pp *pp;        /* k-means++ workspace, PP init only */
+    int groups;        /* cluster groups summed in parallel */
+    size_t gstride;    /* floats (and ints) per group, cache-line padded */
+    float *gsum;       /* groups * gstride */
+    int *gcount;       /* groups * gstride */
     kms_hamerly *ham;
     kms_pool *pool;
 } lloyd;
@@ -82,6 +87,15 @@ static kms_status lloyd_alloc(lloyd *l, int threads)
         return KMS_ERR_NOMEM;
     if (!(l->pool = kms_pool_create(threads)))
         return KMS_ERR_NOMEM;
+    l->groups = kms_pool_threads(l->pool) < l->k ? kms_pool_threads(l->pool)
+                                                  : l->k;
+    l->gstride = ((kd > (size_t)l->k ? kd : (size_t)l->k) + 15) / 16 * 16;
+    /* 64-byte aligned blocks: no cache line shared between groups */
+    l->gsum = aligned_alloc(64, sizeof *l->gsum * l->gstride * (size_t)l->groups);
+    l->gcount = aligned_alloc(64, sizeof *l->gcount * l->gstride
+                                      * (size_t)l->groups);
+    if (!l->gsum || !l->gcount)
+        return KMS_ERR_NOMEM;
     if (l->init == KMS_KM_INIT_PP
         && !(l->pp = kms_pp_create(l->x, l->n, l->dims, l->k, l->pool)))
         return KMS_ERR_NOMEM;
@@ -98,6 +112,8 @@ static void lloyd_free(lloyd *l)
     free(l->dists);
     free(l->box);
     kms_pp_destroy(l->pp);
+    free(l->gsum);
+    free(l->gcount);
     kms_hamerly_destroy(l->ham);
     kms_pool_destroy(l->pool);
 }
@@ -186,22 +202,26 @@ typedef struct sum_ctx {
 } sum_ctx;
 
 /* Float sums of the clusters k with k % groups == g, each in sample order
- * as in cv; the grouping spreads clusters over threads without changing
- * any sum. */
+ * as in cv, into the group's own scratch (no false sharing); the grouping
+ * spreads clusters over threads without changing any sum. */
 static void sum_group(void *ctx, size_t g)
 {
     sum_ctx *s = ctx;
     lloyd *l = s->l;
     int dims = l->dims;
+    float *acc = l->gsum + g * l->gstride;
+    int *cnt = l->gcount + g * l->gstride;
+    memset(acc, 0, sizeof *acc * (size_t)l->k * dims);
+    memset(cnt, 0, sizeof *cnt * (size_t)l->k);
     for (int i = 0; i < l->n; i++) {
         int k = l->labels[i];
         if (k % s->groups != (int)g)
             continue;
-        float *c = l->centers + (size_t)k * dims;
+        float *c = acc + (size_t)k * dims;
         const float *xi = sample(l, i);
         for (int j = 0; j < dims; j++)
             c[j] += xi[j];
-        l->counters[k]++;
+        cnt[k]++;
     }
 }
 
@@ -210,12 +230,15 @@ static void sum_group(void *ctx, size_t g)
  * (double of the float difference), or DBL_MAX when not measured. */
 static double update_centers(lloyd *l, int measure_shift)
 {
-    int dims = l->dims, threads = kms_pool_threads(l->pool);
-    size_t kd = (size_t)l->k * dims;
-    sum_ctx sc = {l, l->k < threads ? l->k : threads};
-    memset(l->centers, 0, sizeof *l->centers * kd);
-    memset(l->counters, 0, sizeof *l->counters * (size_t)l->k);
+    int dims = l->dims;
+    sum_ctx sc = {l, l->groups};
     kms_pool_run(l->pool, (size_t)sc.groups, sum_group, &sc);
+    for (int k = 0; k < l->k; k++) {
+        size_t g = (size_t)(k % sc.groups) * l->gstride;
+        memcpy(l->centers + (size_t)k * dims, l->gsum + g + (size_t)k * dims,
+               sizeof *l->centers * (size_t)dims);
+        l->counters[k] = l->gcount[g + (size_t)k];
+    }
     for (int k = 0; k < l->k; k++)
         if (l->counters[k] == 0)
             fill_empty(l, k);
@@ -392,6 +415,8 @@ kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
     }
     if (compactness)
         *compactness = best;
+    if (getenv("KMS_DEBUG") && l.ham)
+        fprintf(stderr, "hamerly distances %llu = %.2f per sample\n", (unsigned long long)kms_hamerly_distances(l.ham), (double)kms_hamerly_distances(l.ham) / l.n);
 out:
     lloyd_free(&l);
     return st;

@@ -12,6 +12,7 @@ typedef struct row {
     const char *input;
     kms_status status;
     char error[1400];
+    char note[160];
     int width, height, k;
     const char *backend;
     double wcss, ms_kmeans, ms_total;
@@ -44,7 +45,7 @@ static kms_status write_summary(const char *dir, const row *rows, size_t n,
     if (!f)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     fputs("input,status,width,height,k,backend,wcss,ms_kmeans,ms_total,dice,"
-          "iou,error\n", f);
+          "iou,error,note\n", f);
     for (size_t i = 0; i < n; i++) {
         const row *r = &rows[i];
         csv_field(f, r->input);
@@ -64,6 +65,8 @@ static kms_status write_summary(const char *dir, const row *rows, size_t n,
         else
             fputs(",,", f);
         csv_field(f, r->error);
+        fputc(',', f);
+        csv_field(f, r->note);
         fputc('\n', f);
     }
     fclose(f);
@@ -80,6 +83,7 @@ void kms_batch_context(const kms_batch *b, const kms_pipeline *pl, size_t i,
     ctx->input_path = in->path;
     snprintf(ctx->stem, sizeof ctx->stem, "%s", in->stem);
     ctx->output_dir = b->out_dir;
+    ctx->base_dir = pl->base_dir;
     ctx->inputs = &b->protect;
     ctx->seed = (uint64_t)pl->params.seed;
     ctx->threads = 1;
@@ -96,6 +100,31 @@ kms_status kms_batch_write(const kms_batch *b, const char *name,
                            const void *buf, size_t len, kms_error *err)
 {
     return kms_output_write(b->out_dir, name, buf, len, &b->protect, err);
+}
+
+/* Mean and minimum Dice/IoU over the inputs that had a truth mask. */
+static void print_scores(const row *rows, size_t n)
+{
+    double dice_sum = 0, iou_sum = 0, dice_min = 2, iou_min = 2;
+    size_t m = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!rows[i].evaluated)
+            continue;
+        dice_sum += rows[i].dice;
+        iou_sum += rows[i].iou;
+        if (rows[i].dice < dice_min) {
+            dice_min = rows[i].dice;
+            worst = i;
+        }
+        iou_min = rows[i].iou < iou_min ? rows[i].iou : iou_min;
+        m++;
+    }
+    if (m == 0)
+        return;
+    fprintf(stderr, "kmseg: Dice mean %.4f min %.4f (%s), IoU mean %.4f min "
+                    "%.4f over %zu inputs with truth\n",
+            dice_sum / (double)m, dice_min, rows[worst].input,
+            iou_sum / (double)m, iou_min, m);
 }
 
 static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
@@ -124,6 +153,7 @@ static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
         r->ms_kmeans = ctx.ms_kmeans;
     }
     r->evaluated = ctx.evaluated;
+    snprintf(r->note, sizeof r->note, "%s", ctx.note);
     r->dice = ctx.dice;
     r->iou = ctx.iou;
     if (r->status != KMS_OK)
@@ -213,6 +243,9 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
         res->total++;
         if (rows[i].status == KMS_OK) {
             res->succeeded++;
+            if (rows[i].note[0] && !opt->quiet)
+                fprintf(stderr, "%skmseg: warning: %s: %s\n",
+                        tty ? "\r\033[K" : "", rows[i].input, rows[i].note);
             continue;
         }
         res->failed++;
@@ -223,9 +256,11 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
     if (tty)
         fputs("\r\033[K", stderr);
     st = write_summary(b.out_dir, rows, n, &b.protect, err);
-    if (st == KMS_OK && !opt->quiet)
+    if (st == KMS_OK && !opt->quiet) {
+        print_scores(rows, n);
         fprintf(stderr, "kmseg: %d of %d inputs done, %d failed; outputs in %s\n",
                 res->succeeded, res->total, res->failed, b.out_dir);
+    }
 out:
     free(rows);
     kms_batch_close(&b);

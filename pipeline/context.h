@@ -24,6 +24,7 @@ typedef struct kms_context {
     const char *input_path;
     char stem[256];          /* file name without folder and extension */
     const char *output_dir;
+    const char *base_dir;    /* the config's folder: stage paths start here */
     const struct kms_file_set *inputs; /* never written over */
     uint64_t seed;           /* [pipeline] seed */
     int threads;             /* worker threads a stage may use */
@@ -32,6 +33,11 @@ typedef struct kms_context {
     kms_image image;         /* the working image */
     int input_width, input_height;
     kms_depth input_depth;   /* as read: 8-bit inputs recolour exactly */
+    kms_image original;      /* the image as read, for overlays */
+
+    /* window: what the pixel values mean */
+    bool hu;                 /* Hounsfield units (16-bit signed CT) */
+    double display_lo, display_hi; /* window for looking at the image */
 
     /* reshape: n x dims float samples of a sample_width x sample_height grid */
     float *samples;
@@ -51,10 +57,13 @@ typedef struct kms_context {
     /* recolor: sample grid, dims channels, float centre values */
     kms_image recolor;
 
-    /* mask: 0/255, sample grid */
+    /* mask, lung_mask: 0/255 at the input's size */
     kms_image mask;
+    char note[160];          /* a warning that does not fail the input
+                                (e.g. "no lung found"): summary.csv note */
 
     /* evaluate */
+    kms_image truth;         /* 0/255, for the overlay */
     bool evaluated;
     double dice, iou;
 } kms_context;

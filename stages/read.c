@@ -130,7 +130,15 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
     ctx->input_width = ctx->image.width;
     ctx->input_height = ctx->image.height;
     ctx->input_depth = ctx->image.depth;
-    return KMS_OK;
+    /* signed 16-bit is how CT keeps Hounsfield units; 8-bit is a picture */
+    ctx->hu = ctx->image.depth == KMS_DEPTH_S16;
+    ctx->display_lo = 0;
+    ctx->display_hi = ctx->image.depth == KMS_DEPTH_U8 ? 255 : 65535;
+    if (ctx->hu) {
+        ctx->display_lo = -1350; /* the lung window, until [window] says */
+        ctx->display_hi = 150;
+    }
+    return kms_image_copy(&ctx->original, &ctx->image, err);
 }
 
 const kms_stage_class kms_stage_read = {

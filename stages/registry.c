@@ -4,10 +4,13 @@
 
 const kms_stage_class *const kms_stage_classes[] = {
     &kms_stage_read,
+    &kms_stage_window,
     &kms_stage_denoise,
     &kms_stage_reshape,
     &kms_stage_kmeans,
     &kms_stage_recolor,
+    &kms_stage_mask,
+    &kms_stage_evaluate,
     &kms_stage_write,
     NULL,
 };

@@ -5,10 +5,14 @@
 #include "stage.h"
 
 extern const kms_stage_class kms_stage_read;
+extern const kms_stage_class kms_stage_window;
 extern const kms_stage_class kms_stage_denoise;
 extern const kms_stage_class kms_stage_reshape;
 extern const kms_stage_class kms_stage_kmeans;
 extern const kms_stage_class kms_stage_recolor;
+extern const kms_stage_class kms_stage_mask;
+extern const kms_stage_class kms_stage_lung_mask;
+extern const kms_stage_class kms_stage_evaluate;
 extern const kms_stage_class kms_stage_write;
 
 /* The kmeans stage's clustering with a chosen backend, whatever its config

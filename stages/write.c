@@ -105,6 +105,55 @@ static kms_status labels_u8(const kms_context *ctx, kms_image *out,
     return KMS_OK;
 }
 
+/* The image in its display window as 8-bit BGR. */
+static kms_status display_bgr(const kms_context *ctx, kms_image *out,
+                              kms_error *err)
+{
+    const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
+    kms_image grey = {0};
+    kms_status st = KMS_OK;
+    if (src->channels == 1) {
+        double lo = ctx->display_lo, hi = ctx->display_hi;
+        double gain = hi > lo ? 255.0 / (hi - lo) : 1;
+        st = kms_cv_convert(src, &grey, KMS_DEPTH_U8, gain, -lo * gain, err);
+        if (st == KMS_OK)
+            st = kms_cv_cvt_color(&grey, out, KMS_CV_GRAY2BGR, err);
+    } else if (src->channels == 4) {
+        st = kms_cv_cvt_color(src, out, KMS_CV_BGRA2BGR, err);
+    } else {
+        st = kms_image_copy(out, src, err);
+    }
+    kms_image_free(&grey);
+    return st;
+}
+
+/* The slice with the mask's outline (green) and the truth's (magenta). */
+static kms_status overlay(const kms_context *ctx, kms_image *out,
+                          kms_error *err)
+{
+    static const double green[4] = {0, 255, 0, 0};
+    static const double magenta[4] = {255, 0, 255, 0};
+    kms_status st = display_bgr(ctx, out, err);
+    if (st == KMS_OK && out->depth != KMS_DEPTH_U8)
+        st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "write.products",
+                           "overlay needs an 8-bit or single-channel image");
+    if (st == KMS_OK && ctx->evaluated)
+        st = kms_cv_draw_outline(out, &ctx->truth, magenta, 1, err);
+    if (st == KMS_OK)
+        st = kms_cv_draw_outline(out, &ctx->mask, green, 1, err);
+    if (st == KMS_OK) {
+        char label[96];
+        if (ctx->evaluated)
+            snprintf(label, sizeof label, "mask  Dice %.4f", ctx->dice);
+        else
+            snprintf(label, sizeof label, "mask");
+        st = kms_cv_put_text(out, label, 8, 20, 0.5, green, 1, err);
+    }
+    if (st == KMS_OK && ctx->evaluated)
+        st = kms_cv_put_text(out, "truth", 8, 40, 0.5, magenta, 1, err);
+    return st;
+}
+
 enum { MAX_PRODUCTS = 8 };
 
 /* The products of one input, encoded before any is written, so a failure
@@ -160,8 +209,17 @@ static kms_status encode_products(const write_params *p, const kms_context *ctx,
         if (st != KMS_OK)
             return st;
     }
-    if (p->products & KMS_PRODUCT_MASK)
+    if (p->products & KMS_PRODUCT_MASK) {
         st = add_product(set, ctx, "_mask.png", &ctx->mask, err);
+        if (st != KMS_OK)
+            return st;
+    }
+    if (p->products & KMS_PRODUCT_OVERLAY) {
+        st = overlay(ctx, &tmp, err);
+        if (st == KMS_OK)
+            st = add_product(set, ctx, "_overlay.png", &tmp, err);
+        kms_image_free(&tmp);
+    }
     return st;
 }
 

@@ -1,1 +1,1484 @@
-int main(void){return 0;}
+/* Check suite for the pipeline module: typed parameters (pipeline/params.c),
+ * building a pipeline from a config (pipeline/pipeline.c), input lists
+ * (pipeline/inputs.c) and atomic product writing (pipeline/output.c). */
+#include <check.h>
+#include <dirent.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "inputs.h"
+#include "opencv_c.h"
+#include "output.h"
+#include "pipeline.h"
+#include "stage.h"
+
+#ifndef KMS_SOURCE_DIR
+#error "build with -DKMS_SOURCE_DIR=\"<repo root>\""
+#endif
+
+/* ---- fixture: a temporary folder per test ------------------------------- */
+
+static char tmpdir[256];
+
+static void remove_tree(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return;
+    if (S_ISDIR(sb.st_mode)) {
+        chmod(path, 0700);
+        DIR *d = opendir(path);
+        if (d) {
+            for (struct dirent *e; (e = readdir(d));) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                    continue;
+                char child[4096];
+                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+                remove_tree(child);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_pipeline_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+    remove_tree(tmpdir);
+}
+
+/* tmpdir/rel into buf */
+static const char *tmp_path(char *buf, size_t len, const char *rel)
+{
+    snprintf(buf, len, "%s/%s", tmpdir, rel);
+    return buf;
+}
+
+static void write_bytes(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_msg(f != NULL, "cannot create %s", path);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Creates tmpdir/rel (any folders in rel must exist) holding text. */
+static void touch(const char *rel, const char *text)
+{
+    char path[4096];
+    write_bytes(tmp_path(path, sizeof path, rel), text, strlen(text));
+}
+
+static void make_dir(const char *rel)
+{
+    char path[4096];
+    ck_assert_int_eq(mkdir(tmp_path(path, sizeof path, rel), 0777), 0);
+}
+
+/* Reads a whole file; returns malloc'ed bytes (NUL-terminated) and *len. */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    ck_assert_int_ge(n, 0);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Number of entries of dir whose name contains needle. */
+static int count_named(const char *dir, const char *needle)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, needle))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static bool contains(const char *haystack, const char *needle)
+{
+    return strstr(haystack, needle) != NULL;
+}
+
+/* ==== params.c =========================================================== */
+
+typedef struct test_params {
+    int i;
+    double d;
+    bool b;
+    int c;
+    unsigned f;
+    kms_ratio r;
+    char s[KMS_STR_MAX];
+    char l[KMS_STR_MAX];
+} test_params;
+
+static const char *const colours[] = {"red", "green", "blue", NULL};
+
+static const kms_param test_table[] = {
+    {"i", KMS_PARAM_INT, "5", -10, 300, NULL, offsetof(test_params, i), "int"},
+    {"d", KMS_PARAM_DOUBLE, "0.5", 0, 1, NULL, offsetof(test_params, d), "dbl"},
+    {"b", KMS_PARAM_BOOL, "yes", 0, 0, NULL, offsetof(test_params, b), "bool"},
+    {"c", KMS_PARAM_CHOICE, "green", 0, 0, colours, offsetof(test_params, c),
+     "choice"},
+    {"f", KMS_PARAM_FLAGS, "red, blue", 0, 0, colours,
+     offsetof(test_params, f), "flags"},
+    {"r", KMS_PARAM_RATIO, "1/255", 1e-12, 1e12, NULL,
+     offsetof(test_params, r), "ratio"},
+    {"s", KMS_PARAM_STRING, "out", 0, 0, NULL, offsetof(test_params, s), "str"},
+    {"l", KMS_PARAM_LIST, "", 0, 0, NULL, offsetof(test_params, l), "list"},
+    {0},
+};
+
+static const kms_param *tparam(const char *name)
+{
+    const kms_param *p = kms_param_find(test_table, name);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* A params struct with every field set to a sentinel, so tests can see that
+ * a rejected value changes nothing. */
+static test_params sentinel(void)
+{
+    test_params t;
+    memset(&t, 0, sizeof t);
+    t.i = -777;
+    t.d = -777;
+    t.b = false;
+    t.c = -777;
+    t.f = 0xdead;
+    t.r.num = -777;
+    t.r.den = -777;
+    snprintf(t.s, sizeof t.s, "sentinel");
+    return t;
+}
+
+static kms_status parse(const char *name, const char *text, test_params *t,
+                        kms_error *err)
+{
+    kms_error_clear(err);
+    return kms_param_parse(tparam(name), text, t, err);
+}
+
+static void assert_rejected(const char *name, const char *text,
+                            const char *message)
+{
+    test_params t = sentinel(), before = sentinel();
+    kms_error err;
+    ck_assert_int_eq(parse(name, text, &t, &err), KMS_ERR_CONFIG);
+    ck_assert_int_eq(err.code, KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.message, message);
+    /* the parser leaves file, line and key to its caller */
+    ck_assert_str_eq(err.file, "");
+    ck_assert_int_eq(err.line, 0);
+    ck_assert_str_eq(err.key, "");
+    ck_assert_int_eq(memcmp(&t, &before, sizeof t), 0);
+}
+
+START_TEST(test_param_int)
+{
+    test_params t = sentinel();
+    kms_error err;
+    ck_assert_int_eq(parse("i", "42", &t, &err), KMS_OK);
+    ck_assert_int_eq(t.i, 42);
+    ck_assert_int_eq(parse("i", "-10", &t, &err), KMS_OK); /* min */
+    ck_assert_int_eq(t.i, -10);
+    ck_assert_int_eq(parse("i", "300", &t, &err), KMS_OK); /* max */
+    ck_assert_int_eq(t.i, 300);
+    ck_assert_int_eq(parse("i", " 7  ", &t, &err), KMS_OK);
+    ck_assert_int_eq(t.i, 7);
+    ck_assert_int_eq(parse("i", "+0", &t, &err), KMS_OK);
+    ck_assert_int_eq(t.i, 0);
+}
+END_TEST
+
+START_TEST(test_param_int_range)
+{
+    assert_rejected("i", "-11", "-11 is out of range [-10, 300]");
+    assert_rejected("i", "301", "301 is out of range [-10, 300]");
+    assert_rejected("i", "12abc", "'12abc' is not a whole number");
+    assert_rejected("i", "1.5", "'1.5' is not a whole number");
+    assert_rejected("i", "", "'' is not a whole number");
+    assert_rejected("i", "abc", "'abc' is not a whole number");
+    assert_rejected("i", "99999999999999999999999",
+                    "'99999999999999999999999' is not a whole number");
+}
+END_TEST
+
+START_TEST(test_param_real_int_edges)
+{
+    /* kmeans.k is 1..255 and pipeline.seed 0..2^31-1 */
+    const kms_stage_class *km = kms_stage_find("kmeans");
+    ck_assert_ptr_nonnull(km);
+    const kms_param *k = kms_param_find(km->params, "k");
+    ck_assert_ptr_nonnull(k);
+    char *buf = calloc(1, km->params_size);
+    ck_assert_ptr_nonnull(buf);
+    int *kv = (int *)(buf + k->offset);
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_param_parse(k, "1", buf, &err), KMS_OK);
+    ck_assert_int_eq(*kv, 1);
+    ck_assert_int_eq(kms_param_parse(k, "255", buf, &err), KMS_OK);
+    ck_assert_int_eq(*kv, 255);
+    ck_assert_int_eq(kms_param_parse(k, "0", buf, &err), KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.message, "0 is out of range [1, 255]");
+    ck_assert_int_eq(kms_param_parse(k, "256", buf, &err), KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.message, "256 is out of range [1, 255]");
+    ck_assert_int_eq(*kv, 255);
+    free(buf);
+
+    kms_pipeline_params pp;
+    memset(&pp, 0, sizeof pp);
+    const kms_param *seed = kms_param_find(kms_pipeline_param_table, "seed");
+    ck_assert_ptr_nonnull(seed);
+    ck_assert_int_eq(kms_param_parse(seed, "2147483647", &pp, &err), KMS_OK);
+    ck_assert_int_eq(pp.seed, 2147483647);
+    ck_assert_int_eq(kms_param_parse(seed, "0", &pp, &err), KMS_OK);
+    ck_assert_int_eq(pp.seed, 0);
+    ck_assert_int_eq(kms_param_parse(seed, "2147483648", &pp, &err),
+                     KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.message,
+                     "2147483648 is out of range [0, 2147483647]");
+    ck_assert_int_eq(kms_param_parse(seed, "-1", &pp, &err), KMS_ERR_CONFIG);
+    ck_assert(contains(err.message, "out of range"));
+    ck_assert_int_eq(pp.seed, 0);
+}
+END_TEST
+
+START_TEST(test_param_double)
+{
+    test_params t = sentinel();
+    kms_error err;
+    ck_assert_int_eq(parse("d", "0.25", &t, &err), KMS_OK);
+    ck_assert_double_eq(t.d, 0.25);
+    ck_assert_int_eq(parse("d", "0", &t, &err), KMS_OK);
+    ck_assert_double_eq(t.d, 0.0);
+    ck_assert_int_eq(parse("d", "1", &t, &err), KMS_OK);
+    ck_assert_double_eq(t.d, 1.0);
+    ck_assert_int_eq(parse("d", "2.5e-1 ", &t, &err), KMS_OK);
+    ck_assert_double_eq(t.d, 0.25);
+    assert_rejected("d", "1.0000001", "1.0000001 is out of range [0, 1]");
+    assert_rejected("d", "-0.5", "-0.5 is out of range [0, 1]");
+    assert_rejected("d", "abc", "'abc' is not a number");
+    assert_rejected("d", "0.5x", "'0.5x' is not a number");
+    assert_rejected("d", "nan", "'nan' is not a number");
+    assert_rejected("d", "inf", "'inf' is not a number");
+    assert_rejected("d", "1e999", "'1e999' is not a number");
+}
+END_TEST
+
+START_TEST(test_param_bool)
+{
+    static const char *const yes[] = {"true", "TRUE", "yes", "Yes", "on", "ON",
+                                      "1"};
+    static const char *const no[] = {"false", "False", "no", "NO", "off",
+                                     "Off", "0"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        test_params t = sentinel();
+        kms_error err;
+        ck_assert_int_eq(parse("b", yes[i], &t, &err), KMS_OK);
+        ck_assert_msg(t.b, "'%s' should be true", yes[i]);
+        ck_assert_int_eq(parse("b", no[i], &t, &err), KMS_OK);
+        ck_assert_msg(!t.b, "'%s' should be false", no[i]);
+    }
+    assert_rejected("b", "2", "'2' is not a boolean (true/false, yes/no, on/off, 1/0)");
+    assert_rejected("b", "tru", "'tru' is not a boolean (true/false, yes/no, on/off, 1/0)");
+    assert_rejected("b", "", "'' is not a boolean (true/false, yes/no, on/off, 1/0)");
+}
+END_TEST
+
+START_TEST(test_param_choice)
+{
+    test_params t = sentinel();
+    kms_error err;
+    ck_assert_int_eq(parse("c", "red", &t, &err), KMS_OK);
+    ck_assert_int_eq(t.c, 0);
+    ck_assert_int_eq(parse("c", "BLUE", &t, &err), KMS_OK);
+    ck_assert_int_eq(t.c, 2);
+    ck_assert_int_eq(parse("c", "gReEn", &t, &err), KMS_OK);
+    ck_assert_int_eq(t.c, 1);
+    assert_rejected("c", "gren", "'gren' is not one of: red, green, blue");
+    assert_rejected("c", "", "'' is not one of: red, green, blue");
+
+    /* the real kmeans.backend */
+    const kms_stage_class *km = kms_stage_find("kmeans");
+    const kms_param *backend = kms_param_find(km->params, "backend");
+    ck_assert_ptr_nonnull(backend);
+    char *buf = calloc(1, km->params_size);
+    ck_assert_ptr_nonnull(buf);
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_param_parse(backend, "OpenCV", buf, &err), KMS_OK);
+    ck_assert_int_eq(*(int *)(buf + backend->offset), 1);
+    ck_assert_int_eq(kms_param_parse(backend, "opnecv", buf, &err),
+                     KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.message, "'opnecv' is not one of: native, opencv");
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_param_flags)
+{
+    const kms_stage_class *wr = kms_stage_find("write");
+    ck_assert_ptr_nonnull(wr);
+    const kms_param *products = kms_param_find(wr->params, "products");
+    ck_assert_ptr_nonnull(products);
+    char *buf = calloc(1, wr->params_size);
+    ck_assert_ptr_nonnull(buf);
+    unsigned *v = (unsigned *)(buf + products->offset);
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_param_parse(products, "recolor, labels", buf, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(*v, KMS_PRODUCT_RECOLOR | KMS_PRODUCT_LABELS);
+    ck_assert_int_eq(kms_param_parse(products, "none", buf, &err), KMS_OK);
+    ck_assert_uint_eq(*v, 0);
+    ck_assert_int_eq(kms_param_parse(products, "LABELS recolor_raw,,mask",
+                                     buf, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(*v, KMS_PRODUCT_LABELS | KMS_PRODUCT_RECOLOR_RAW |
+                              KMS_PRODUCT_MASK);
+    ck_assert_int_eq(kms_param_parse(products, "overlay, none", buf, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(*v, KMS_PRODUCT_OVERLAY);
+    ck_assert_int_eq(kms_param_parse(products, "recolor, lables", buf, &err),
+                     KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.message, "'lables' is not one of: recolor, labels, "
+                                  "recolor_raw, mask, overlay");
+    ck_assert_uint_eq(*v, KMS_PRODUCT_OVERLAY); /* unchanged */
+    free(buf);
+
+    /* the test table: bit i for choice i */
+    test_params t = sentinel();
+    ck_assert_int_eq(parse("f", "blue,red", &t, &err), KMS_OK);
+    ck_assert_uint_eq(t.f, 5u);
+    ck_assert_int_eq(parse("f", "", &t, &err), KMS_OK);
+    ck_assert_uint_eq(t.f, 0u);
+}
+END_TEST
+
+START_TEST(test_param_ratio)
+{
+    test_params t = sentinel();
+    kms_error err;
+    ck_assert_int_eq(parse("r", "1/255", &t, &err), KMS_OK);
+    ck_assert_double_eq(t.r.num, 1.0);
+    ck_assert_double_eq(t.r.den, 255.0);
+    ck_assert_int_eq(parse("r", "0.5", &t, &err), KMS_OK);
+    ck_assert_double_eq(t.r.num, 0.5);
+    ck_assert_double_eq(t.r.den, 1.0);
+    ck_assert_int_eq(parse("r", " 2 / 4 ", &t, &err), KMS_OK);
+    ck_assert_double_eq(t.r.num, 2.0);
+    ck_assert_double_eq(t.r.den, 4.0);
+    ck_assert_int_eq(parse("r", "1e3", &t, &err), KMS_OK);
+    ck_assert_double_eq(t.r.num, 1000.0);
+    ck_assert_double_eq(t.r.den, 1.0);
+    assert_rejected("r", "1/0", "'1/0' divides by zero");
+    assert_rejected("r", "1/", "'1/' is not a number or a fraction a/b");
+    assert_rejected("r", "/255", "'/255' is not a number or a fraction a/b");
+    assert_rejected("r", "a/b", "'a/b' is not a number or a fraction a/b");
+    assert_rejected("r", "1/2/3", "'1/2/3' is not a number or a fraction a/b");
+    assert_rejected("r", "half", "'half' is not a number or a fraction a/b");
+    assert_rejected("r", "0", "0 is out of range [1e-12, 1e+12]");
+    assert_rejected("r", "-1/255", "-1/255 is out of range [1e-12, 1e+12]");
+    assert_rejected("r", "1/-255", "1/-255 is out of range [1e-12, 1e+12]");
+}
+END_TEST
+
+START_TEST(test_param_ratio_long_numerator)
+{
+    /* BUG: pipeline/params.c:135-137 (parse_ratio) silently cuts the
+     * numerator to 63 characters, so "1" + 69 zeros over 1e69 (= 1) parses
+     * as 1e62 / 1e69 = 1e-7 and is accepted. A numerator that does not fit
+     * should be parsed whole (strtod up to the '/') or rejected. */
+    char text[128];
+    int n = snprintf(text, sizeof text, "1");
+    memset(text + n, '0', 69);
+    snprintf(text + n + 69, sizeof text - (size_t)(n + 69), "/1e69");
+    test_params t = sentinel();
+    kms_error err;
+    kms_status st = parse("r", text, &t, &err);
+    if (st == KMS_OK) {
+        ck_assert_double_eq_tol(t.r.num / t.r.den, 1.0, 1e-12);
+        ck_assert_double_eq(t.r.num, 1e69);
+    } else {
+        ck_assert_int_eq(st, KMS_ERR_CONFIG);
+    }
+}
+END_TEST
+
+START_TEST(test_param_string)
+{
+    test_params t = sentinel();
+    kms_error err;
+    ck_assert_int_eq(parse("s", "out/notebook", &t, &err), KMS_OK);
+    ck_assert_str_eq(t.s, "out/notebook");
+    ck_assert_int_eq(parse("s", "", &t, &err), KMS_OK);
+    ck_assert_str_eq(t.s, "");
+
+    char longest[KMS_STR_MAX];
+    memset(longest, 'x', sizeof longest - 1);
+    longest[sizeof longest - 1] = '\0'; /* 1023 characters */
+    ck_assert_int_eq(parse("s", longest, &t, &err), KMS_OK);
+    ck_assert_str_eq(t.s, longest);
+    ck_assert_int_eq(parse("l", longest, &t, &err), KMS_OK);
+    ck_assert_str_eq(t.l, longest);
+
+    char too_long[KMS_STR_MAX + 1];
+    memset(too_long, 'y', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0'; /* 1024 characters */
+    t = sentinel();
+    test_params before = sentinel();
+    ck_assert_int_eq(parse("s", too_long, &t, &err), KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.message, "value longer than 1023 characters");
+    ck_assert_int_eq(parse("l", too_long, &t, &err), KMS_ERR_CONFIG);
+    ck_assert_int_eq(memcmp(&t, &before, sizeof t), 0);
+}
+END_TEST
+
+START_TEST(test_params_defaults)
+{
+    test_params t = sentinel();
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_params_apply_defaults(test_table, &t, &err), KMS_OK);
+    ck_assert_int_eq(t.i, 5);
+    ck_assert_double_eq(t.d, 0.5);
+    ck_assert(t.b);
+    ck_assert_int_eq(t.c, 1);
+    ck_assert_uint_eq(t.f, 5u);
+    ck_assert_double_eq(t.r.num, 1.0);
+    ck_assert_double_eq(t.r.den, 255.0);
+    ck_assert_str_eq(t.s, "out");
+    ck_assert_str_eq(t.l, "");
+}
+END_TEST
+
+START_TEST(test_params_bad_default)
+{
+    static const kms_param bad[] = {
+        {"ok", KMS_PARAM_INT, "1", 0, 10, NULL, offsetof(test_params, i), ""},
+        {"broken", KMS_PARAM_DOUBLE, "11", 0, 10, NULL,
+         offsetof(test_params, d), ""},
+        {0},
+    };
+    test_params t = sentinel();
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_params_apply_defaults(bad, &t, &err), KMS_ERR_INTERNAL);
+    ck_assert_str_eq(err.key, "broken");
+    ck_assert_int_eq(t.i, 1);
+}
+END_TEST
+
+START_TEST(test_stage_tables_defaults)
+{
+    /* every registered stage has a unique name and defaults that parse */
+    size_t n = 0;
+    for (const kms_stage_class *const *c = kms_stage_classes; *c; c++, n++) {
+        ck_assert_ptr_eq(kms_stage_find((*c)->name), *c);
+        ck_assert_ptr_nonnull((*c)->run);
+        ck_assert_str_ne((*c)->name, "pipeline");
+        void *params = calloc(1, (*c)->params_size ? (*c)->params_size : 1);
+        ck_assert_ptr_nonnull(params);
+        kms_error err;
+        kms_error_clear(&err);
+        ck_assert_msg(kms_params_apply_defaults((*c)->params, params, &err) ==
+                          KMS_OK,
+                      "[%s] default of %s: %s", (*c)->name, err.key, err.message);
+        for (const kms_param *p = (*c)->params; p && p->name; p++) {
+            ck_assert_uint_lt(p->offset, (*c)->params_size);
+            ck_assert_ptr_eq(kms_param_find((*c)->params, p->name), p);
+        }
+        free(params);
+    }
+    ck_assert_uint_eq(n, 6);
+    ck_assert_ptr_null(kms_stage_find("pipeline"));
+    ck_assert_ptr_null(kms_stage_find("Read"));
+    ck_assert_ptr_null(kms_param_find(test_table, "x"));
+    ck_assert_ptr_null(kms_param_find(NULL, "x"));
+}
+END_TEST
+
+START_TEST(test_param_describe)
+{
+    char buf[256];
+    kms_param_describe(tparam("i"), buf, sizeof buf);
+    ck_assert_str_eq(buf, "int -10..300");
+    kms_param_describe(tparam("d"), buf, sizeof buf);
+    ck_assert_str_eq(buf, "number 0..1");
+    kms_param_describe(tparam("b"), buf, sizeof buf);
+    ck_assert_str_eq(buf, "true | false");
+    kms_param_describe(tparam("c"), buf, sizeof buf);
+    ck_assert_str_eq(buf, "one of: red, green, blue");
+    kms_param_describe(tparam("f"), buf, sizeof buf);
+    ck_assert_str_eq(buf, "list of: red, green, blue");
+    kms_param_describe(tparam("r"), buf, sizeof buf);
+    ck_assert_str_eq(buf, "number or a/b, 1e-12..1e+12");
+    kms_param_describe(tparam("s"), buf, sizeof buf);
+    ck_assert_str_eq(buf, "text");
+    kms_param_describe(tparam("l"), buf, sizeof buf);
+    ck_assert_str_eq(buf, "comma-separated list");
+}
+END_TEST
+
+/* ==== pipeline.c ========================================================= */
+
+/* Loads text as tmpdir/p.ini, applies the NULL-terminated overrides (which
+ * must be well-formed) and builds. */
+static kms_status build_text(const char *text, const char *const *overrides,
+                             kms_pipeline *pl, kms_error *err, char *path,
+                             size_t len)
+{
+    tmp_path(path, len, "p.ini");
+    write_bytes(path, text, strlen(text));
+    kms_config cfg;
+    kms_error_clear(err);
+    kms_status st = kms_config_load(&cfg, path, err);
+    ck_assert_msg(st == KMS_OK, "config: %s:%d: %s", err->file, err->line,
+                  err->message);
+    for (const char *const *o = overrides; o && *o; o++)
+        ck_assert_int_eq(kms_config_override(&cfg, *o, err), KMS_OK);
+    kms_error_clear(err);
+    st = kms_pipeline_build(pl, &cfg, err);
+    kms_config_free(&cfg);
+    return st;
+}
+
+/* A failed build is KMS_ERR_CONFIG naming file, line and key exactly, and
+ * leaves pl empty. */
+static void assert_build_error(const char *text, const char *const *overrides,
+                               const char *file, int line, const char *key,
+                               const char *message_part)
+{
+    kms_pipeline pl;
+    kms_error err;
+    char path[4096];
+    memset(&pl, 0x5A, sizeof pl);
+    kms_status st = build_text(text, overrides, &pl, &err, path, sizeof path);
+    ck_assert_int_eq(st, KMS_ERR_CONFIG);
+    ck_assert_int_eq(err.code, KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.file, file ? file : path);
+    ck_assert_int_eq(err.line, line);
+    ck_assert_str_eq(err.key, key);
+    ck_assert_msg(contains(err.message, message_part),
+                  "message '%s' lacks '%s'", err.message, message_part);
+    ck_assert_ptr_null(pl.stages);
+    ck_assert_uint_eq(pl.n_stages, 0);
+    ck_assert_ptr_null(pl.base_dir);
+}
+
+/* The value of an int/choice key of the first stage called stage. */
+static int stage_int(const kms_pipeline *pl, const char *stage, const char *key)
+{
+    const char *params = kms_pipeline_stage_params(pl, stage);
+    ck_assert_ptr_nonnull(params);
+    const kms_param *p = kms_param_find(kms_stage_find(stage)->params, key);
+    ck_assert_ptr_nonnull(p);
+    return *(const int *)(params + p->offset);
+}
+
+static const char good_config[] =
+    "; like samples/notebook.ini\n"                       /* 1 */
+    "[pipeline]\n"                                        /* 2 */
+    "input = png\n"                                       /* 3 */
+    "output = out/notebook\n"                             /* 4 */
+    "stages = read, reshape, kmeans, recolor, write\n"    /* 5 */
+    "seed = 42\n"                                         /* 6 */
+    "\n"                                                  /* 7 */
+    "[read]\n"                                            /* 8 */
+    "mode = color\n"                                      /* 9 */
+    "\n"                                                  /* 10 */
+    "[reshape]\n"                                         /* 11 */
+    "width = 128\n"                                       /* 12 */
+    "height = 128\n"                                      /* 13 */
+    "value_scale = 1/255\n"                               /* 14 */
+    "\n"                                                  /* 15 */
+    "[kmeans]\n"                                          /* 16 */
+    "backend = opencv\n"                                  /* 17 */
+    "k = 2\n"                                             /* 18 */
+    "attempts = 10\n"                                     /* 19 */
+    "\n"                                                  /* 20 */
+    "[write]\n"                                           /* 21 */
+    "products = recolor, labels, recolor_raw\n";          /* 22 */
+
+START_TEST(test_build_good)
+{
+    kms_pipeline pl;
+    kms_error err;
+    char path[4096];
+    kms_status st = build_text(good_config, NULL, &pl, &err, path, sizeof path);
+    ck_assert_msg(st == KMS_OK, "%s:%d: %s: %s", err.file, err.line, err.key,
+                  err.message);
+    static const char *const order[] = {"read", "reshape", "kmeans", "recolor",
+                                        "write"};
+    ck_assert_uint_eq(pl.n_stages, 5);
+    for (size_t i = 0; i < 5; i++) {
+        ck_assert_str_eq(pl.stages[i].cls->name, order[i]);
+        ck_assert_ptr_nonnull(pl.stages[i].params);
+    }
+    ck_assert_str_eq(pl.params.input, "png");
+    ck_assert_str_eq(pl.params.output, "out/notebook");
+    ck_assert_str_eq(pl.params.stages, "read, reshape, kmeans, recolor, write");
+    ck_assert_int_eq(pl.params.seed, 42);
+    ck_assert_str_eq(pl.base_dir, tmpdir);
+    ck_assert_int_eq(stage_int(&pl, "read", "mode"), 0); /* color */
+    ck_assert_int_eq(stage_int(&pl, "reshape", "width"), 128);
+    ck_assert_int_eq(stage_int(&pl, "kmeans", "backend"), 1); /* opencv */
+    ck_assert_int_eq(stage_int(&pl, "kmeans", "k"), 2);
+    ck_assert_int_eq(stage_int(&pl, "kmeans", "max_iter"), 10); /* default */
+    ck_assert_int_eq(stage_int(&pl, "write", "products"),
+                     KMS_PRODUCT_RECOLOR | KMS_PRODUCT_LABELS |
+                         KMS_PRODUCT_RECOLOR_RAW);
+    ck_assert_ptr_null(kms_pipeline_stage_params(&pl, "denoise"));
+    kms_pipeline_free(&pl);
+    ck_assert_ptr_null(pl.stages);
+    ck_assert_uint_eq(pl.n_stages, 0);
+    kms_pipeline_free(&pl); /* twice: no-op */
+    kms_pipeline_free(NULL);
+}
+END_TEST
+
+START_TEST(test_build_sample_notebook)
+{
+    const char *path = KMS_SOURCE_DIR "/samples/notebook.ini";
+    kms_config cfg;
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_config_load(&cfg, path, &err), KMS_OK);
+    kms_pipeline pl;
+    ck_assert_msg(kms_pipeline_build(&pl, &cfg, &err) == KMS_OK, "%s: %s",
+                  err.key, err.message);
+    kms_config_free(&cfg);
+    ck_assert_uint_eq(pl.n_stages, 5);
+    ck_assert_str_eq(pl.stages[0].cls->name, "read");
+    ck_assert_str_eq(pl.stages[4].cls->name, "write");
+    ck_assert_int_eq(pl.params.seed, 42);
+    ck_assert_str_eq(pl.base_dir, KMS_SOURCE_DIR "/samples");
+    kms_pipeline_free(&pl);
+}
+END_TEST
+
+START_TEST(test_build_override_applies)
+{
+    static const char *const ov[] = {"kmeans.k=3", "pipeline.seed=7",
+                                     "denoise.method=median", NULL};
+    static const char text[] =
+        "[pipeline]\nstages = read, denoise, reshape, kmeans\n[kmeans]\nk = 2\n";
+    kms_pipeline pl;
+    kms_error err;
+    char path[4096];
+    ck_assert_int_eq(build_text(text, ov, &pl, &err, path, sizeof path), KMS_OK);
+    ck_assert_int_eq(stage_int(&pl, "kmeans", "k"), 3);
+    ck_assert_int_eq(stage_int(&pl, "denoise", "method"), 2); /* median */
+    ck_assert_int_eq(pl.params.seed, 7);
+    ck_assert_str_eq(pl.params.output, "out"); /* default */
+    kms_pipeline_free(&pl);
+}
+END_TEST
+
+START_TEST(test_build_stage_list_forms)
+{
+    /* spaces, tabs and commas all separate; a stage may repeat; an
+     * unlisted section is only a warning */
+    static const char text[] =
+        "[pipeline]\nstages = read\treshape ,,kmeans  kmeans\n"
+        "[denoise]\nmethod = median\n";
+    kms_pipeline pl;
+    kms_error err;
+    char path[4096];
+    ck_assert_int_eq(build_text(text, NULL, &pl, &err, path, sizeof path), KMS_OK);
+    ck_assert_uint_eq(pl.n_stages, 4);
+    ck_assert_str_eq(pl.stages[2].cls->name, "kmeans");
+    ck_assert_str_eq(pl.stages[3].cls->name, "kmeans");
+    ck_assert_ptr_ne(pl.stages[2].params, pl.stages[3].params);
+    ck_assert_ptr_null(kms_pipeline_stage_params(&pl, "denoise"));
+    kms_pipeline_free(&pl);
+}
+END_TEST
+
+START_TEST(test_build_unknown_stage)
+{
+    assert_build_error("[pipeline]\ninput = png\nstages = read, reshap, kmeans\n",
+                       NULL, NULL, 3, "pipeline.stages",
+                       "unknown stage 'reshap'");
+}
+END_TEST
+
+START_TEST(test_build_unknown_key)
+{
+    assert_build_error("[pipeline]\nstages = read, reshape, kmeans\n\n"
+                       "[kmeans]\nk = 2\nkay = 3\n",
+                       NULL, NULL, 6, "kmeans.kay",
+                       "unknown key (keys of [kmeans]: backend, method, k, ");
+    assert_build_error("[pipeline]\nstages = read\nsed = 1\n", NULL, NULL, 3,
+                       "pipeline.sed",
+                       "unknown key (keys of [pipeline]: input, output, "
+                       "stages, seed)");
+}
+END_TEST
+
+START_TEST(test_build_bad_value)
+{
+    static const char text[] =
+        "[pipeline]\nstages = read, reshape, kmeans\n\n[kmeans]\n"
+        "backend = opencv\nk = 0\n";
+    assert_build_error(text, NULL, NULL, 6, "kmeans.k",
+                       "0 is out of range [1, 255]");
+    /* the one-line form the CLI prints */
+    kms_pipeline pl;
+    kms_error err;
+    char path[4096], line[2048], expected[2048];
+    ck_assert_int_eq(build_text(text, NULL, &pl, &err, path, sizeof path),
+                     KMS_ERR_CONFIG);
+    kms_error_format(&err, line, sizeof line);
+    snprintf(expected, sizeof expected, "%s:6: kmeans.k: 0 is out of range [1, 255]",
+             path);
+    ck_assert_str_eq(line, expected);
+
+    assert_build_error("[pipeline]\nstages = read\n[read]\nmode = colour\n",
+                       NULL, NULL, 4, "read.mode",
+                       "'colour' is not one of: color, grayscale, unchanged");
+    assert_build_error("[pipeline]\nstages = read\nseed = -3\n", NULL, NULL, 3,
+                       "pipeline.seed", "out of range");
+}
+END_TEST
+
+START_TEST(test_build_unknown_section)
+{
+    /* the header's line; there is no key to name */
+    assert_build_error("[pipeline]\nstages = read\n\n[kmean]\nk = 2\n", NULL,
+                       NULL, 4, "", "unknown section [kmean]");
+    assert_build_error("[pipeline]\nstages = read\n[nothing]\n", NULL, NULL, 3,
+                       "", "unknown section [nothing]");
+}
+END_TEST
+
+START_TEST(test_build_missing_stages)
+{
+    assert_build_error("; no stages\n[pipeline]\ninput = png\n", NULL, NULL, 2,
+                       "pipeline.stages", "missing");
+    /* no [pipeline] at all: no line to point at */
+    assert_build_error("[read]\nmode = color\n", NULL, NULL, 0,
+                       "pipeline.stages", "missing");
+    /* listed but empty */
+    assert_build_error("[pipeline]\ninput = png\nstages = , ,\n", NULL, NULL, 3,
+                       "pipeline.stages", "no stages listed");
+}
+END_TEST
+
+START_TEST(test_build_link_errors)
+{
+    /* a stage whose input no earlier stage provides: the stages line */
+    assert_build_error("[pipeline]\ninput = png\nstages = read, kmeans, recolor\n",
+                       NULL, NULL, 3, "pipeline.stages",
+                       "kmeans needs samples: put reshape before it");
+    assert_build_error("[pipeline]\nstages = reshape, read\n", NULL, NULL, 2,
+                       "pipeline.stages", "reshape needs an image");
+    assert_build_error("[pipeline]\nstages = read, reshape, recolor\n", NULL,
+                       NULL, 2, "pipeline.stages", "recolor needs labels");
+}
+END_TEST
+
+START_TEST(test_build_link_key_errors)
+{
+    /* prepare names a key that is set: its line */
+    assert_build_error("[pipeline]\nstages = read, denoise\n[denoise]\n"
+                       "method = median\nksize = 4\n",
+                       NULL, NULL, 5, "denoise.ksize", "4 must be odd");
+    assert_build_error("[pipeline]\nstages = read, reshape, kmeans, write\n\n"
+                       "[write]\nproducts = recolor\n",
+                       NULL, NULL, 5, "write.products",
+                       "recolor products need the recolor stage");
+    assert_build_error("[pipeline]\nstages = read, reshape, kmeans, recolor, "
+                       "write\n[write]\nproducts = none\n",
+                       NULL, NULL, 4, "write.products", "no products listed");
+    /* a key that is not set: the section's line */
+    assert_build_error("[pipeline]\nstages = read, reshape\n\n[reshape]\n"
+                       "width = 128\n",
+                       NULL, NULL, 4, "reshape.height",
+                       "set both width and height");
+}
+END_TEST
+
+START_TEST(test_build_override_errors)
+{
+    static const char text[] =
+        "[pipeline]\nstages = read, reshape, kmeans\n[kmeans]\nk = 2\n";
+    static const char *const kay[] = {"kmeans.kay=3", NULL};
+    assert_build_error(text, kay, KMS_CONFIG_CMDLINE, 0, "-s kmeans.kay",
+                       "unknown key");
+    static const char *const k0[] = {"kmeans.k=0", NULL};
+    assert_build_error(text, k0, KMS_CONFIG_CMDLINE, 0, "-s kmeans.k",
+                       "0 is out of range [1, 255]");
+    static const char *const section[] = {"kmean.k=3", NULL};
+    assert_build_error(text, section, KMS_CONFIG_CMDLINE, 0, "-s kmean.k",
+                       "unknown section [kmean]");
+    /* the -s value replaced the file's: the file line is no longer named */
+    static const char *const stages[] = {"pipeline.stages=read, bogus", NULL};
+    assert_build_error(text, stages, KMS_CONFIG_CMDLINE, 0, "-s pipeline.stages",
+                       "unknown stage 'bogus'");
+}
+END_TEST
+
+START_TEST(test_build_override_link_error)
+{
+    /* BUG: pipeline/pipeline.c:177 (link_stages) names a key set with -s
+     * as "denoise.ksize" (file "command line", line 0) while every other
+     * -s error (locate(), pipeline.c:33-34) names it "-s denoise.ksize". The
+     * same override gets two spellings depending on which check fails. */
+    static const char text[] =
+        "[pipeline]\nstages = read, denoise\n[denoise]\nmethod = median\n";
+    static const char *const ov[] = {"denoise.ksize=4", NULL};
+    assert_build_error(text, ov, KMS_CONFIG_CMDLINE, 0, "-s denoise.ksize",
+                       "must be odd");
+}
+END_TEST
+
+/* ==== inputs.c =========================================================== */
+
+/* tmpdir/imgs: images in a scrambled order, plus things that are not */
+static void make_image_folder(void)
+{
+    make_dir("imgs");
+    touch("imgs/b.png", "b");
+    touch("imgs/a.tif", "a");
+    touch("imgs/notes.txt", "not an image");
+    touch("imgs/.hidden.png", "hidden");
+    touch("imgs/d.JPG", "d");
+    touch("imgs/e.nii.gz", "e");
+    touch("imgs/c.png.bak", "backup");
+    make_dir("imgs/sub");
+    touch("imgs/sub/z.png", "z");
+}
+
+static void assert_item(const kms_input_list *list, size_t i, const char *rel,
+                        const char *stem)
+{
+    char path[4096];
+    ck_assert_uint_lt(i, list->n);
+    ck_assert_str_eq(list->items[i].path, tmp_path(path, sizeof path, rel));
+    ck_assert_str_eq(list->items[i].stem, stem);
+    ck_assert_int_eq(list->items[i].error.code, KMS_OK);
+}
+
+START_TEST(test_inputs_folder)
+{
+    make_image_folder();
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    char dir[4096];
+    ck_assert_int_eq(kms_inputs_add_spec(&list, tmp_path(dir, sizeof dir, "imgs"),
+                                         NULL, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 4);
+    assert_item(&list, 0, "imgs/a.tif", "a");
+    assert_item(&list, 1, "imgs/b.png", "b");
+    assert_item(&list, 2, "imgs/d.JPG", "d");
+    assert_item(&list, 3, "imgs/e.nii.gz", "e");
+    kms_inputs_free(&list);
+    ck_assert_ptr_null(list.items);
+    ck_assert_uint_eq(list.n, 0);
+}
+END_TEST
+
+START_TEST(test_inputs_folder_relative_to_base)
+{
+    make_image_folder();
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    /* a trailing slash does not double up */
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/", tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 4);
+    char expected[4096];
+    snprintf(expected, sizeof expected, "%s/imgs/a.tif", tmpdir);
+    ck_assert_str_eq(list.items[0].path, expected);
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_glob)
+{
+    make_image_folder();
+    touch("imgs/a.png", "a");
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*.png", tmpdir, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 2); /* not .hidden.png, not sub/z.png */
+    assert_item(&list, 0, "imgs/a.png", "a");
+    assert_item(&list, 1, "imgs/b.png", "b");
+    /* a glob may match folders: they are skipped */
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/s?b", tmpdir, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 2);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*/*.png", tmpdir, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 3);
+    assert_item(&list, 2, "imgs/sub/z.png", "z");
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_empty_folder)
+{
+    make_dir("empty");
+    touch("empty/readme.txt", "no images here");
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    char dir[4096];
+    tmp_path(dir, sizeof dir, "empty");
+    ck_assert_int_eq(kms_inputs_add_spec(&list, dir, NULL, &err), KMS_OK);
+    ck_assert_int_eq(err.code, KMS_OK); /* the item fails, not the call */
+    ck_assert_uint_eq(list.n, 1);
+    ck_assert_str_eq(list.items[0].path, dir);
+    ck_assert_int_eq(list.items[0].error.code, KMS_ERR_INPUT);
+    ck_assert_str_eq(list.items[0].error.file, dir);
+    ck_assert(contains(list.items[0].error.message, "no images"));
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_glob_no_match)
+{
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    char pattern[4096];
+    tmp_path(pattern, sizeof pattern, "*.png");
+    ck_assert_int_eq(kms_inputs_add_spec(&list, pattern, NULL, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 1);
+    ck_assert_str_eq(list.items[0].path, pattern);
+    ck_assert_int_ne(list.items[0].error.code, KMS_OK);
+    ck_assert_int_eq(list.items[0].error.code, KMS_ERR_IO);
+    ck_assert_str_eq(list.items[0].error.file, pattern);
+    ck_assert_str_eq(list.items[0].error.message, "no file matches this pattern");
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_missing_file)
+{
+    /* a plain path is kept as is: reading it later gives the real error */
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "/no/such/file.png", tmpdir,
+                                         &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 1);
+    ck_assert_str_eq(list.items[0].path, "/no/such/file.png");
+    ck_assert_str_eq(list.items[0].stem, "file");
+    ck_assert_int_eq(list.items[0].error.code, KMS_OK);
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_list)
+{
+    make_image_folder();
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_list(&list, "  imgs/b.png , imgs/a.tif,, ",
+                                         tmpdir, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 2);
+    assert_item(&list, 0, "imgs/b.png", "b"); /* the order given */
+    assert_item(&list, 1, "imgs/a.tif", "a");
+    ck_assert_int_eq(kms_inputs_add_list(&list, "", tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 2);
+    ck_assert_int_eq(kms_inputs_add_list(&list, "imgs", tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 6);
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_many)
+{
+    /* more than the initial capacity, still sorted */
+    make_dir("many");
+    for (int i = 99; i >= 0; i--) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "many/img_%03d.png", i);
+        touch(rel, "x");
+    }
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "many", tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 100);
+    for (int i = 0; i < 100; i++) {
+        char stem[64];
+        snprintf(stem, sizeof stem, "img_%03d", i);
+        ck_assert_str_eq(list.items[i].stem, stem);
+    }
+    kms_inputs_free(&list);
+}
+END_TEST
+
+static const char *const stem_cases[][2] = {
+    {"a/b/x.png", "x"},        {"v.nii.gz", "v"},
+    {"dir/V.NII.GZ", "V"},     {"scan.nii", "scan"},
+    {"x.tar.gz", "x.tar"},     {"noext", "noext"},
+    {"/abs/y.tif", "y"},       {"a.b/c", "c"},
+    {".hidden", ".hidden"},    {"d/.hidden.png", ".hidden"},
+    {"ID_0000_Z_0142.png", "ID_0000_Z_0142"},
+};
+
+START_TEST(test_input_stem)
+{
+    char stem[256];
+    memset(stem, '#', sizeof stem);
+    kms_input_stem(stem_cases[_i][0], stem, sizeof stem);
+    ck_assert_str_eq(stem, stem_cases[_i][1]);
+}
+END_TEST
+
+START_TEST(test_input_stem_truncates)
+{
+    char stem[4];
+    kms_input_stem("dir/abcdef.png", stem, sizeof stem);
+    ck_assert_str_eq(stem, "abc");
+}
+END_TEST
+
+START_TEST(test_inputs_duplicate_stems)
+{
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_list(&list, "a/x.png, b/x.tif, c/y.png, "
+                                                "d/x.nii.gz, e/y.bmp",
+                                         NULL, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 5);
+    kms_inputs_check_stems(&list);
+    ck_assert_int_eq(list.items[0].error.code, KMS_OK);
+    ck_assert_int_eq(list.items[2].error.code, KMS_OK);
+    static const size_t dup[] = {1, 3, 4};
+    static const char *const first[] = {"a/x.png", "a/x.png", "c/y.png"};
+    for (size_t i = 0; i < 3; i++) {
+        const kms_input *it = &list.items[dup[i]];
+        ck_assert_int_eq(it->error.code, KMS_ERR_INPUT);
+        ck_assert_str_eq(it->error.file, it->path);
+        ck_assert_msg(contains(it->error.message, first[i]),
+                      "'%s' does not name %s", it->error.message, first[i]);
+    }
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_failed_items_not_duplicates)
+{
+    /* an item that already failed neither is nor causes a duplicate */
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    char p1[4096], p2[4096];
+    tmp_path(p1, sizeof p1, "x*.png");
+    tmp_path(p2, sizeof p2, "other/x*.png");
+    ck_assert_int_eq(kms_inputs_add_spec(&list, p1, NULL, &err), KMS_OK);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, p2, NULL, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 2);
+    ck_assert_str_eq(list.items[0].stem, list.items[1].stem);
+    kms_inputs_check_stems(&list);
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(list.items[i].error.code, KMS_ERR_IO);
+        ck_assert_str_eq(list.items[i].error.message,
+                         "no file matches this pattern");
+    }
+    kms_inputs_free(&list);
+    kms_inputs_free(&list); /* empty: no-op */
+    kms_inputs_free(NULL);
+}
+END_TEST
+
+START_TEST(test_inputs_folder_skips_subfolders)
+{
+    /* BUG: pipeline/inputs.c:94 (add_folder) picks entries by name only, so
+     * a sub-folder called "old.png" becomes an input (and fails when read),
+     * while add_glob (inputs.c:170-172) skips folders. A folder spec should
+     * list only files. */
+    make_dir("imgs");
+    touch("imgs/a.png", "a");
+    make_dir("imgs/old.png");
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs", tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 1);
+    assert_item(&list, 0, "imgs/a.png", "a");
+    kms_inputs_free(&list);
+}
+END_TEST
+
+/* ==== output.c =========================================================== */
+
+START_TEST(test_output_write_bytes)
+{
+    static const unsigned char data[] = {0x89, 'P', 'N', 'G', 0, '\n', 0xff, 7};
+    kms_error err;
+    kms_error_clear(&err);
+    mode_t old = umask(022);
+    ck_assert_int_eq(kms_output_prepare_dir(tmpdir, &err), KMS_OK);
+    ck_assert_int_eq(kms_output_write(tmpdir, "x_labels.png", data, sizeof data,
+                                      NULL, &err),
+                     KMS_OK);
+    umask(old);
+    char path[4096];
+    size_t len;
+    char *back = slurp(tmp_path(path, sizeof path, "x_labels.png"), &len);
+    ck_assert_uint_eq(len, sizeof data);
+    ck_assert_int_eq(memcmp(back, data, sizeof data), 0);
+    free(back);
+    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+    /* an ordinary file, not mkstemp's 0600 */
+    struct stat sb;
+    ck_assert_int_eq(stat(path, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0644);
+}
+END_TEST
+
+START_TEST(test_output_write_replaces)
+{
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_write(tmpdir, "s.csv", "first, longer\n", 14,
+                                      NULL, &err),
+                     KMS_OK);
+    ck_assert_int_eq(kms_output_write(tmpdir, "s.csv", "2nd\n", 4, NULL, &err),
+                     KMS_OK);
+    char path[4096];
+    size_t len;
+    char *back = slurp(tmp_path(path, sizeof path, "s.csv"), &len);
+    ck_assert_str_eq(back, "2nd\n");
+    free(back);
+    /* an empty product is a file of 0 bytes */
+    ck_assert_int_eq(kms_output_write(tmpdir, "empty", "", 0, NULL, &err), KMS_OK);
+    back = slurp(tmp_path(path, sizeof path, "empty"), &len);
+    ck_assert_uint_eq(len, 0);
+    free(back);
+    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+}
+END_TEST
+
+START_TEST(test_output_protect)
+{
+    touch("ID_1.png", "ORIGINAL INPUT");
+    char input[4096], alias[4096];
+    tmp_path(input, sizeof input, "ID_1.png");
+    tmp_path(alias, sizeof alias, "./ID_1.png");
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_write(tmpdir, "ID_1.png", "PRODUCT", 7, input,
+                                      &err),
+                     KMS_ERR_IO);
+    ck_assert_int_eq(err.code, KMS_ERR_IO);
+    ck_assert_str_eq(err.file, input);
+    ck_assert(contains(err.message, "refusing to overwrite the input"));
+    /* the same file under another spelling is still protected */
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_write(tmpdir, "ID_1.png", "PRODUCT", 7, alias,
+                                      &err),
+                     KMS_ERR_IO);
+    size_t len;
+    char *back = slurp(input, &len);
+    ck_assert_str_eq(back, "ORIGINAL INPUT");
+    free(back);
+    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+    /* another name next to the input is fine */
+    ck_assert_int_eq(kms_output_write(tmpdir, "ID_1_recolor.png", "P", 1, input,
+                                      &err),
+                     KMS_OK);
+}
+END_TEST
+
+START_TEST(test_output_write_missing_dir)
+{
+    char dir[4096], path[4096];
+    tmp_path(dir, sizeof dir, "missing");
+    snprintf(path, sizeof path, "%s/p.png", dir);
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_write(dir, "p.png", "x", 1, NULL, &err),
+                     KMS_ERR_IO);
+    ck_assert_str_eq(err.file, path);
+    ck_assert(contains(err.message, "cannot write"));
+    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+}
+END_TEST
+
+START_TEST(test_output_write_over_folder)
+{
+    /* the target is a folder: rename fails and the temporary is removed */
+    make_dir("taken.png");
+    kms_error err;
+    kms_error_clear(&err);
+    char path[4096];
+    ck_assert_int_eq(kms_output_write(tmpdir, "taken.png", "x", 1, NULL, &err),
+                     KMS_ERR_IO);
+    ck_assert_str_eq(err.file, tmp_path(path, sizeof path, "taken.png"));
+    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+}
+END_TEST
+
+START_TEST(test_output_write_image)
+{
+    kms_image img = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_image_alloc(&img, 3, 2, 1, KMS_DEPTH_U8, &err), KMS_OK);
+    unsigned char *p = img.data;
+    for (int i = 0; i < 6; i++)
+        p[i] = (unsigned char)(i * 40);
+    ck_assert_int_eq(kms_output_write_image(tmpdir, "t.png", &img, NULL, &err),
+                     KMS_OK);
+    char path[4096];
+    kms_image back = {0};
+    ck_assert_int_eq(kms_cv_imread(tmp_path(path, sizeof path, "t.png"),
+                                   KMS_CV_IMREAD_UNCHANGED, &back, &err),
+                     KMS_OK);
+    ck_assert_int_eq(back.width, 3);
+    ck_assert_int_eq(back.height, 2);
+    ck_assert_int_eq(back.channels, 1);
+    ck_assert_int_eq(back.depth, KMS_DEPTH_U8);
+    for (int y = 0; y < 2; y++)
+        ck_assert_int_eq(memcmp(kms_image_row(&back, y), kms_image_row(&img, y), 3),
+                         0);
+    kms_image_free(&back);
+    ck_assert_int_eq(kms_output_write_image(tmpdir, "noext", &img, NULL, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_str_eq(err.file, "noext");
+    kms_image_free(&img);
+}
+END_TEST
+
+START_TEST(test_prepare_dir_nested)
+{
+    char dir[4096];
+    tmp_path(dir, sizeof dir, "out/a/b/c");
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_prepare_dir(dir, &err), KMS_OK);
+    struct stat sb;
+    ck_assert_int_eq(stat(dir, &sb), 0);
+    ck_assert(S_ISDIR(sb.st_mode));
+    /* again: existing folders are fine, with or without a trailing slash */
+    ck_assert_int_eq(kms_output_prepare_dir(dir, &err), KMS_OK);
+    strcat(dir, "/");
+    ck_assert_int_eq(kms_output_prepare_dir(dir, &err), KMS_OK);
+    ck_assert_int_eq(err.code, KMS_OK);
+}
+END_TEST
+
+START_TEST(test_prepare_dir_relative)
+{
+    ck_assert_int_eq(chdir(tmpdir), 0);
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_prepare_dir("rel/out", &err), KMS_OK);
+    struct stat sb;
+    char path[4096];
+    ck_assert_int_eq(stat(tmp_path(path, sizeof path, "rel/out"), &sb), 0);
+    ck_assert(S_ISDIR(sb.st_mode));
+}
+END_TEST
+
+START_TEST(test_prepare_dir_parent_is_file)
+{
+    touch("file", "a regular file");
+    char dir[4096];
+    tmp_path(dir, sizeof dir, "file/sub/out");
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_prepare_dir(dir, &err), KMS_ERR_IO);
+    ck_assert_int_eq(err.code, KMS_ERR_IO);
+    ck_assert_str_eq(err.file, dir);
+    ck_assert(contains(err.message, "cannot create output folder"));
+}
+END_TEST
+
+START_TEST(test_prepare_dir_is_file)
+{
+    touch("plain", "a regular file");
+    char dir[4096];
+    tmp_path(dir, sizeof dir, "plain");
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_prepare_dir(dir, &err), KMS_ERR_IO);
+    ck_assert_str_eq(err.file, dir);
+    ck_assert_str_eq(err.message, "output is not a folder");
+}
+END_TEST
+
+/* Fills a stretch of stack with non-zero bytes so the next call's locals
+ * start out as garbage instead of zeros. */
+static void __attribute__((noinline)) dirty_stack(void)
+{
+    volatile char junk[3 * 4096 + 512];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = 'x';
+}
+
+START_TEST(test_prepare_dir_empty)
+{
+    /* BUG: pipeline/output.c:42 (kms_output_prepare_dir) starts scanning at
+     * path + 1, past the terminating NUL when dir is "" (an empty `output =`
+     * in a config in the current folder, or -o ""), and reads uninitialised
+     * stack up to and past the end of path[PATH_MAX]. AddressSanitizer
+     * reports a stack-buffer-overflow here; without it the result is luck.
+     * Fix: reject an empty dir up front, or loop `for (p = path; *p; p++)`
+     * skipping p == path. */
+    dirty_stack();
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_output_prepare_dir("", &err), KMS_ERR_IO);
+    ck_assert_str_eq(err.file, "");
+}
+END_TEST
+
+START_TEST(test_path_join)
+{
+    char buf[64];
+    kms_path_join(buf, sizeof buf, "", "x.png");
+    ck_assert_str_eq(buf, "x.png");
+    kms_path_join(buf, sizeof buf, ".", "x.png");
+    ck_assert_str_eq(buf, "x.png");
+    kms_path_join(buf, sizeof buf, "out", "x.png");
+    ck_assert_str_eq(buf, "out/x.png");
+    kms_path_join(buf, sizeof buf, "out/", "x.png");
+    ck_assert_str_eq(buf, "out/x.png");
+    kms_path_join(buf, sizeof buf, "/", "x.png");
+    ck_assert_str_eq(buf, "/x.png");
+    kms_path_join(buf, sizeof buf, "out", "/abs/x.png");
+    ck_assert_str_eq(buf, "/abs/x.png");
+    char small[6];
+    kms_path_join(small, sizeof small, "out", "x.png");
+    ck_assert_str_eq(small, "out/x");
+}
+END_TEST
+
+START_TEST(test_now_ms_monotonic)
+{
+    double a = kms_now_ms();
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    double b = kms_now_ms();
+    ck_assert_double_gt(a, 0);
+    ck_assert_double_ge(b - a, 19.0);
+    ck_assert_double_lt(b - a, 10000.0);
+}
+END_TEST
+
+static Suite *pipeline_suite(void)
+{
+    Suite *s = suite_create("pipeline");
+
+    TCase *params = tcase_create("Params");
+    tcase_add_test(params, test_param_int);
+    tcase_add_test(params, test_param_int_range);
+    tcase_add_test(params, test_param_real_int_edges);
+    tcase_add_test(params, test_param_double);
+    tcase_add_test(params, test_param_bool);
+    tcase_add_test(params, test_param_choice);
+    tcase_add_test(params, test_param_flags);
+    tcase_add_test(params, test_param_ratio);
+    tcase_add_test(params, test_param_string);
+    tcase_add_test(params, test_params_defaults);
+    tcase_add_test(params, test_params_bad_default);
+    tcase_add_test(params, test_stage_tables_defaults);
+    tcase_add_test(params, test_param_describe);
+    suite_add_tcase(s, params);
+
+    TCase *core = tcase_create("Core");
+    tcase_add_checked_fixture(core, setup, teardown);
+    tcase_add_test(core, test_build_good);
+    tcase_add_test(core, test_build_sample_notebook);
+    tcase_add_test(core, test_build_override_applies);
+    tcase_add_test(core, test_build_stage_list_forms);
+    tcase_add_test(core, test_build_unknown_stage);
+    tcase_add_test(core, test_build_unknown_key);
+    tcase_add_test(core, test_build_bad_value);
+    tcase_add_test(core, test_build_unknown_section);
+    tcase_add_test(core, test_build_missing_stages);
+    tcase_add_test(core, test_build_link_errors);
+    tcase_add_test(core, test_build_link_key_errors);
+    tcase_add_test(core, test_build_override_errors);
+    tcase_add_test(core, test_inputs_folder);
+    tcase_add_test(core, test_inputs_folder_relative_to_base);
+    tcase_add_test(core, test_inputs_glob);
+    tcase_add_test(core, test_inputs_empty_folder);
+    tcase_add_test(core, test_inputs_glob_no_match);
+    tcase_add_test(core, test_inputs_missing_file);
+    tcase_add_test(core, test_inputs_list);
+    tcase_add_loop_test(core, test_input_stem, 0,
+                        (int)(sizeof stem_cases / sizeof stem_cases[0]));
+    tcase_add_test(core, test_inputs_duplicate_stems);
+    tcase_add_test(core, test_output_write_bytes);
+    tcase_add_test(core, test_output_write_replaces);
+    tcase_add_test(core, test_output_protect);
+    tcase_add_test(core, test_output_write_image);
+    tcase_add_test(core, test_prepare_dir_nested);
+    tcase_add_test(core, test_prepare_dir_relative);
+    tcase_add_test(core, test_prepare_dir_parent_is_file);
+    tcase_add_test(core, test_path_join);
+    tcase_add_test(core, test_now_ms_monotonic);
+    suite_add_tcase(s, core);
+
+    TCase *limits = tcase_create("Limits");
+    tcase_add_checked_fixture(limits, setup, teardown);
+    tcase_add_test(limits, test_param_ratio_long_numerator);
+    tcase_add_test(limits, test_build_override_link_error);
+    tcase_add_test(limits, test_inputs_many);
+    tcase_add_test(limits, test_input_stem_truncates);
+    tcase_add_test(limits, test_inputs_failed_items_not_duplicates);
+    tcase_add_test(limits, test_inputs_folder_skips_subfolders);
+    tcase_add_test(limits, test_output_write_missing_dir);
+    tcase_add_test(limits, test_output_write_over_folder);
+    tcase_add_test(limits, test_prepare_dir_is_file);
+    tcase_add_test(limits, test_prepare_dir_empty);
+    suite_add_tcase(s, limits);
+
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(pipeline_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

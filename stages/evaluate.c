@@ -1,0 +1,107 @@
+/* evaluate: scores the mask against a ground-truth mask (Dice, IoU). */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "opencv_c.h"
+#include "output.h"
+#include "stage.h"
+
+typedef struct evaluate_params {
+    char truth[KMS_STR_MAX];
+} evaluate_params;
+
+static const kms_param evaluate_table[] = {
+    {"truth", KMS_PARAM_STRING, NULL, 0, 0, NULL,
+     offsetof(evaluate_params, truth),
+     "truth mask path with {stem} for the input's name, e.g. "
+     "masks/{stem}.png (non-zero = inside); relative to the config's folder"},
+    {0},
+};
+
+static kms_status evaluate_prepare(const void *params, kms_link *link,
+                                   kms_error *err)
+{
+    const evaluate_params *p = params;
+    if (!link->mask)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
+                             "evaluate needs a mask: put mask or lung_mask "
+                             "before it");
+    if (!strstr(p->truth, "{stem}"))
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "truth",
+                             "'%s' has no {stem}: every input would be "
+                             "scored against the same file",
+                             p->truth);
+    return KMS_OK;
+}
+
+/* Replaces every {stem} in pattern. */
+static void expand(const char *pattern, const char *stem, char *out, size_t len)
+{
+    size_t used = 0;
+    for (const char *s = pattern; *s && used + 1 < len;) {
+        if (strncmp(s, "{stem}", 6) == 0) {
+            int n = snprintf(out + used, len - used, "%s", stem);
+            used += n > 0 ? (size_t)n : 0;
+            s += 6;
+        } else {
+            out[used++] = *s++;
+        }
+    }
+    out[used < len ? used : len - 1] = '\0';
+}
+
+static kms_status evaluate_run(const void *params, kms_context *ctx,
+                               kms_error *err)
+{
+    const evaluate_params *p = params;
+    char rel[KMS_STR_MAX + 256], path[2 * KMS_STR_MAX];
+    expand(p->truth, ctx->stem, rel, sizeof rel);
+    kms_path_join(path, sizeof path, ctx->base_dir ? ctx->base_dir : "", rel);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        /* no truth for this input: say so, but the mask still counts */
+        snprintf(ctx->note, sizeof ctx->note, "no truth at %.90s", path);
+        return KMS_OK;
+    }
+    kms_image truth = {0};
+    kms_status st = kms_cv_imread(path, KMS_CV_IMREAD_GRAYSCALE, &truth, err);
+    if (st != KMS_OK)
+        return st;
+    if (truth.width != ctx->mask.width || truth.height != ctx->mask.height) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, "evaluate.truth",
+                           "truth is %dx%d but the mask is %dx%d", truth.width,
+                           truth.height, ctx->mask.width, ctx->mask.height);
+        kms_image_free(&truth);
+        return st;
+    }
+    long both = 0, in_mask = 0, in_truth = 0;
+    for (int y = 0; y < truth.height; y++) {
+        uint8_t *t = kms_image_row(&truth, y);
+        const uint8_t *m = kms_image_row(&ctx->mask, y);
+        for (int x = 0; x < truth.width; x++) {
+            t[x] = t[x] ? 255 : 0;
+            in_truth += t[x] != 0;
+            in_mask += m[x] != 0;
+            both += t[x] && m[x];
+        }
+    }
+    long either = in_mask + in_truth - both;
+    ctx->dice = in_mask + in_truth ? 2.0 * both / (double)(in_mask + in_truth) : 1.0;
+    ctx->iou = either ? (double)both / (double)either : 1.0;
+    ctx->evaluated = true;
+    kms_image_move(&ctx->truth, &truth);
+    return KMS_OK;
+}
+
+const kms_stage_class kms_stage_evaluate = {
+    .name = "evaluate",
+    .description = "score the mask against a truth mask: Dice and IoU into "
+                   "summary.csv",
+    .params = evaluate_table,
+    .params_size = sizeof(evaluate_params),
+    .prepare = evaluate_prepare,
+    .run = evaluate_run,
+};

@@ -1,0 +1,153 @@
+/* window: clips CT to a window of Hounsfield units, so k-means spends its
+ * clusters on tissue rather than on bone extremes or on the padding outside
+ * the scanner's field of view. */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stage.h"
+
+typedef struct window_params {
+    double level;
+    double width;
+    char lo[KMS_STR_MAX];
+    char hi[KMS_STR_MAX];
+    double padding_below;
+    double padding_value;
+} window_params;
+
+static const kms_param window_table[] = {
+    {"level", KMS_PARAM_DOUBLE, "-600", -4000, 4000, NULL,
+     offsetof(window_params, level), "window centre in HU (lung window: -600)"},
+    {"width", KMS_PARAM_DOUBLE, "1500", 1, 10000, NULL,
+     offsetof(window_params, width), "window width in HU (lung window: 1500)"},
+    {"lo", KMS_PARAM_STRING, "", 0, 0, NULL, offsetof(window_params, lo),
+     "lower bound instead of level/width (HU; for 8-bit images: their own "
+     "display units)"},
+    {"hi", KMS_PARAM_STRING, "", 0, 0, NULL, offsetof(window_params, hi),
+     "upper bound instead of level/width"},
+    {"padding_below", KMS_PARAM_DOUBLE, "-1500", -100000, 0, NULL,
+     offsetof(window_params, padding_below),
+     "HU values below this are padding outside the field of view (air is "
+     "about -1000; padding here is -2000 and lower)"},
+    {"padding_value", KMS_PARAM_DOUBLE, "-1000", -4000, 4000, NULL,
+     offsetof(window_params, padding_value),
+     "what padding becomes: air, so it joins the air outside the body"},
+    {0},
+};
+
+static bool parse_bound(const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || *end || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* The window as [lo, hi]; explicit bounds win over level/width. */
+static kms_status bounds(const window_params *p, double *lo, double *hi,
+                         bool *explicit_bounds, kms_error *err)
+{
+    *lo = p->level - p->width / 2;
+    *hi = p->level + p->width / 2;
+    *explicit_bounds = p->lo[0] || p->hi[0];
+    if (p->lo[0] && !parse_bound(p->lo, lo))
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "lo",
+                             "'%s' is not a number", p->lo);
+    if (p->hi[0] && !parse_bound(p->hi, hi))
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "hi",
+                             "'%s' is not a number", p->hi);
+    if (*lo >= *hi)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0,
+                             p->hi[0] ? "hi" : "width",
+                             "the window is empty: lo %g >= hi %g", *lo, *hi);
+    return KMS_OK;
+}
+
+static kms_status window_prepare(const void *params, kms_link *link,
+                                 kms_error *err)
+{
+    double lo, hi;
+    bool explicit_bounds;
+    if (!link->image)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
+                             "window needs an image: put read before it");
+    return bounds(params, &lo, &hi, &explicit_bounds, err);
+}
+
+static double clip(double v, double lo, double hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+static kms_status window_run(const void *params, kms_context *ctx,
+                             kms_error *err)
+{
+    const window_params *p = params;
+    kms_image *img = &ctx->image;
+    double lo, hi;
+    bool explicit_bounds;
+    kms_status st = bounds(p, &lo, &hi, &explicit_bounds, err);
+    if (st != KMS_OK)
+        return st;
+    /* An 8-bit picture is already in display units: an HU window means
+     * nothing there, so only explicit bounds (in its own units) apply. */
+    if (!ctx->hu && !explicit_bounds)
+        return KMS_OK;
+    double pad_below = ctx->hu ? p->padding_below : -INFINITY;
+    double pad_value = clip(p->padding_value, lo, hi);
+    size_t row = (size_t)img->width * (size_t)img->channels;
+    for (int y = 0; y < img->height; y++) {
+        void *r = kms_image_row(img, y);
+        for (size_t i = 0; i < row; i++) {
+            switch (img->depth) {
+            case KMS_DEPTH_U8: {
+                uint8_t *v = (uint8_t *)r + i;
+                *v = (uint8_t)lrint(clip(*v, lo, hi));
+                break;
+            }
+            case KMS_DEPTH_S16: {
+                int16_t *v = (int16_t *)r + i;
+                *v = (int16_t)lrint(*v < pad_below ? pad_value : clip(*v, lo, hi));
+                break;
+            }
+            case KMS_DEPTH_U16: {
+                uint16_t *v = (uint16_t *)r + i;
+                *v = (uint16_t)lrint(clip(*v, lo, hi));
+                break;
+            }
+            case KMS_DEPTH_S32: {
+                int32_t *v = (int32_t *)r + i;
+                *v = (int32_t)lrint(*v < pad_below ? pad_value : clip(*v, lo, hi));
+                break;
+            }
+            case KMS_DEPTH_F32: {
+                float *v = (float *)r + i;
+                if (isnan(*v))
+                    return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, NULL,
+                                         "NaN at pixel (%zu, %d)",
+                                         i / (size_t)img->channels, y);
+                *v = (float)(*v < pad_below ? pad_value : clip(*v, lo, hi));
+                break;
+            }
+            }
+        }
+    }
+    ctx->display_lo = lo;
+    ctx->display_hi = hi;
+    return KMS_OK;
+}
+
+const kms_stage_class kms_stage_window = {
+    .name = "window",
+    .description = "clip CT to an HU window (default: lung, L -600 / W 1500); "
+                   "padding outside the field of view becomes air",
+    .params = window_table,
+    .params_size = sizeof(window_params),
+    .prepare = window_prepare,
+    .run = window_run,
+};
