@@ -15,14 +15,18 @@
 #include <math.h>
 #include <stdlib.h>
 
-enum { CHUNK = 4096 }; /* samples per chunk: fixed, never thread-dependent */
+enum {
+    CHUNK = 4096,   /* samples per chunk: fixed, never thread-dependent */
+    MULTI_MAX = 64  /* up to this many centres, scan all at once */
+};
 
 #define UP(v) ((v) * (1.0 + 4 * DBL_EPSILON))
 #define DOWN(v) ((v) * (1.0 - 4 * DBL_EPSILON))
 
 struct kms_hamerly {
     size_t n;
-    int k, dims;
+    int k, dims, kpad;
+    float *ct;      /* centres transposed for kms_dist2_multi */
     double gamma;   /* relative error bound of kms_dist2 (twice the proof) */
     double tiny;    /* absolute error bound from float underflow */
     double cslack;  /* relative error of a centre distance computed in double */
@@ -56,6 +60,7 @@ kms_hamerly *kms_hamerly_create(size_t n, int k, int dims)
     h->n = n;
     h->k = k;
     h->dims = dims;
+    h->kpad = kms_kpad(k);
     /* n terms, each (x - c)^2 rounded twice, summed: relative error below
      * (dims + 2) u with u = 2^-24; doubled for comfort */
     h->gamma = 2.0 * (dims + 3) * ldexp(1.0, -24);
@@ -73,8 +78,9 @@ kms_hamerly *kms_hamerly_create(size_t n, int k, int dims)
     h->delta = malloc(sizeof *h->delta * (size_t)k);
     h->drop = malloc(sizeof *h->drop * (size_t)k);
     h->sep = malloc(sizeof *h->sep * (size_t)k);
+    h->ct = malloc(sizeof *h->ct * (size_t)h->kpad * (size_t)dims);
     h->count = calloc(nchunks ? nchunks : 1, sizeof *h->count);
-    if (!h->upper || !h->lower || !h->delta || !h->drop || !h->sep || !h->count) {
+    if (!h->upper || !h->lower || !h->delta || !h->drop || !h->sep || !h->ct || !h->count) {
         kms_hamerly_destroy(h);
         return NULL;
     }
@@ -90,6 +96,7 @@ void kms_hamerly_destroy(kms_hamerly *h)
     free(h->delta);
     free(h->drop);
     free(h->sep);
+    free(h->ct);
     free(h->count);
     free(h);
 }
@@ -124,72 +131,81 @@ static int surely_nearest(const kms_hamerly *h, double u, double lo)
     return lo > u * h->c1 + h->tau;
 }
 
-/* cv::kmeans's scan (first minimum, compared in double) plus the bounds. */
+/* cv::kmeans's scan plus the bounds. cv compares double(dist) with
+ * "min_dist > dist" from DBL_MAX: for float distances that is the float
+ * comparison from +inf (first minimum wins, an infinite distance never). */
 KMS_INLINE void scan(kms_hamerly *h, const float *xi, const float *centers,
-                 size_t i, int32_t *label, int dims)
+                     size_t i, int32_t *label, int dims)
 {
-    double best = DBL_MAX, second = DBL_MAX;
-    int k_best = 0;
-    for (int j = 0; j < h->k; j++) {
-        double d = kms_dist2(xi, centers + (size_t)j * dims, dims);
-        if (best > d) {
-            second = best;
-            best = d;
-            k_best = j;
-        } else if (second > d) {
-            second = d;
-        }
+    float best = INFINITY, second = INFINITY, d[MULTI_MAX];
+    int k_best = 0, k = h->k, multi = dims < 16 && k <= MULTI_MAX;
+    if (multi)
+        kms_dist2_multi(xi, h->ct, h->kpad, dims, d);
+    for (int j = 0; j < k; j++) {
+        float dj = multi ? d[j] : kms_dist2(xi, centers + (size_t)j * dims, dims);
+        float hi = best > dj ? best : dj;
+        second = second < hi ? second : hi;
+        k_best = best > dj ? j : k_best;
+        best = best > dj ? dj : best;
     }
     *label = k_best;
-    h->upper[i] = upper_of(h, (float)best);
+    h->upper[i] = upper_of(h, best);
     h->lower[i] = lower_of(h, second);
 }
 
-/* One sample of a bounded step; returns the distances it evaluated. */
-KMS_INLINE int step_one(kms_hamerly *h, const step_ctx *s, size_t i, int dims)
+/* A sample whose loose bounds failed: tighten the upper bound with the real
+ * distance, else rescan. Returns the distances evaluated. */
+KMS_INLINE int recheck(kms_hamerly *h, const step_ctx *s, size_t i, double l,
+                       int dims)
 {
     const float *xi = s->x + i * (size_t)dims;
     int a = s->labels[i];
-    double u = UP(h->upper[i] + h->delta[a]);
-    double l = DOWN(h->lower[i] - h->drop[a]);
-    if (!(l > 0))
-        l = 0;
+    double u = upper_of(h, kms_dist2(xi, s->centers + (size_t)a * dims, dims));
     double lo = DOWN(h->sep[a] - u);
-    lo = lo > l ? lo : l;
-    if (surely_nearest(h, u, lo))
-        goto keep;
-    /* tighten the upper bound with the real distance, then retry */
-    u = upper_of(h, kms_dist2(xi, s->centers + (size_t)a * dims, dims));
-    lo = DOWN(h->sep[a] - u);
-    lo = lo > l ? lo : l;
-    if (surely_nearest(h, u, lo))
-        goto keep_counted;
+    if (surely_nearest(h, u, lo > l ? lo : l)) {
+        h->upper[i] = u;
+        h->lower[i] = l;
+        return 1;
+    }
     scan(h, xi, s->centers, i, &s->labels[i], dims);
     return 1 + h->k;
-keep_counted:
-    h->upper[i] = u;
-    h->lower[i] = l;
-    return 1;
-keep:
-    h->upper[i] = u;
-    h->lower[i] = l;
-    return 0;
+}
+
+/* Bounded step over [lo, hi): most samples only move their bounds. */
+KMS_INLINE uint64_t step_range(kms_hamerly *h, const step_ctx *s, size_t lo,
+                               size_t hi, int dims)
+{
+    double *restrict upper = h->upper, *restrict lower = h->lower;
+    const double *delta = h->delta, *drop = h->drop, *sep = h->sep;
+    const int32_t *labels = s->labels;
+    const double c1 = h->c1, tau = h->tau;
+    uint64_t count = 0;
+    for (size_t i = lo; i < hi; i++) {
+        int a = labels[i];
+        double u = UP(upper[i] + delta[a]);
+        double l = DOWN(lower[i] - drop[a]);
+        l = l > 0 ? l : 0;
+        double lb = DOWN(sep[a] - u);
+        lb = lb > l ? lb : l;
+        if (lb > u * c1 + tau) { /* surely_nearest, inlined */
+            upper[i] = u;
+            lower[i] = l;
+            continue;
+        }
+        count += (uint64_t)recheck(h, s, i, l, dims);
+    }
+    return count;
 }
 
 /* dims is a parameter so the switch in run_chunk specialises the loop body */
 KMS_INLINE uint64_t chunk_loop(step_ctx *s, size_t lo, size_t hi, int dims)
 {
     kms_hamerly *h = s->h;
-    uint64_t count = 0;
-    for (size_t i = lo; i < hi; i++) {
-        if (s->full) {
-            scan(h, s->x + i * (size_t)dims, s->centers, i, &s->labels[i], dims);
-            count += (uint64_t)h->k;
-        } else {
-            count += (uint64_t)step_one(h, s, i, dims);
-        }
-    }
-    return count;
+    if (!s->full)
+        return step_range(h, s, lo, hi, dims);
+    for (size_t i = lo; i < hi; i++)
+        scan(h, s->x + i * (size_t)dims, s->centers, i, &s->labels[i], dims);
+    return (uint64_t)h->k * (hi - lo);
 }
 
 static void run_chunk(void *ctx, size_t c)
@@ -218,6 +234,7 @@ void kms_hamerly_full(kms_hamerly *h, const float *x, const float *centers,
                       int32_t *labels, kms_pool *pool)
 {
     step_ctx s = {h, x, centers, labels, 0, 0, -1, 1};
+    kms_transpose(centers, h->k, h->dims, h->ct);
     run_all(&s, pool);
 }
 
@@ -269,5 +286,6 @@ void kms_hamerly_step(kms_hamerly *h, const float *x, const float *old,
 {
     step_ctx s = {h, x, centers, labels, 0, 0, -1, 0};
     centre_moves(h, old, centers, &s);
+    kms_transpose(centers, h->k, h->dims, h->ct);
     run_all(&s, pool);
 }

@@ -101,39 +101,60 @@ static void chunk_range(const kms_pp *pp, size_t c, int *lo, int *hi)
     *hi = *lo + CHUNK < pp->n ? *lo + CHUNK : pp->n;
 }
 
-KMS_INLINE void trials_range(pass *s, size_t c, int lo, int hi, int dims)
+/* cv KMeansPPDistanceComputer for all trials at once (one read of each
+ * sample): tdist[i] = std::min(normL2Sqr_(x_i, x_ci), dist[i]) */
+KMS_INLINE void trials_range(pass *s, int lo, int hi, int ntrials, int dims)
 {
-    kms_pp *pp = s->pp;
-    for (int t = 0; t < s->ntrials; t++) {
-        const float *ct = pp->x + (size_t)s->ci[t] * dims;
-        float *td = s->tdist[t];
-        for (int i = lo; i < hi; i++) {
-            float d = kms_dist2(pp->x + (size_t)i * dims, ct, dims);
-            td[i] = s->dist[i] < d ? s->dist[i] : d; /* std::min(d, dist) */
-        }
-        /* only used when exact, so any order: four chains */
-        double a[4] = {0, 0, 0, 0};
-        int i = lo;
-        for (; i + 4 <= hi; i += 4)
-            for (int u = 0; u < 4; u++)
-                a[u] += td[i + u];
-        for (; i < hi; i++)
-            a[0] += td[i];
-        pp->part[(size_t)t * pp->nchunks + c] = (a[0] + a[1]) + (a[2] + a[3]);
+    const float *x = s->pp->x;
+    float ct[4 * 16], d[4];
+    int multi = dims < 16;
+    if (multi) { /* trial centres transposed, 4 lanes */
+        for (int t = 0; t < 4; t++)
+            for (int j = 0; j < dims; j++)
+                ct[j * 4 + t] = t < ntrials ? x[(size_t)s->ci[t] * dims + j] : 0.f;
     }
+    for (int i = lo; i < hi; i++) {
+        const float *xi = x + (size_t)i * dims;
+        float di = s->dist[i];
+        if (multi)
+            kms_dist2_multi(xi, ct, 4, dims, d);
+        for (int t = 0; t < ntrials; t++) {
+            float dt = multi ? d[t]
+                             : kms_dist2(xi, x + (size_t)s->ci[t] * dims, dims);
+            s->tdist[t][i] = di < dt ? di : dt;
+        }
+    }
+}
+
+/* Per-chunk sums; only used when exact, so in any order: four chains. */
+static double chunk_sum(const float *d, int lo, int hi)
+{
+    double a[4] = {0, 0, 0, 0};
+    int i = lo;
+    for (; i + 4 <= hi; i += 4)
+        for (int u = 0; u < 4; u++)
+            a[u] += d[i + u];
+    for (; i < hi; i++)
+        a[0] += d[i];
+    return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
 /* Trial distances with their per-chunk sums (exact on integral data). */
 static void trials_chunk(void *ctx, size_t c)
 {
     pass *s = ctx;
-    int lo, hi;
+    int lo, hi, nt = s->ntrials;
     chunk_range(s->pp, c, &lo, &hi);
-    switch (s->pp->dims) {
-    case 1: trials_range(s, c, lo, hi, 1); break;
-    case 3: trials_range(s, c, lo, hi, 3); break;
-    default: trials_range(s, c, lo, hi, s->pp->dims); break;
+    switch (s->pp->dims * 4 + nt) { /* constant dims and trial count */
+    case 1 * 4 + 1: trials_range(s, lo, hi, 1, 1); break;
+    case 1 * 4 + TRIALS: trials_range(s, lo, hi, TRIALS, 1); break;
+    case 3 * 4 + 1: trials_range(s, lo, hi, 1, 3); break;
+    case 3 * 4 + TRIALS: trials_range(s, lo, hi, TRIALS, 3); break;
+    default: trials_range(s, lo, hi, nt, s->pp->dims); break;
     }
+    for (int t = 0; t < nt; t++)
+        s->pp->part[(size_t)t * s->pp->nchunks + c]
+            = chunk_sum(s->tdist[t], lo, hi);
 }
 
 /* cum = exact prefix sums of the chosen trial's distances; exact, so the

@@ -44,6 +44,42 @@ KMS_INLINE float kms_dist2(const float *a, const float *b, int dims)
     return d;
 }
 
+/* Centres transposed for kms_dist2_multi: ct[j * kpad + c] is feature j of
+ * centre c; kpad = k rounded up to 4, spare lanes zero. */
+static inline int kms_kpad(int k)
+{
+    return (k + 3) & ~3;
+}
+
+static inline void kms_transpose(const float *centers, int k, int dims,
+                                 float *ct)
+{
+    int kpad = kms_kpad(k);
+    for (int j = 0; j < dims; j++)
+        for (int c = 0; c < kpad; c++)
+            ct[(size_t)j * kpad + c] = c < k ? centers[(size_t)c * dims + j] : 0.f;
+}
+
+/* kms_dist2 from one sample to every centre at once (dims < 16 only): the
+ * same float operations in the same order per centre, vectorised across
+ * centres. out has kpad entries. */
+KMS_INLINE void kms_dist2_multi(const float *xi, const float *ct, int kpad,
+                                int dims, float *out)
+{
+    for (int c = 0; c < kpad; c += 4) { /* blocks of 4: one SSE register */
+        float o[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int j = 0; j < dims; j++) {
+            const float xj = xi[j], *cj = ct + (size_t)j * kpad + c;
+            for (int l = 0; l < 4; l++) {
+                float t = xj - cj[l];
+                o[l] += t * t;
+            }
+        }
+        for (int l = 0; l < 4; l++)
+            out[c + l] = o[l];
+    }
+}
+
 /* --- fixed-chunk thread pool ------------------------------------------------ */
 
 /* Work is cut into chunks whose bounds depend only on the problem size, so a

@@ -25,6 +25,7 @@ typedef struct lloyd {
     kms_rng rng;       /* cv: theRNG(), shared by all attempts */
     /* state */
     float *centers, *old_centers, *temp; /* k*dims, k*dims, dims */
+    float *ct;                           /* centres transposed, plain path */
     int32_t *labels;                     /* working labels */
     int *counters;
     double *dists;
@@ -73,10 +74,11 @@ static kms_status lloyd_alloc(lloyd *l, int threads)
     l->centers = calloc(kd, sizeof *l->centers);
     l->old_centers = calloc(kd, sizeof *l->old_centers);
     l->temp = calloc((size_t)l->dims, sizeof *l->temp);
+    l->ct = calloc((size_t)kms_kpad(l->k) * (size_t)l->dims, sizeof *l->ct);
     l->labels = calloc(n, sizeof *l->labels);
     l->counters = calloc((size_t)l->k, sizeof *l->counters);
     l->dists = calloc(n, sizeof *l->dists);
-    if (!l->centers || !l->old_centers || !l->temp || !l->labels
+    if (!l->centers || !l->old_centers || !l->temp || !l->ct || !l->labels
         || !l->counters || !l->dists)
         return KMS_ERR_NOMEM;
     if (l->init != KMS_KM_INIT_PP
@@ -107,6 +109,7 @@ static void lloyd_free(lloyd *l)
     free(l->centers);
     free(l->old_centers);
     free(l->temp);
+    free(l->ct);
     free(l->labels);
     free(l->counters);
     free(l->dists);
@@ -204,24 +207,68 @@ typedef struct sum_ctx {
 /* Float sums of the clusters k with k % groups == g, each in sample order
  * as in cv, into the group's own scratch (no false sharing); the grouping
  * spreads clusters over threads without changing any sum. */
-static void sum_group(void *ctx, size_t g)
+KMS_INLINE void sum_runs(lloyd *l, int groups, int g, float *acc, int *cnt,
+                         int dims)
 {
-    sum_ctx *s = ctx;
-    lloyd *l = s->l;
+    enum { MAXD = 4 };
+    const int32_t *lab = l->labels;
+    for (int i = 0; i < l->n;) {
+        int k = lab[i], start = i;
+        if (k % groups != g) {
+            while (++i < l->n && lab[i] == k)
+                ;
+            continue;
+        }
+        /* a run of one label: accumulate in registers, same adds in the
+         * same order as cv, without a store-to-load chain per sample */
+        float a[MAXD];
+        float *c = acc + (size_t)k * dims;
+        for (int j = 0; j < dims; j++)
+            a[j] = c[j];
+        do {
+            const float *xi = sample(l, i);
+            for (int j = 0; j < dims; j++)
+                a[j] += xi[j];
+        } while (++i < l->n && lab[i] == k);
+        for (int j = 0; j < dims; j++)
+            c[j] = a[j];
+        cnt[k] += i - start;
+    }
+}
+
+/* any dims: the plain loop */
+static void sum_plain(lloyd *l, int groups, int g, float *acc, int *cnt)
+{
     int dims = l->dims;
-    float *acc = l->gsum + g * l->gstride;
-    int *cnt = l->gcount + g * l->gstride;
-    memset(acc, 0, sizeof *acc * (size_t)l->k * dims);
-    memset(cnt, 0, sizeof *cnt * (size_t)l->k);
     for (int i = 0; i < l->n; i++) {
         int k = l->labels[i];
-        if (k % s->groups != (int)g)
+        if (k % groups != g)
             continue;
         float *c = acc + (size_t)k * dims;
         const float *xi = sample(l, i);
         for (int j = 0; j < dims; j++)
             c[j] += xi[j];
         cnt[k]++;
+    }
+}
+
+/* Float sums of the clusters k with k % groups == g, each in sample order
+ * as in cv, into the group's own scratch (no false sharing); the grouping
+ * spreads clusters over threads without changing any sum. */
+static void sum_group(void *ctx, size_t g)
+{
+    sum_ctx *s = ctx;
+    lloyd *l = s->l;
+    float *acc = l->gsum + g * l->gstride;
+    int *cnt = l->gcount + g * l->gstride;
+    memset(acc, 0, sizeof *acc * (size_t)l->k * l->dims);
+    memset(cnt, 0, sizeof *cnt * (size_t)l->k);
+    switch (l->dims) {
+    case 1: sum_runs(l, s->groups, (int)g, acc, cnt, 1); break;
+    case 2: sum_runs(l, s->groups, (int)g, acc, cnt, 2); break;
+    case 3: sum_runs(l, s->groups, (int)g, acc, cnt, 3); break;
+    case 4: sum_runs(l, s->groups, (int)g, acc, cnt, 4); break;
+    default: sum_plain(l, s->groups, (int)g, acc, cnt); break;
     }
 }
 
@@ -263,19 +310,24 @@ static double update_centers(lloyd *l, int measure_shift)
 
 /* ---- assignment ------------------------------------------------------------------- */
 
-/* cv KMeansDistanceComputer<false>: first minimum, compared in double. */
-static inline void assign_range(lloyd *l, int lo, int hi, int dims)
+/* cv KMeansDistanceComputer<false>: first minimum, compared in double from
+ * DBL_MAX, i.e. the float comparison from +inf. */
+KMS_INLINE void assign_range(lloyd *l, int lo, int hi, int dims)
 {
+    enum { MULTI_MAX = 64 };
+    float d[MULTI_MAX];
+    int multi = dims < 16 && l->k <= MULTI_MAX, kpad = kms_kpad(l->k);
     for (int i = lo; i < hi; i++) {
         const float *xi = sample(l, i);
+        float min_dist = INFINITY;
         int k_best = 0;
-        double min_dist = DBL_MAX;
+        if (multi)
+            kms_dist2_multi(xi, l->ct, kpad, dims, d);
         for (int k = 0; k < l->k; k++) {
-            double d = kms_dist2(xi, l->centers + (size_t)k * dims, dims);
-            if (min_dist > d) {
-                min_dist = d;
-                k_best = k;
-            }
+            float dk = multi ? d[k]
+                             : kms_dist2(xi, l->centers + (size_t)k * dims, dims);
+            k_best = min_dist > dk ? k : k_best;
+            min_dist = min_dist > dk ? dk : min_dist;
         }
         l->labels[i] = k_best;
     }
@@ -304,6 +356,7 @@ static void assign(lloyd *l, int first)
                              l->labels, l->pool);
         break;
     case KMS_LLOYD_PLAIN:
+        kms_transpose(l->centers, l->k, l->dims, l->ct);
         kms_pool_run(l->pool, nchunks(l), assign_chunk, l);
         break;
     default:
@@ -347,12 +400,16 @@ static void swap_centers(lloyd *l)
     l->old_centers = t;
 }
 
+#include <time.h>
+static double T[4];
+static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6; }
 /* One attempt of cv::kmeans; iteration 0 is the initialisation. */
 static kms_status run_attempt(lloyd *l, int a, double *compactness,
                               kms_error *err)
 {
     for (int iter = 0;;) {
         double max_shift = iter == 0 ? DBL_MAX : 0.0;
+        double t0 = now();
         swap_centers(l);
         if (iter == 0 && (a > 0 || l->init != KMS_KM_INIT_LABELS)) {
             if (l->init == KMS_KM_INIT_PP) {
@@ -367,13 +424,16 @@ static kms_status run_attempt(lloyd *l, int a, double *compactness,
             if (iter > 0)
                 max_shift = s;
         }
+        T[iter == 0 ? 0 : 1] += now() - t0; t0 = now();
         if (++iter == l->max_count || max_shift <= l->eps2) {
             /* cv: "don't re-assign labels to avoid creation of empty
              * clusters" */
             *compactness = compactness_of(l);
+            T[3] += now() - t0;
             return KMS_OK;
         }
         assign(l, iter == 1);
+        T[iter == 1 ? 0 : 2] += now() - t0;
     }
 }
 
@@ -415,6 +475,7 @@ kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
     }
     if (compactness)
         *compactness = best;
+    if (getenv("KMS_DEBUG")) { fprintf(stderr, "init %.1f update %.1f assign %.1f final %.1f\n", T[0], T[1], T[2], T[3]); T[0]=T[1]=T[2]=T[3]=0; }
     if (getenv("KMS_DEBUG") && l.ham)
         fprintf(stderr, "hamerly distances %llu = %.2f per sample\n", (unsigned long long)kms_hamerly_distances(l.ham), (double)kms_hamerly_distances(l.ham) / l.n);
 out:

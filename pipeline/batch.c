@@ -1,78 +1,48 @@
 #include "batch.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "inputs.h"
-#include "output.h"
+#include "opencv_c.h"
+#include "stages.h"
+#include "summary.h"
 
-typedef struct row {
-    const char *input;
-    kms_status status;
-    char error[1400];
-    char note[160];
-    int width, height, k;
-    const char *backend;
-    double wcss, ms_kmeans, ms_total;
-    bool evaluated;
-    double dice, iou;
-} row;
+volatile sig_atomic_t kms_batch_stop = 0;
 
-static void csv_field(FILE *f, const char *s)
+static void on_signal(int sig)
 {
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
+    (void)sig;
+    kms_batch_stop = 1;
 }
 
-/* summary.csv, built in memory and written atomically. */
-static kms_status write_summary(const char *dir, const row *rows, size_t n,
-                                const kms_file_set *inputs, kms_error *err)
+void kms_batch_install_signals(void)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-    fputs("input,status,width,height,k,backend,wcss,ms_kmeans,ms_total,dice,"
-          "iou,error,note\n", f);
-    for (size_t i = 0; i < n; i++) {
-        const row *r = &rows[i];
-        csv_field(f, r->input);
-        fputs(r->status == KMS_OK ? ",ok," : ",error,", f);
-        if (r->width)
-            fprintf(f, "%d,%d,", r->width, r->height);
-        else
-            fputs(",,", f);
-        if (r->k)
-            fprintf(f, "%d,%s,%.17g,%.3f,", r->k, r->backend, r->wcss,
-                    r->ms_kmeans);
-        else
-            fputs(",,,,", f);
-        fprintf(f, "%.3f,", r->ms_total);
-        if (r->evaluated)
-            fprintf(f, "%.6f,%.6f,", r->dice, r->iou);
-        else
-            fputs(",,", f);
-        csv_field(f, r->error);
-        fputc(',', f);
-        csv_field(f, r->note);
-        fputc('\n', f);
-    }
-    fclose(f);
-    kms_status st = kms_output_write(dir, "summary.csv", buf, len, inputs, err);
-    free(buf);
-    return st;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+void kms_batch_options_default(kms_batch_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->jobs = 0;
+    opt->progress = KMS_PROGRESS_AUTO;
+    opt->timings = true;
+}
+
+static int cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
 }
 
 void kms_batch_context(const kms_batch *b, const kms_pipeline *pl, size_t i,
@@ -102,70 +72,12 @@ kms_status kms_batch_write(const kms_batch *b, const char *name,
     return kms_output_write(b->out_dir, name, buf, len, &b->protect, err);
 }
 
-/* Mean and minimum Dice/IoU over the inputs that had a truth mask. */
-static void print_scores(const row *rows, size_t n)
-{
-    double dice_sum = 0, iou_sum = 0, dice_min = 2, iou_min = 2;
-    size_t m = 0, worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!rows[i].evaluated)
-            continue;
-        dice_sum += rows[i].dice;
-        iou_sum += rows[i].iou;
-        if (rows[i].dice < dice_min) {
-            dice_min = rows[i].dice;
-            worst = i;
-        }
-        iou_min = rows[i].iou < iou_min ? rows[i].iou : iou_min;
-        m++;
-    }
-    if (m == 0)
-        return;
-    fprintf(stderr, "kmseg: Dice mean %.4f min %.4f (%s), IoU mean %.4f min "
-                    "%.4f over %zu inputs with truth\n",
-            dice_sum / (double)m, dice_min, rows[worst].input,
-            iou_sum / (double)m, iou_min, m);
-}
-
-static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
-                     row *r)
-{
-    const kms_input *in = &b->inputs.items[i];
-    kms_context ctx = {0};
-    kms_error err;
-    kms_error_clear(&err);
-    double t0 = kms_now_ms();
-    r->input = in->path;
-    if (in->error.code != KMS_OK) {
-        err = in->error;
-        r->status = err.code;
-    } else {
-        kms_batch_context(b, pl, i, &ctx);
-        r->status = kms_pipeline_run(pl, &ctx, &err);
-    }
-    r->ms_total = kms_now_ms() - t0;
-    r->width = ctx.input_width;
-    r->height = ctx.input_height;
-    if (ctx.backend) {
-        r->k = ctx.k;
-        r->backend = ctx.backend;
-        r->wcss = ctx.wcss;
-        r->ms_kmeans = ctx.ms_kmeans;
-    }
-    r->evaluated = ctx.evaluated;
-    snprintf(r->note, sizeof r->note, "%s", ctx.note);
-    r->dice = ctx.dice;
-    r->iou = ctx.iou;
-    if (r->status != KMS_OK)
-        kms_error_format(&err, r->error, sizeof r->error);
-    kms_context_clear(&ctx);
-}
-
 static kms_status collect_inputs(const kms_pipeline *pl,
                                  const kms_batch_options *opt,
                                  kms_input_list *list, kms_error *err)
 {
     kms_status st = KMS_OK;
+    list->recursive = opt->recursive;
     if (opt->n_inputs > 0) {
         for (int i = 0; i < opt->n_inputs && st == KMS_OK; i++)
             st = kms_inputs_add_spec(list, opt->inputs[i], NULL, err);
@@ -177,7 +89,10 @@ static kms_status collect_inputs(const kms_pipeline *pl,
     if (list->n == 0)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "pipeline.input",
                              "no inputs: set pipeline.input or give -i");
+    /* stems are checked over all inputs, so every shard agrees on them */
     kms_inputs_check_stems(list);
+    if (opt->shard_count > 0)
+        kms_inputs_keep_shard(list, opt->shard_index, opt->shard_count);
     return KMS_OK;
 }
 
@@ -196,7 +111,7 @@ kms_status kms_batch_open(kms_batch *b, const kms_pipeline *pl,
         st = collect_inputs(pl, opt, &b->inputs, err);
     if (st != KMS_OK)
         goto out;
-    paths = calloc(b->inputs.n, sizeof *paths);
+    paths = calloc(b->inputs.n + 1, sizeof *paths);
     if (!paths) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
@@ -219,50 +134,249 @@ void kms_batch_close(kms_batch *b)
     kms_file_set_free(&b->protect);
 }
 
+/* --- one input ------------------------------------------------------------ */
+
+static char *dup_or_null(const char *s)
+{
+    return s && s[0] ? strdup(s) : NULL;
+}
+
+static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
+                     int threads, kms_row *r)
+{
+    const kms_input *in = &b->inputs.items[i];
+    kms_context ctx;
+    kms_error err;
+    kms_error_clear(&err);
+    double t0 = kms_now_ms();
+    kms_status st;
+    r->input = in->path;
+    memset(&ctx, 0, sizeof ctx);
+    if (in->error) {
+        err = *in->error;
+        st = err.code;
+    } else {
+        kms_batch_context(b, pl, i, &ctx);
+        ctx.threads = threads;
+        st = kms_pipeline_run(pl, &ctx, &err);
+    }
+    r->ms_total = kms_now_ms() - t0;
+    r->status = st == KMS_OK ? KMS_ROW_OK : KMS_ROW_ERROR;
+    if (st == KMS_ERR_INTERRUPTED)
+        r->status = KMS_ROW_NOT_RUN;
+    r->width = ctx.input_width;
+    r->height = ctx.input_height;
+    if (ctx.backend) {
+        r->k = ctx.k;
+        r->backend = ctx.backend;
+        r->wcss = ctx.wcss;
+        r->ms_kmeans = ctx.ms_kmeans;
+    }
+    r->evaluated = ctx.evaluated;
+    r->dice = ctx.dice;
+    r->iou = ctx.iou;
+    r->note = dup_or_null(ctx.note);
+    if (st != KMS_OK) {
+        char line[2600];
+        kms_error_format(&err, line, sizeof line);
+        r->error = strdup(line);
+    }
+    kms_context_clear(&ctx);
+}
+
+/* --resume: every product of the input already exists (writes are atomic,
+ * so existing means complete). */
+static bool products_complete(const kms_pipeline *pl, const kms_batch *b,
+                              const kms_input *in)
+{
+    enum { MAX_NAMES = 16 };
+    char names[MAX_NAMES][512];
+    if (in->error)
+        return false;
+    const void *wp = kms_pipeline_stage_params(pl, "write");
+    if (!wp)
+        return false;
+    int n = kms_write_stage_product_names(wp, in->stem, names, MAX_NAMES);
+    for (int i = 0; i < n; i++) {
+        char path[4096 + 600];
+        struct stat sb;
+        kms_path_join(path, sizeof path, b->out_dir, names[i]);
+        if (stat(path, &sb) != 0)
+            return false;
+    }
+    return n > 0;
+}
+
+/* --- the workers ------------------------------------------------------------ */
+
+typedef struct shared {
+    const kms_pipeline *pl;
+    const kms_batch *b;
+    const kms_batch_options *opt;
+    const kms_summary_index *previous;
+    kms_row *rows;
+    atomic_size_t next;
+    int threads_per_item;
+    pthread_mutex_t lock;   /* guards progress, res and stderr */
+    kms_progress progress;
+    kms_batch_result *res;
+} shared;
+
+static void finish_item(shared *sh, const kms_row *r)
+{
+    pthread_mutex_lock(&sh->lock);
+    if (r->status != KMS_ROW_NOT_RUN) {
+        sh->res->total++;
+        sh->res->succeeded += r->status == KMS_ROW_OK;
+        sh->res->failed += r->status == KMS_ROW_ERROR;
+        sh->res->skipped += r->status == KMS_ROW_SKIPPED;
+        /* errors always; warnings unless -q */
+        if (r->error || (r->note && !sh->opt->quiet)) {
+            kms_progress_hide(&sh->progress);
+            if (r->error)
+                fprintf(stderr, "kmseg: error: %s\n", r->error);
+            else
+                fprintf(stderr, "kmseg: warning: %s: %s\n", r->input, r->note);
+        }
+        kms_progress_step(&sh->progress, r->status == KMS_ROW_ERROR,
+                          r->status == KMS_ROW_SKIPPED);
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
+static void *worker(void *arg)
+{
+    shared *sh = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&sh->next, 1);
+        if (i >= sh->b->inputs.n || kms_batch_stop)
+            break;
+        kms_row *r = &sh->rows[i];
+        const kms_input *in = &sh->b->inputs.items[i];
+        if (sh->opt->resume && products_complete(sh->pl, sh->b, in)) {
+            r->input = in->path;
+            r->status = KMS_ROW_SKIPPED;
+            const char *line = kms_summary_index_find(sh->previous, in->path);
+            r->previous = line ? strdup(line) : NULL;
+        } else {
+            run_item(sh->pl, sh->b, i, sh->threads_per_item, r);
+        }
+        finish_item(sh, r);
+    }
+    return NULL;
+}
+
+/* --- reporting ------------------------------------------------------------- */
+
+static void print_scores(const kms_row *rows, size_t n)
+{
+    double dice_sum = 0, iou_sum = 0, dice_min = 2, iou_min = 2;
+    size_t m = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].status != KMS_ROW_OK || !rows[i].evaluated)
+            continue;
+        dice_sum += rows[i].dice;
+        iou_sum += rows[i].iou;
+        if (rows[i].dice < dice_min) {
+            dice_min = rows[i].dice;
+            worst = i;
+        }
+        iou_min = rows[i].iou < iou_min ? rows[i].iou : iou_min;
+        m++;
+    }
+    if (m == 0)
+        return;
+    fprintf(stderr, "kmseg: Dice mean %.4f min %.4f (%s), IoU mean %.4f min "
+                    "%.4f over %zu inputs with truth\n",
+            dice_sum / (double)m, dice_min, rows[worst].input,
+            iou_sum / (double)m, iou_min, m);
+}
+
+static void print_end(const kms_batch_result *res, const kms_row *rows,
+                      size_t n, double seconds, const char *out_dir,
+                      const char *summary)
+{
+    enum { LIST_AT_MOST = 10 };
+    print_scores(rows, n);
+    if (res->failed) {
+        fprintf(stderr, "kmseg: failed inputs:\n");
+        int listed = 0;
+        for (size_t i = 0; i < n && listed < LIST_AT_MOST; i++)
+            if (rows[i].status == KMS_ROW_ERROR) {
+                fprintf(stderr, "  %s\n", rows[i].error);
+                listed++;
+            }
+        if (res->failed > LIST_AT_MOST)
+            fprintf(stderr, "  ... and %d more (see %s)\n",
+                    res->failed - LIST_AT_MOST, summary);
+    }
+    fprintf(stderr, "kmseg: %d succeeded, %d failed, %d skipped of %zu in "
+                    "%.1f s (%.1f/s)%s; outputs in %s\n",
+            res->succeeded, res->failed, res->skipped, n, seconds,
+            seconds > 0 ? (double)res->total / seconds : 0.0,
+            res->interrupted ? "; INTERRUPTED, rerun with --resume" : "",
+            out_dir);
+}
+
 kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
                          kms_batch_result *res, kms_error *err)
 {
     kms_batch b;
-    row *rows = NULL;
+    kms_summary_index previous = {0};
     memset(res, 0, sizeof *res);
     kms_status st = kms_batch_open(&b, pl, opt, err);
     if (st != KMS_OK)
         return st;
+    char summary[128];
+    kms_summary_name(summary, sizeof summary, opt->shard_index, opt->shard_count);
     size_t n = b.inputs.n;
-    rows = calloc(n, sizeof *rows);
-    if (!rows) {
+    int jobs = opt->jobs > 0 ? opt->jobs : cores();
+    if ((size_t)jobs > n)
+        jobs = n > 0 ? (int)n : 1;
+    pthread_t *threads = calloc((size_t)jobs, sizeof *threads);
+    shared sh = {.pl = pl, .b = &b, .opt = opt, .previous = &previous,
+                 .rows = calloc(n ? n : 1, sizeof(kms_row)), .res = res,
+                 /* one level of parallelism: items, or threads in an item */
+                 .threads_per_item = jobs == 1 ? cores() : 1};
+    atomic_init(&sh.next, 0);
+    pthread_mutex_init(&sh.lock, NULL);
+    if (!threads || !sh.rows) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
     }
-    bool tty = !opt->quiet && isatty(STDERR_FILENO);
-    for (size_t i = 0; i < n; i++) {
-        if (tty)
-            fprintf(stderr, "\r\033[K[%zu/%zu] %s", i + 1, n,
-                    b.inputs.items[i].stem);
-        run_item(pl, &b, i, &rows[i]);
-        res->total++;
-        if (rows[i].status == KMS_OK) {
-            res->succeeded++;
-            if (rows[i].note[0] && !opt->quiet)
-                fprintf(stderr, "%skmseg: warning: %s: %s\n",
-                        tty ? "\r\033[K" : "", rows[i].input, rows[i].note);
-            continue;
-        }
-        res->failed++;
-        if (tty)
-            fputs("\r\033[K", stderr);
-        fprintf(stderr, "kmseg: error: %s\n", rows[i].error);
+    if (opt->resume) {
+        char path[4096 + 160];
+        kms_path_join(path, sizeof path, b.out_dir, summary);
+        st = kms_summary_index_load(&previous, path, err);
+        if (st != KMS_OK)
+            goto out;
     }
-    if (tty)
-        fputs("\r\033[K", stderr);
-    st = write_summary(b.out_dir, rows, n, &b.protect, err);
-    if (st == KMS_OK && !opt->quiet) {
-        print_scores(rows, n);
-        fprintf(stderr, "kmseg: %d of %d inputs done, %d failed; outputs in %s\n",
-                res->succeeded, res->total, res->failed, b.out_dir);
-    }
+    /* OpenCV's own threads on top of ours would oversubscribe the cores */
+    if (jobs > 1)
+        kms_cv_set_num_threads(1, NULL);
+    kms_progress_start(&sh.progress, n, opt->quiet ? KMS_PROGRESS_NEVER : opt->progress);
+    int started = 0;
+    for (; started < jobs; started++)
+        if (pthread_create(&threads[started], NULL, worker, &sh) != 0)
+            break;
+    if (started == 0)
+        worker(&sh); /* no threads to be had: do the work here */
+    for (int t = 0; t < started; t++)
+        pthread_join(threads[t], NULL);
+    kms_progress_hide(&sh.progress);
+    res->interrupted = kms_batch_stop != 0;
+    st = kms_summary_write(b.out_dir, summary, sh.rows, n, opt->timings,
+                           &b.protect, err);
+    if (st == KMS_OK && !opt->quiet)
+        print_end(res, sh.rows, n, kms_progress_elapsed(&sh.progress), b.out_dir,
+                  summary);
 out:
-    free(rows);
+    for (size_t i = 0; sh.rows && i < n; i++)
+        kms_row_clear(&sh.rows[i]);
+    free(sh.rows);
+    free(threads);
+    pthread_mutex_destroy(&sh.lock);
+    kms_summary_index_free(&previous);
     kms_batch_close(&b);
     return st;
 }

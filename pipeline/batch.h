@@ -1,25 +1,48 @@
-/* A batch: a pipeline over every input, one summary.csv row each. A bad
- * input fails only its own row; the others still run and are written. */
+/* A batch: a pipeline over every input, in parallel, one summary.csv row
+ * each. A bad input fails only its own row; the others still run and are
+ * written. Products are the same bytes whatever the number of jobs. */
 #ifndef KMS_BATCH_H
 #define KMS_BATCH_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "error.h"
 #include "inputs.h"
 #include "output.h"
 #include "pipeline.h"
+#include "progress.h"
 
 typedef struct kms_batch_options {
     const char *const *inputs; /* command-line inputs replacing pipeline.input */
     int n_inputs;
     const char *output;        /* replaces pipeline.output when non-NULL */
-    bool quiet;                /* no progress, no per-item lines */
+    bool quiet;                /* no progress, no summary lines */
+    bool recursive;            /* folders: descend into subfolders */
+    int jobs;                  /* inputs in parallel; <= 0: all cores */
+    kms_progress_mode progress;
+    bool resume;               /* skip inputs whose products all exist */
+    int shard_index, shard_count; /* run inputs i with i % count == index */
+    bool timings;              /* ms_* columns in summary.csv */
 } kms_batch_options;
 
+/* Defaults: all cores, progress on a terminal, timings on, no shards. */
+void kms_batch_options_default(kms_batch_options *opt);
+
 typedef struct kms_batch_result {
-    int total, succeeded, failed;
+    int total, succeeded, failed, skipped;
+    bool interrupted;
 } kms_batch_result;
+
+/* Set by SIGINT/SIGTERM: batches finish the inputs they are on and stop. */
+extern volatile sig_atomic_t kms_batch_stop;
+void kms_batch_install_signals(void);
+
+/* Runs pl over its inputs. Returns KMS_OK when the batch ran (items may have
+ * failed: see res); an error when it could not start (e.g. the output folder
+ * cannot be written). */
+kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
+                         kms_batch_result *res, kms_error *err);
 
 /* The inputs and output folder of one command, shared by run, compare and
  * elbow. */
@@ -29,7 +52,8 @@ typedef struct kms_batch {
     kms_file_set protect; /* the inputs' files: never written over */
 } kms_batch;
 
-/* Resolves and prepares the output folder and expands the inputs. */
+/* Resolves and prepares the output folder and expands the inputs (only
+ * this shard's when sharding). */
 kms_status kms_batch_open(kms_batch *b, const kms_pipeline *pl,
                           const kms_batch_options *opt, kms_error *err);
 void kms_batch_close(kms_batch *b);
@@ -38,17 +62,11 @@ void kms_batch_close(kms_batch *b);
 void kms_batch_context(const kms_batch *b, const kms_pipeline *pl, size_t i,
                        kms_context *ctx);
 
-/* One line for a failed input, above the progress line if there is one. */
+/* One line for a failed input. */
 void kms_batch_report(const kms_error *err);
 
 /* Writes bytes to the output folder atomically under name. */
 kms_status kms_batch_write(const kms_batch *b, const char *name,
                            const void *buf, size_t len, kms_error *err);
-
-/* Runs pl over its inputs. Returns KMS_OK when the batch ran (items may have
- * failed: see res); an error when it could not start (e.g. the output folder
- * cannot be written). */
-kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
-                         kms_batch_result *res, kms_error *err);
 
 #endif

@@ -122,8 +122,8 @@ int kms_cmd_compare(const kms_pipeline *pl, const kms_batch_options *opt)
            "agree_%", "ari");
     for (size_t i = 0; i < b.inputs.n; i++) {
         const kms_input *in = &b.inputs.items[i];
-        if (in->error.code != KMS_OK) {
-            kms_batch_report(&in->error);
+        if (in->error) {
+            kms_batch_report(in->error);
             failed++;
             continue;
         }

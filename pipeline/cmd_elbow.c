@@ -100,8 +100,8 @@ int kms_cmd_elbow(const kms_pipeline *pl, const kms_batch_options *opt,
     fputs("input,k,wcss\n", f);
     for (size_t i = 0; i < b.inputs.n; i++) {
         const kms_input *in = &b.inputs.items[i];
-        if (in->error.code != KMS_OK) {
-            kms_batch_report(&in->error);
+        if (in->error) {
+            kms_batch_report(in->error);
             failed++;
             continue;
         }

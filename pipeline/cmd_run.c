@@ -10,5 +10,7 @@ int kms_cmd_run(const kms_pipeline *pl, const kms_batch_options *opt)
         kms_batch_report(&err);
         return 2;
     }
+    if (res.interrupted)
+        return 130; /* as a shell reports death by SIGINT */
     return res.failed ? 1 : 0;
 }

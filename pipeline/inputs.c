@@ -70,9 +70,69 @@ static kms_input *push(kms_input_list *list, const char *path, kms_error *err)
     return it;
 }
 
+/* Marks an item as failed; the message names the spec. */
+static kms_status fail_item(kms_input *it, kms_status code, const char *what,
+                            const char *fmt, const char *detail)
+{
+    it->error = calloc(1, sizeof *it->error);
+    if (!it->error)
+        return KMS_ERR_NOMEM;
+    kms_error_set(it->error, code, what, 0, NULL, fmt, detail);
+    return KMS_OK;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef struct name_list {
+    char **names;
+    size_t n, cap;
+} name_list;
+
+static kms_status add_name(name_list *l, const char *name, kms_error *err)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        char **nn = realloc(l->names, cap * sizeof *nn);
+        if (!nn)
+            return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+        l->names = nn;
+        l->cap = cap;
+    }
+    if (!(l->names[l->n] = strdup(name)))
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    l->n++;
+    return KMS_OK;
+}
+
+/* Image paths under dir (and its subfolders when recursive); hidden files
+ * and folders are left out. Unreadable subfolders are skipped. */
+static kms_status scan_folder(const char *dir, bool recursive, name_list *out,
+                              kms_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return KMS_OK;
+    kms_status st = KMS_OK;
+    for (struct dirent *e; st == KMS_OK && (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        kms_path_join(path, sizeof path, dir, e->d_name);
+        struct stat sb;
+        if (stat(path, &sb) != 0)
+            continue;
+        if (S_ISDIR(sb.st_mode)) {
+            if (recursive)
+                st = scan_folder(path, true, out, err);
+        } else if (is_image_name(e->d_name)) {
+            st = add_name(out, path, err);
+        }
+    }
+    closedir(d);
+    return st;
 }
 
 static kms_status add_folder(kms_input_list *list, const char *dir,
@@ -83,57 +143,70 @@ static kms_status add_folder(kms_input_list *list, const char *dir,
         kms_input *it = push(list, dir, err);
         if (!it)
             return KMS_ERR_NOMEM;
-        kms_error_set(&it->error, KMS_ERR_IO, dir, 0, NULL,
-                      "cannot open folder: %s", strerror(errno));
-        return KMS_OK;
+        return fail_item(it, KMS_ERR_IO, dir, "cannot open folder: %s",
+                         strerror(errno));
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    kms_status st = KMS_OK;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.' || !is_image_name(e->d_name))
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nn = realloc(names, cap * sizeof *nn);
-            if (!nn) {
-                st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
-                                   "out of memory");
-                goto out;
-            }
-            names = nn;
-        }
-        names[n] = strdup(e->d_name);
-        if (!names[n]) {
-            st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-            goto out;
-        }
-        n++;
-    }
-    if (n == 0) {
+    closedir(d);
+    name_list found = {0};
+    kms_status st = scan_folder(dir, list->recursive, &found, err);
+    if (st != KMS_OK)
+        goto out;
+    if (found.n == 0) {
         kms_input *it = push(list, dir, err);
         if (!it) {
             st = KMS_ERR_NOMEM;
             goto out;
         }
-        kms_error_set(&it->error, KMS_ERR_INPUT, dir, 0, NULL,
-                      "folder has no images (.png .jpg .tif .bmp .nii .nii.gz)");
+        st = fail_item(it, KMS_ERR_INPUT, dir, "%s",
+                       list->recursive
+                           ? "folder and its subfolders have no images (.png "
+                             ".jpg .tif .bmp .nii .nii.gz)"
+                           : "folder has no images (.png .jpg .tif .bmp .nii "
+                             ".nii.gz; --recursive looks in subfolders)");
         goto out;
     }
-    qsort(names, n, sizeof *names, cmp_str);
-    for (size_t i = 0; i < n; i++) {
-        char path[4096];
-        kms_path_join(path, sizeof path, dir, names[i]);
-        if (!push(list, path, err)) {
+    /* full paths sorted: the same order on every machine and file system */
+    qsort(found.names, found.n, sizeof *found.names, cmp_str);
+    for (size_t i = 0; i < found.n && st == KMS_OK; i++)
+        if (!push(list, found.names[i], err))
             st = KMS_ERR_NOMEM;
-            goto out;
-        }
-    }
 out:
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    closedir(d);
+    for (size_t i = 0; i < found.n; i++)
+        free(found.names[i]);
+    free(found.names);
+    return st;
+}
+
+/* @FILE: one spec per line, relative to the list file's folder. */
+static kms_status add_list_file(kms_input_list *list, const char *path,
+                                kms_error *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
+                             "cannot open input list: %s", strerror(errno));
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    kms_status st = KMS_OK;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    while (st == KMS_OK && (got = getline(&line, &cap, f)) >= 0) {
+        while (got > 0 && isspace((unsigned char)line[got - 1]))
+            line[--got] = '\0';
+        const char *spec = line;
+        while (isspace((unsigned char)*spec))
+            spec++;
+        if (*spec && *spec != '#')
+            st = kms_inputs_add_spec(list, spec, dir, err);
+    }
+    free(line);
+    fclose(f);
     return st;
 }
 
@@ -148,8 +221,8 @@ static kms_status add_glob(kms_input_list *list, const char *pattern,
         if (!it)
             st = KMS_ERR_NOMEM;
         else
-            kms_error_set(&it->error, KMS_ERR_IO, pattern, 0, NULL,
-                          "no file matches this pattern");
+            st = fail_item(it, KMS_ERR_IO, pattern, "%s",
+                           "no file matches this pattern");
         goto out;
     }
     if (rc != 0) {
@@ -176,10 +249,15 @@ kms_status kms_inputs_add_spec(kms_input_list *list, const char *spec,
                                const char *base_dir, kms_error *err)
 {
     char path[4096];
+    bool list_file = spec[0] == '@';
+    if (list_file)
+        spec++;
     if (base_dir && spec[0] != '/')
         kms_path_join(path, sizeof path, base_dir, spec);
     else
         snprintf(path, sizeof path, "%s", spec);
+    if (list_file)
+        return add_list_file(list, path, err);
     if (strpbrk(path, "*?["))
         return add_glob(list, path, err);
     struct stat sb;
@@ -210,33 +288,67 @@ kms_status kms_inputs_add_list(kms_input_list *list, const char *specs,
     return st;
 }
 
+typedef struct stem_ref {
+    const char *stem;
+    size_t index;
+} stem_ref;
+
+static int by_stem_then_index(const void *a, const void *b)
+{
+    const stem_ref *x = a, *y = b;
+    int c = strcmp(x->stem, y->stem);
+    if (c)
+        return c;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
 void kms_inputs_check_stems(kms_input_list *list)
 {
-    /* quadratic, but only over names; thousands of inputs take microseconds
-     * compared with the images themselves */
-    for (size_t i = 1; i < list->n; i++) {
-        if (list->items[i].error.code != KMS_OK)
+    /* sorted by stem, a repeat sits right after the input it repeats */
+    stem_ref *refs = malloc((list->n ? list->n : 1) * sizeof *refs);
+    if (!refs)
+        return; /* only a check: without memory for it, names stay as given */
+    size_t m = 0;
+    for (size_t i = 0; i < list->n; i++)
+        if (!list->items[i].error)
+            refs[m++] = (stem_ref){list->items[i].stem, i};
+    qsort(refs, m, sizeof *refs, by_stem_then_index);
+    for (size_t j = 1; j < m; j++) {
+        if (strcmp(refs[j].stem, refs[j - 1].stem) != 0)
             continue;
-        for (size_t j = 0; j < i; j++) {
-            if (list->items[j].error.code != KMS_OK ||
-                strcmp(list->items[i].stem, list->items[j].stem) != 0)
-                continue;
-            kms_error_set(&list->items[i].error, KMS_ERR_INPUT,
-                          list->items[i].path, 0, NULL,
-                          "same name as %s: their products would overwrite "
-                          "each other",
-                          list->items[j].path);
-            break;
+        size_t first = j - 1;
+        while (first > 0 && strcmp(refs[first - 1].stem, refs[j].stem) == 0)
+            first--;
+        kms_input *it = &list->items[refs[j].index];
+        fail_item(it, KMS_ERR_INPUT, it->path,
+                  "same name as %s: their products would overwrite each other",
+                  list->items[refs[first].index].path);
+    }
+    free(refs);
+}
+
+void kms_inputs_keep_shard(kms_input_list *list, int index, int count)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        if ((int)(i % (size_t)count) == index) {
+            list->items[kept++] = list->items[i];
+        } else {
+            free(list->items[i].path);
+            free(list->items[i].error);
         }
     }
+    list->n = kept;
 }
 
 void kms_inputs_free(kms_input_list *list)
 {
     if (!list)
         return;
-    for (size_t i = 0; i < list->n; i++)
+    for (size_t i = 0; i < list->n; i++) {
         free(list->items[i].path);
+        free(list->items[i].error);
+    }
     free(list->items);
     memset(list, 0, sizeof *list);
 }

@@ -13,6 +13,7 @@
 #include "opencv_c.h"
 #include "pipeline.h"
 #include "stage.h"
+#include "summary.h"
 
 #ifndef KMS_VERSION
 #define KMS_VERSION "unknown"
@@ -31,6 +32,9 @@ static const char usage_text[] =
     "                  median speed-up\n"
     "  elbow CONFIG    WCSS for every K in a range and the knee (Kneedle):\n"
     "                  elbow.csv, {stem}_elbow.png\n"
+    "  merge-summaries DIR\n"
+    "                  join the summary.shard-I-of-N.csv files of --shard\n"
+    "                  runs in DIR into DIR/summary.csv\n"
     "  stages          list every stage and key with defaults, ranges, help\n"
     "\n"
     "Options of run, compare and elbow:\n"
@@ -38,14 +42,25 @@ static const char usage_text[] =
     "                        pipeline.input; relative to the current folder)\n"
     "  -o, --output DIR      output folder (replaces pipeline.output)\n"
     "  -s, --set S.KEY=VAL   override any config key, e.g. -s kmeans.k=3\n"
+    "  -r, --recursive       folders: also look in subfolders\n"
+    "  -j, --jobs N          inputs in parallel (default: all cores); products\n"
+    "                        are the same bytes whatever N is\n"
+    "  --progress WHEN       auto (on a terminal), always, never\n"
+    "  --resume              skip inputs whose products all exist already\n"
+    "  --shard I/N           only inputs i with i mod N = I (I from 0); the\n"
+    "                        summary is summary.shard-I-of-N.csv\n"
+    "  --no-timings          leave ms_* empty in summary.csv (same bytes on\n"
+    "                        every run)\n"
     "  -q, --quiet           no progress or summary on stderr\n"
     "  --k MIN..MAX          elbow only: the range of K (default 1..10)\n"
     "\n"
     "  -h, --help            this help\n"
     "  -V, --version         version of kmseg and OpenCV\n"
     "\n"
+    "Inputs: files, folders, globs, and @LIST (a file of inputs, one a line).\n"
     "Exit status: 0 all inputs succeeded, 1 some failed (the others were\n"
-    "written), 2 usage or config error (nothing was run).\n"
+    "written), 2 usage or config error (nothing was run), 130 interrupted\n"
+    "(Ctrl-C: finished inputs and summary.csv are kept; --resume goes on).\n"
     "Outputs: {stem}_recolor.png, {stem}_labels.png, ... and summary.csv in\n"
     "the output folder; see README.md.\n";
 
@@ -108,12 +123,18 @@ static bool parse_k_range(const char *text, int *k_min, int *k_max)
 /* run, compare and elbow share their options and the config loading. */
 static int cmd_pipeline(command cmd, int argc, char **argv)
 {
-    enum { OPT_K = 256 };
+    enum { OPT_K = 256, OPT_PROGRESS, OPT_RESUME, OPT_SHARD, OPT_NO_TIMINGS };
     static const struct option longopts[] = {
         {"input", required_argument, NULL, 'i'},
         {"output", required_argument, NULL, 'o'},
         {"set", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
+        {"recursive", no_argument, NULL, 'r'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"progress", required_argument, NULL, OPT_PROGRESS},
+        {"resume", no_argument, NULL, OPT_RESUME},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"no-timings", no_argument, NULL, OPT_NO_TIMINGS},
         {"k", required_argument, NULL, OPT_K},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -123,7 +144,8 @@ static int cmd_pipeline(command cmd, int argc, char **argv)
     char **sets = calloc((size_t)argc, sizeof *sets);
     char *output = NULL;
     int n_inputs = 0, n_sets = 0, k_min = 1, k_max = 10;
-    kms_batch_options opt = {0};
+    kms_batch_options opt;
+    kms_batch_options_default(&opt);
     kms_config cfg = {0};
     kms_pipeline pl = {0};
     kms_error err;
@@ -133,7 +155,8 @@ static int cmd_pipeline(command cmd, int argc, char **argv)
         goto out;
     }
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "i:o:s:qh", longopts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "i:o:s:qrj:h", longopts, NULL)) != -1;) {
+        char tail;
         switch (c) {
         case 'i':
             inputs[n_inputs] = absolute(optarg);
@@ -146,6 +169,39 @@ static int cmd_pipeline(command cmd, int argc, char **argv)
             break;
         case 's': sets[n_sets++] = optarg; break;
         case 'q': opt.quiet = true; break;
+        case 'r': opt.recursive = true; break;
+        case 'j':
+            if (sscanf(optarg, "%d%c", &opt.jobs, &tail) != 1 || opt.jobs < 1 ||
+                opt.jobs > 1024) {
+                fprintf(stderr, "kmseg: error: -j %s: want a number of jobs "
+                                "from 1 to 1024\n", optarg);
+                goto out;
+            }
+            break;
+        case OPT_PROGRESS:
+            if (strcmp(optarg, "auto") == 0)
+                opt.progress = KMS_PROGRESS_AUTO;
+            else if (strcmp(optarg, "always") == 0)
+                opt.progress = KMS_PROGRESS_ALWAYS;
+            else if (strcmp(optarg, "never") == 0)
+                opt.progress = KMS_PROGRESS_NEVER;
+            else {
+                fprintf(stderr, "kmseg: error: --progress %s: want auto, "
+                                "always or never\n", optarg);
+                goto out;
+            }
+            break;
+        case OPT_RESUME: opt.resume = true; break;
+        case OPT_NO_TIMINGS: opt.timings = false; break;
+        case OPT_SHARD:
+            if (sscanf(optarg, "%d/%d%c", &opt.shard_index, &opt.shard_count,
+                       &tail) != 2 || opt.shard_count < 1 ||
+                opt.shard_index < 0 || opt.shard_index >= opt.shard_count) {
+                fprintf(stderr, "kmseg: error: --shard %s: want I/N with "
+                                "0 <= I < N, e.g. --shard 0/16\n", optarg);
+                goto out;
+            }
+            break;
         case OPT_K:
             if (cmd != CMD_ELBOW) {
                 fprintf(stderr, "kmseg: error: --k is an option of elbow; "
@@ -180,6 +236,7 @@ static int cmd_pipeline(command cmd, int argc, char **argv)
     opt.inputs = (const char *const *)inputs;
     opt.n_inputs = n_inputs;
     opt.output = output;
+    kms_batch_install_signals();
     switch (cmd) {
     case CMD_RUN: status = kms_cmd_run(&pl, &opt); break;
     case CMD_COMPARE: status = kms_cmd_compare(&pl, &opt); break;
@@ -224,6 +281,19 @@ int main(int argc, char **argv)
         return cmd_pipeline(CMD_ELBOW, argc - 1, argv + 1);
     if (strcmp(cmd, "stages") == 0)
         return cmd_stages();
+    if (strcmp(cmd, "merge-summaries") == 0) {
+        if (argc != 3) {
+            fprintf(stderr, "kmseg: error: merge-summaries needs one folder\n");
+            return EXIT_USAGE;
+        }
+        kms_error err;
+        kms_error_clear(&err);
+        if (kms_summary_merge(argv[2], &err) != KMS_OK) {
+            print_error(&err);
+            return EXIT_SOME_FAILED;
+        }
+        return 0;
+    }
     fprintf(stderr, "kmseg: error: unknown command '%s'\nTry 'kmseg --help'.\n",
             cmd);
     return EXIT_USAGE;

@@ -156,6 +156,22 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
 
 enum { MAX_PRODUCTS = 8 };
 
+/* File name endings, in the order of product_names (the KMS_PRODUCT_ bits). */
+static const char *const product_suffixes[] = {
+    "_recolor.png", "_labels.png", "_recolor.tif", "_mask.png", "_overlay.png",
+};
+
+int kms_write_stage_product_names(const void *params, const char *stem,
+                                  char names[][512], int max)
+{
+    const write_params *p = params;
+    int n = 0;
+    for (int i = 0; product_names[i] && n < max; i++)
+        if (p->products >> i & 1)
+            snprintf(names[n++], 512, "%.400s%s", stem, product_suffixes[i]);
+    return n;
+}
+
 /* The products of one input, encoded before any is written, so a failure
  * can remove what was already written: an input has all its products or
  * none. */
@@ -191,33 +207,33 @@ static kms_status encode_products(const write_params *p, const kms_context *ctx,
     if (p->products & KMS_PRODUCT_RECOLOR) {
         st = recolor_u8(ctx, &tmp, err);
         if (st == KMS_OK)
-            st = add_product(set, ctx, "_recolor.png", &tmp, err);
+            st = add_product(set, ctx, product_suffixes[0], &tmp, err);
         kms_image_free(&tmp);
         if (st != KMS_OK)
             return st;
     }
     if (p->products & KMS_PRODUCT_RECOLOR_RAW) {
-        st = add_product(set, ctx, "_recolor.tif", &ctx->recolor, err);
+        st = add_product(set, ctx, product_suffixes[2], &ctx->recolor, err);
         if (st != KMS_OK)
             return st;
     }
     if (p->products & KMS_PRODUCT_LABELS) {
         st = labels_u8(ctx, &tmp, err);
         if (st == KMS_OK)
-            st = add_product(set, ctx, "_labels.png", &tmp, err);
+            st = add_product(set, ctx, product_suffixes[1], &tmp, err);
         kms_image_free(&tmp);
         if (st != KMS_OK)
             return st;
     }
     if (p->products & KMS_PRODUCT_MASK) {
-        st = add_product(set, ctx, "_mask.png", &ctx->mask, err);
+        st = add_product(set, ctx, product_suffixes[3], &ctx->mask, err);
         if (st != KMS_OK)
             return st;
     }
     if (p->products & KMS_PRODUCT_OVERLAY) {
         st = overlay(ctx, &tmp, err);
         if (st == KMS_OK)
-            st = add_product(set, ctx, "_overlay.png", &tmp, err);
+            st = add_product(set, ctx, product_suffixes[4], &tmp, err);
         kms_image_free(&tmp);
     }
     return st;

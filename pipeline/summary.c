@@ -1,0 +1,312 @@
+#include "summary.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kms_row_clear(kms_row *row)
+{
+    free(row->error);
+    free(row->note);
+    free(row->previous);
+    memset(row, 0, sizeof *row);
+}
+
+void kms_summary_name(char *buf, size_t len, int shard_index, int shard_count)
+{
+    if (shard_count > 0)
+        snprintf(buf, len, "summary.shard-%d-of-%d.csv", shard_index, shard_count);
+    else
+        snprintf(buf, len, "summary.csv");
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+    if (!s)
+        return;
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void write_row(FILE *f, const kms_row *r, bool timings)
+{
+    if (r->status == KMS_ROW_SKIPPED && r->previous) {
+        fprintf(f, "%s\n", r->previous);
+        return;
+    }
+    static const char *const names[] = {"", "ok", "error", "skipped"};
+    csv_field(f, r->input);
+    fprintf(f, ",%s,", names[r->status]);
+    if (r->width)
+        fprintf(f, "%d,%d,", r->width, r->height);
+    else
+        fputs(",,", f);
+    if (r->k)
+        fprintf(f, "%d,%s,%.17g,", r->k, r->backend, r->wcss);
+    else
+        fputs(",,,", f);
+    if (timings && r->k)
+        fprintf(f, "%.3f,", r->ms_kmeans);
+    else
+        fputs(",", f);
+    if (timings && r->status != KMS_ROW_SKIPPED)
+        fprintf(f, "%.3f,", r->ms_total);
+    else
+        fputs(",", f);
+    if (r->evaluated)
+        fprintf(f, "%.6f,%.6f,", r->dice, r->iou);
+    else
+        fputs(",,", f);
+    csv_field(f, r->error);
+    fputc(',', f);
+    csv_field(f, r->note);
+    fputc('\n', f);
+}
+
+kms_status kms_summary_write(const char *dir, const char *name,
+                             const kms_row *rows, size_t n, bool timings,
+                             const kms_file_set *protect, kms_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    fputs(KMS_SUMMARY_HEADER "\n", f);
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].status != KMS_ROW_NOT_RUN)
+            write_row(f, &rows[i], timings);
+    fclose(f);
+    kms_status st = kms_output_write(dir, name, buf, len, protect, err);
+    free(buf);
+    return st;
+}
+
+/* The first CSV field of line, unquoted, into out. */
+static void first_field(const char *line, char *out, size_t len)
+{
+    size_t used = 0;
+    if (*line == '"') {
+        for (const char *s = line + 1; *s && used + 1 < len; s++) {
+            if (*s == '"') {
+                if (s[1] != '"')
+                    break;
+                s++;
+            }
+            out[used++] = *s;
+        }
+    } else {
+        for (const char *s = line; *s && *s != ',' && used + 1 < len; s++)
+            out[used++] = *s;
+    }
+    out[used] = '\0';
+}
+
+/* The second field (status) of line, assuming an unquoted status. */
+static const char *status_of(const char *line)
+{
+    char input[4096];
+    first_field(line, input, sizeof input);
+    const char *s = line;
+    if (*s == '"') {
+        for (s++; *s; s++) {
+            if (*s == '"' && s[1] == '"')
+                s++;
+            else if (*s == '"')
+                break;
+        }
+    }
+    s = strchr(s, ',');
+    return s ? s + 1 : "";
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    char x[4096], y[4096];
+    first_field(*(char *const *)a, x, sizeof x);
+    first_field(*(char *const *)b, y, sizeof y);
+    return strcmp(x, y);
+}
+
+/* Reads the lines of a CSV file after its header; fails on a wrong header. */
+static kms_status read_lines(const char *path, char ***lines, size_t *n,
+                             bool missing_ok, kms_error *err)
+{
+    *lines = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (missing_ok && errno == ENOENT)
+            return KMS_OK;
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "%s", strerror(errno));
+    }
+    kms_status st = KMS_OK;
+    char *line = NULL;
+    size_t cap = 0, lines_cap = 0;
+    ssize_t got;
+    bool header = true;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = '\0';
+        if (header) {
+            header = false;
+            if (strcmp(line, KMS_SUMMARY_HEADER) != 0) {
+                st = kms_error_set(err, KMS_ERR_INPUT, path, 1, NULL,
+                                   "not a kmseg summary (unexpected header)");
+                break;
+            }
+            continue;
+        }
+        if (*n == lines_cap) {
+            lines_cap = lines_cap ? 2 * lines_cap : 64;
+            char **l = realloc(*lines, lines_cap * sizeof *l);
+            if (!l) {
+                st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+                break;
+            }
+            *lines = l;
+        }
+        if (!((*lines)[*n] = strdup(line))) {
+            st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+            break;
+        }
+        (*n)++;
+    }
+    free(line);
+    fclose(f);
+    return st;
+}
+
+static void free_lines(char **lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+kms_status kms_summary_index_load(kms_summary_index *idx, const char *path,
+                                  kms_error *err)
+{
+    kms_status st = read_lines(path, &idx->lines, &idx->n, true, err);
+    if (st != KMS_OK) {
+        free_lines(idx->lines, idx->n);
+        idx->lines = NULL;
+        idx->n = 0;
+        return st;
+    }
+    qsort(idx->lines, idx->n, sizeof *idx->lines, cmp_line);
+    return KMS_OK;
+}
+
+const char *kms_summary_index_find(const kms_summary_index *idx,
+                                   const char *input)
+{
+    size_t lo = 0, hi = idx->n;
+    char key[4096];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        first_field(idx->lines[mid], key, sizeof key);
+        int c = strcmp(key, input);
+        if (c == 0)
+            return strncmp(status_of(idx->lines[mid]), "ok,", 3) == 0
+                       ? idx->lines[mid]
+                       : NULL;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+void kms_summary_index_free(kms_summary_index *idx)
+{
+    if (!idx)
+        return;
+    free_lines(idx->lines, idx->n);
+    idx->lines = NULL;
+    idx->n = 0;
+}
+
+/* N from the first summary.shard-I-of-N.csv in dir, 0 if none. */
+static int shard_count_in(const char *dir, kms_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        kms_error_set(err, KMS_ERR_IO, dir, 0, NULL, "%s", strerror(errno));
+        return -1;
+    }
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        int i, n;
+        char tail[8];
+        if (sscanf(e->d_name, "summary.shard-%d-of-%d.cs%1[v]", &i, &n, tail) == 3 &&
+            n > count)
+            count = n;
+    }
+    closedir(d);
+    if (count == 0)
+        kms_error_set(err, KMS_ERR_INPUT, dir, 0, NULL,
+                      "no summary.shard-I-of-N.csv files here");
+    return count;
+}
+
+kms_status kms_summary_merge(const char *dir, kms_error *err)
+{
+    int count = shard_count_in(dir, err);
+    if (count <= 0)
+        return err->code;
+    char ***lines = calloc((size_t)count, sizeof *lines);
+    size_t *n = calloc((size_t)count, sizeof *n);
+    char *buf = NULL;
+    size_t len = 0, most = 0;
+    kms_status st = KMS_OK;
+    FILE *f = NULL;
+    if (!lines || !n) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < count && st == KMS_OK; i++) {
+        char name[128], path[4096];
+        kms_summary_name(name, sizeof name, i, count);
+        kms_path_join(path, sizeof path, dir, name);
+        st = read_lines(path, &lines[i], &n[i], false, err);
+        most = n[i] > most ? n[i] : most;
+    }
+    if (st != KMS_OK)
+        goto out;
+    f = open_memstream(&buf, &len);
+    if (!f) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+        goto out;
+    }
+    /* shard i holds inputs i, i + N, i + 2N, ... in order: interleave */
+    fputs(KMS_SUMMARY_HEADER "\n", f);
+    for (size_t r = 0; r < most; r++)
+        for (int i = 0; i < count; i++)
+            if (r < n[i])
+                fprintf(f, "%s\n", lines[i][r]);
+    fclose(f);
+    f = NULL;
+    st = kms_output_write(dir, "summary.csv", buf, len, NULL, err);
+out:
+    if (f)
+        fclose(f);
+    for (int i = 0; lines && i < count; i++)
+        free_lines(lines[i], n[i]);
+    free(lines);
+    free(n);
+    free(buf);
+    return st;
+}

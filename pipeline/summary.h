@@ -1,0 +1,66 @@
+/* summary.csv: one row per input, in input order, written atomically.
+ * Also the rows a previous run left (for --resume) and the merge of shard
+ * summaries (kmseg merge-summaries). */
+#ifndef KMS_SUMMARY_H
+#define KMS_SUMMARY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+#include "output.h"
+
+#define KMS_SUMMARY_HEADER                                                    \
+    "input,status,width,height,k,backend,wcss,ms_kmeans,ms_total,dice,iou,"    \
+    "error,note"
+
+typedef enum kms_row_status {
+    KMS_ROW_NOT_RUN, /* not reached (interrupted): left out of the file */
+    KMS_ROW_OK,
+    KMS_ROW_ERROR,
+    KMS_ROW_SKIPPED  /* --resume: products were complete */
+} kms_row_status;
+
+typedef struct kms_row {
+    const char *input;       /* not owned */
+    kms_row_status status;
+    char *error;             /* owned, NULL when none */
+    char *note;              /* owned, NULL when none */
+    char *previous;          /* owned: the row an earlier run wrote (resume) */
+    int width, height, k;
+    const char *backend;     /* static string */
+    double wcss, ms_kmeans, ms_total;
+    bool evaluated;
+    double dice, iou;
+} kms_row;
+
+void kms_row_clear(kms_row *row);
+
+/* Writes the rows to dir/name; timings false leaves ms_* empty so two runs
+ * give the same bytes. */
+kms_status kms_summary_write(const char *dir, const char *name,
+                             const kms_row *rows, size_t n, bool timings,
+                             const kms_file_set *protect, kms_error *err);
+
+/* Rows of an earlier summary, by input, for --resume. */
+typedef struct kms_summary_index {
+    char **lines;  /* sorted by their input field */
+    size_t n;
+} kms_summary_index;
+
+/* Reads path if it exists (a missing file gives an empty index). */
+kms_status kms_summary_index_load(kms_summary_index *idx, const char *path,
+                                  kms_error *err);
+/* The earlier row of input whose status is ok, or NULL. */
+const char *kms_summary_index_find(const kms_summary_index *idx,
+                                   const char *input);
+void kms_summary_index_free(kms_summary_index *idx);
+
+/* Joins dir/summary.shard-I-of-N.csv (I = 0..N-1) into dir/summary.csv in
+ * the order of the unsharded run. Errors name the missing or bad file. */
+kms_status kms_summary_merge(const char *dir, kms_error *err);
+
+/* "summary.csv", or "summary.shard-I-of-N.csv" for shard I of N (N > 0). */
+void kms_summary_name(char *buf, size_t len, int shard_index, int shard_count);
+
+#endif
