@@ -95,9 +95,18 @@ static int cmd_stages(void)
     return 0;
 }
 
-/* Command-line paths are relative to the current folder, not the config's. */
+/* Command-line paths are relative to the current folder, not the config's;
+ * "@list" keeps its @. */
 static char *absolute(const char *path)
 {
+    if (path[0] == '@') {
+        char *rest = absolute(path + 1);
+        char *s = rest ? malloc(strlen(rest) + 2) : NULL;
+        if (s)
+            sprintf(s, "@%s", rest);
+        free(rest);
+        return s;
+    }
     if (path[0] == '/')
         return strdup(path);
     char cwd[PATH_MAX];

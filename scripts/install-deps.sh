@@ -9,7 +9,8 @@ packages="gcc g++ pkg-config meson ninja-build libopencv-dev libinih-dev"
 if [ "${1:-}" = "--test" ]; then
     # check: unit tests; python3-opencv: the notebook equality test, run with
     # Debian's /usr/bin/python3, for which these modules are installed
-    packages="$packages check python3 python3-opencv python3-numpy"
+    # parallel: the shard test runs GNU parallel as users would
+    packages="$packages check python3 python3-opencv python3-numpy parallel"
 fi
 
 missing=""

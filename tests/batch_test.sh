@@ -1,0 +1,164 @@
+#!/bin/bash
+# Batch behaviour end to end: parallel jobs, progress on a terminal, resume
+# after a killed run, Ctrl-C, shards through GNU parallel, a bad file in the
+# middle. Usage: tests/batch_test.sh KMSEG   (PASS/FAIL lines and a count)
+set -u
+KMSEG=$(realpath "$1")
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "PASS $1"; }
+ko() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+
+# 24 inputs made of the four sample slices under other names
+mkdir -p "$T/in"
+i=0
+for rep in 1 2 3 4 5 6; do
+    for f in "$ROOT"/samples/png/*.png; do
+        cp "$f" "$T/in/slice_$(printf %03d $i).png"
+        i=$((i + 1))
+    done
+done
+cat >"$T/batch.ini" <<EOI
+[pipeline]
+input = in
+output = out
+stages = read, reshape, kmeans, recolor, write
+seed = 3
+[read]
+mode = grayscale
+[reshape]
+value_scale = 1/255
+[kmeans]
+k = 3
+[write]
+products = recolor, labels
+EOI
+
+same_tree() { # A B: same file names and bytes (summary.csv included)
+    diff -r "$1" "$2" >/dev/null
+}
+
+# --- jobs: same bytes whatever N is -----------------------------------------------
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings -o "$T/j1"
+rc1=$?
+"$KMSEG" run "$T/batch.ini" -q -j 2 --no-timings -o "$T/j2"
+rc2=$?
+"$KMSEG" run "$T/batch.ini" -q -j 5 --no-timings -o "$T/j5"
+if [ $rc1 = 0 ] && [ $rc2 = 0 ] && same_tree "$T/j1" "$T/j2" && same_tree "$T/j1" "$T/j5" \
+    && [ "$(ls "$T/j1" | wc -l)" = 49 ]; then
+    ok "-j 1, 2, 5 give byte-identical outputs"
+else
+    ko "jobs" "outputs differ or missing ($(ls "$T/j1" | wc -l) files)"
+fi
+
+# --- progress: a line redrawn in place on a terminal, nothing otherwise ----------
+script -qec "'$KMSEG' run '$T/batch.ini' -j 2 -o '$T/p'" /dev/null >"$T/tty.txt" 2>&1
+if grep -q $'\r' "$T/tty.txt" && grep -q "ETA" "$T/tty.txt" && grep -q "24/24 100%" "$T/tty.txt" \
+    && grep -q "failed 0" "$T/tty.txt" && grep -q "24 succeeded, 0 failed" "$T/tty.txt"; then
+    ok "progress line on a pseudo-terminal"
+else
+    ko "progress on tty" "$(tr '\r' '\n' <"$T/tty.txt" | tail -3)"
+fi
+"$KMSEG" run "$T/batch.ini" -j 2 -o "$T/p2" 2>"$T/notty.txt"
+if ! grep -q $'\r' "$T/notty.txt" && ! grep -q "ETA" "$T/notty.txt" \
+    && grep -q "24 succeeded" "$T/notty.txt"; then
+    ok "no progress line when stderr is not a terminal"
+else
+    ko "progress off" "$(cat "$T/notty.txt")"
+fi
+script -qec "'$KMSEG' run '$T/batch.ini' -j 2 --progress=never -o '$T/p3'" /dev/null >"$T/never.txt" 2>&1
+! grep -q "ETA" "$T/never.txt" && ok "--progress=never" || ko "--progress=never" "progress shown"
+
+# --- a bad file in the middle ----------------------------------------------------------
+mkdir -p "$T/mid"
+cp "$T/in/slice_000.png" "$T/mid/a.png"
+echo "garbage" >"$T/mid/b.png"
+cp "$T/in/slice_001.png" "$T/mid/c.png"
+"$KMSEG" run "$T/batch.ini" -q -j 2 -i "$T/mid" -o "$T/midout" 2>/dev/null
+rc=$?
+rows=$(cut -d, -f1,2 "$T/midout/summary.csv" | tail -n +2 | sed "s|$T/mid/||" | tr '\n' ' ')
+if [ $rc = 1 ] && [ "$rows" = "a.png,ok b.png,error c.png,ok " ] \
+    && [ -f "$T/midout/a_recolor.png" ] && [ -f "$T/midout/c_labels.png" ] \
+    && ! ls "$T/midout" | grep -q '^b_'; then
+    ok "bad file in the middle: its row fails, the others are written, order kept"
+else
+    ko "bad file in the middle" "rc $rc rows: $rows"
+fi
+
+# --- resume after a killed run ----------------------------------------------------------
+# nlmeans makes each input slow enough to kill the batch half-way
+slow=(-s "pipeline.stages=read, denoise, reshape, kmeans, recolor, write" -s denoise.method=nlmeans)
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings "${slow[@]}" -o "$T/full"
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings "${slow[@]}" -o "$T/killed" &
+pid=$!
+for _ in $(seq 200); do
+    n=$(ls "$T/killed" 2>/dev/null | grep -c '_labels.png$')
+    [ "$n" -ge 5 ] && break
+    sleep 0.05
+done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+done_before=$(ls "$T/killed" | grep -c '_labels.png$')
+"$KMSEG" run "$T/batch.ini" -q -j 2 --no-timings "${slow[@]}" --resume -o "$T/killed" 2>"$T/resume.txt"
+rc=$?
+skipped=$(grep -c ',skipped,' "$T/killed/summary.csv")
+rm -f "$T/killed"/.*.tmp-* 2>/dev/null # kill -9 can strand a temporary file
+products_same=1
+for f in "$T/full"/*.png; do cmp -s "$f" "$T/killed/$(basename "$f")" || products_same=0; done
+if [ $rc = 0 ] && [ "$done_before" -ge 1 ] && [ "$done_before" -lt 24 ] && [ "$skipped" -ge 1 ] \
+    && [ "$products_same" = 1 ] && [ "$(tail -n +2 "$T/killed/summary.csv" | wc -l)" = 24 ]; then
+    ok "resume after kill -9: $done_before done before, $skipped skipped, products identical"
+else
+    ko "resume" "rc $rc, done before $done_before, skipped $skipped, same $products_same"
+fi
+
+# --- Ctrl-C: stops cleanly, keeps what finished --------------------------------------------
+"$KMSEG" run "$T/batch.ini" -q -j 1 "${slow[@]}" -o "$T/int" &
+pid=$!
+for _ in $(seq 200); do
+    [ "$(ls "$T/int" 2>/dev/null | grep -c '_labels.png$')" -ge 3 ] && break
+    sleep 0.05
+done
+kill -INT $pid
+wait $pid
+rc=$?
+rows=$(tail -n +2 "$T/int/summary.csv" 2>/dev/null | wc -l)
+labels=$(ls "$T/int" | grep -c '_labels.png$')
+if [ $rc = 130 ] && [ "$rows" -ge 3 ] && [ "$rows" -lt 24 ] && [ "$rows" = "$labels" ] \
+    && ! ls -a "$T/int" | grep -q '\.tmp-'; then
+    ok "Ctrl-C: exit 130, summary of the $rows finished, no temporary files"
+else
+    ko "Ctrl-C" "rc $rc rows $rows labels $labels"
+fi
+
+# --- shards through GNU parallel: their union is the unsharded run -------------------------
+parallel --will-cite -j 3 "'$KMSEG'" run "'$T/batch.ini'" -q -j 1 --no-timings \
+    --shard {}/3 -o "'$T/shards'" ::: 0 1 2
+"$KMSEG" merge-summaries "$T/shards"
+rm -f "$T/shards"/summary.shard-*
+if same_tree "$T/shards" "$T/j1"; then
+    ok "three shards through GNU parallel, merged: byte-identical to one run"
+else
+    ko "shards" "$(diff -r "$T/shards" "$T/j1" | head -3)"
+fi
+"$KMSEG" run "$T/batch.ini" -q --shard 3/3 2>"$T/e.txt"
+[ $? = 2 ] && grep -q "want I/N" "$T/e.txt" && ok "--shard out of range" || ko "--shard 3/3" "$(cat "$T/e.txt")"
+
+# --- inputs: recursive folders and list files ----------------------------------------------
+mkdir -p "$T/tree/a/b"
+cp "$T/in/slice_000.png" "$T/tree/top.png"
+cp "$T/in/slice_001.png" "$T/tree/a/b/deep.png"
+"$KMSEG" run "$T/batch.ini" -q -i "$T/tree" -o "$T/flat"
+n_flat=$(tail -n +2 "$T/flat/summary.csv" | wc -l)
+"$KMSEG" run "$T/batch.ini" -q -r -i "$T/tree" -o "$T/deep"
+n_deep=$(tail -n +2 "$T/deep/summary.csv" | wc -l)
+[ "$n_flat" = 1 ] && [ "$n_deep" = 2 ] && ok "--recursive" || ko "--recursive" "$n_flat $n_deep"
+printf '# two inputs\n%s\n\nin/slice_002.png\n' "$T/in/slice_001.png" >"$T/list.txt"
+"$KMSEG" run "$T/batch.ini" -q -i @"$T/list.txt" -o "$T/listed"
+[ "$(tail -n +2 "$T/listed/summary.csv" | wc -l)" = 2 ] && [ -f "$T/listed/slice_002_labels.png" ] \
+    && ok "@list input file" || ko "@list" "$(cat "$T/listed/summary.csv")"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
