@@ -330,14 +330,17 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
     char summary[128];
     kms_summary_name(summary, sizeof summary, opt->shard_index, opt->shard_count);
     size_t n = b.inputs.n;
-    int jobs = opt->jobs > 0 ? opt->jobs : cores();
+    /* -j N means N cores' worth of threads in all: N workers, or fewer
+     * workers (fewer inputs than N) each allowed the cores left over */
+    int wanted = opt->jobs > 0 ? opt->jobs : cores();
+    int jobs = wanted;
     if ((size_t)jobs > n)
         jobs = n > 0 ? (int)n : 1;
+    int per_item = wanted / jobs > 1 ? wanted / jobs : 1;
     pthread_t *threads = calloc((size_t)jobs, sizeof *threads);
     shared sh = {.pl = pl, .b = &b, .opt = opt, .previous = &previous,
                  .rows = calloc(n ? n : 1, sizeof(kms_row)), .res = res,
-                 /* one level of parallelism: items, or threads in an item */
-                 .threads_per_item = jobs == 1 ? cores() : 1};
+                 .threads_per_item = per_item};
     atomic_init(&sh.next, 0);
     pthread_mutex_init(&sh.lock, NULL);
     if (!threads || !sh.rows) {
@@ -351,9 +354,8 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
         if (st != KMS_OK)
             goto out;
     }
-    /* OpenCV's own threads on top of ours would oversubscribe the cores */
-    if (jobs > 1)
-        kms_cv_set_num_threads(1, NULL);
+    /* OpenCV's own threads count too, or they would oversubscribe the cores */
+    kms_cv_set_num_threads(per_item, NULL);
     kms_progress_start(&sh.progress, n, opt->quiet ? KMS_PROGRESS_NEVER : opt->progress);
     int started = 0;
     for (; started < jobs; started++)
