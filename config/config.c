@@ -138,13 +138,20 @@ static char *read_line(char *str, int num, void *stream)
     return r;
 }
 
-static int on_entry(void *user, const char *section, const char *key,
+static int on_entry(void *user, const char *section_raw, const char *key,
                     const char *value)
 {
     parse_state *st = user;
     int lineno = st->line;
     if (st->status != KMS_OK)
         return 1; /* keep the first error */
+    /* inih keeps the blanks inside "[ read ]"; the section list trims them */
+    char section[256];
+    while (isspace((unsigned char)*section_raw))
+        section_raw++;
+    snprintf(section, sizeof section, "%s", section_raw);
+    for (size_t n = strlen(section); n > 0 && isspace((unsigned char)section[n - 1]);)
+        section[--n] = '\0';
     if (!section[0]) {
         st->status = kms_error_set(st->err, KMS_ERR_CONFIG, st->cfg->path,
                                    lineno, key,
@@ -191,6 +198,9 @@ kms_status kms_config_load(kms_config *cfg, const char *path, kms_error *err)
         goto out;
     }
     status = scan_sections(cfg, f, err);
+    if (status == KMS_OK && ferror(f))
+        status = kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
+                               "cannot read config: %s", strerror(errno));
     if (status != KMS_OK)
         goto out;
     rewind(f);
@@ -199,7 +209,10 @@ kms_status kms_config_load(kms_config *cfg, const char *path, kms_error *err)
     ini_allow_multiline = false;
     parse_state st = {cfg, err, KMS_OK, f, 0};
     int rc = ini_parse_stream(read_line, &st, on_entry, &st);
-    if (st.status != KMS_OK) {
+    if (ferror(f)) {
+        status = kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
+                               "cannot read config: %s", strerror(errno));
+    } else if (st.status != KMS_OK && !(rc > 0 && rc < err->line)) {
         status = st.status;
     } else if (rc > 0) {
         status = kms_error_set(err, KMS_ERR_CONFIG, path, rc, NULL,

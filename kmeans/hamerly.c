@@ -1,42 +1,44 @@
 /* Hamerly's bounded assignment (G. Hamerly, "Making k-means even faster",
  * SDM 2010), made exact for float distances.
  *
- * Bounds live in double and are bounds on the EXACT Euclidean distance:
- * upper[i] >= |x_i - c_a| for the sample's own centre a, lower[i] <= |x_i - c_j|
- * for every other centre j. kms_dist2 (a float sum, what cv::kmeans uses) is
- * within a relative GAMMA of the exact squared distance, so when
+ * The bounds are bounds on the EXACT Euclidean distance: upper[i] >=
+ * |x_i - c_a| for the sample's own centre a, lower[i] <= |x_i - c_j| for every
+ * other centre j. kms_dist2 (a float sum, what cv::kmeans compares) is within
+ * a relative GAMMA (plus an absolute TINY for underflow) of the exact squared
+ * distance, so when
  *     upper^2 (1 + GAMMA) + TINY < lower^2 (1 - GAMMA) - TINY
- * the float distance to a is strictly the smallest and the full scan would
- * pick a too, whatever the tie rule. Every double operation on a bound is
- * rounded outwards by a few ulps (UP/DOWN). */
+ * the float distance to a is strictly the smallest: the full scan would pick
+ * a too, whatever its tie rule. The bounds are floats (4 per SIMD register);
+ * every operation on them is rounded outwards by the factors UPF / DNF,
+ * which exceed the rounding error of the few operations before each. */
 #include "kmeans_internal.h"
 
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 
-enum {
-    CHUNK = 4096,   /* samples per chunk: fixed, never thread-dependent */
-    MULTI_MAX = 64  /* up to this many centres, scan all at once */
-};
+#if defined(__GNUC__) && defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
-#define UP(v) ((v) * (1.0 + 4 * DBL_EPSILON))
-#define DOWN(v) ((v) * (1.0 - 4 * DBL_EPSILON))
+enum { CHUNK = 4096 }; /* samples per chunk: fixed, never thread-dependent */
+
+#define UPF (1.0f + 0x1p-21f) /* covers up to 7 float roundings */
+#define DNF (1.0f - 0x1p-21f)
 
 struct kms_hamerly {
     size_t n;
     int k, dims, kpad;
-    float *ct;      /* centres transposed for kms_dist2_multi */
-    double gamma;   /* relative error bound of kms_dist2 (twice the proof) */
-    double tiny;    /* absolute error bound from float underflow */
+    float *ct;      /* centres transposed, for rescans (kms_dist2_multi) */
+    float tiny;     /* absolute error bound of kms_dist2 from underflow */
+    float inv_lo;   /* >= 1 / (1 - GAMMA) */
+    float inv_hi;   /* <= 1 / (1 + GAMMA) */
+    float c1, tau;  /* lo > u c1 + tau implies the squared test above */
     double cslack;  /* relative error of a centre distance computed in double */
-    double inv_lo;  /* >= 1 / (1 - gamma) */
-    double inv_hi;  /* <= 1 / (1 + gamma) */
-    double c1, tau; /* lo > u c1 + tau implies the squared test below */
-    double *upper, *lower;
-    double *delta;  /* per centre: upper bound of its last move */
-    double *drop;   /* per centre: largest move of the OTHER centres */
-    double *sep;    /* per centre: lower bound of the distance to the nearest
+    float *upper, *lower;
+    float *delta;   /* per centre: upper bound of its last move */
+    float *drop;    /* per centre: largest move of the OTHER centres */
+    float *sep;     /* per centre: lower bound of the distance to the nearest
                        other centre */
     uint64_t *count; /* per chunk: distance evaluations */
     uint64_t total;
@@ -46,10 +48,14 @@ typedef struct step_ctx {
     kms_hamerly *h;
     const float *x, *centers;
     int32_t *labels;
-    double dmax1, dmax2; /* largest and second largest centre moves */
-    int imax;            /* centre with the largest move */
     int full;            /* 1: full scan of every sample */
 } step_ctx;
+
+/* Float of a double, rounded up (dir > 0) or down by more than its error. */
+static float outward(double v, int dir)
+{
+    return (float)(v * (dir > 0 ? 1 + 0x1p-20 : 1 - 0x1p-20));
+}
 
 kms_hamerly *kms_hamerly_create(size_t n, int k, int dims)
 {
@@ -61,26 +67,27 @@ kms_hamerly *kms_hamerly_create(size_t n, int k, int dims)
     h->k = k;
     h->dims = dims;
     h->kpad = kms_kpad(k);
-    /* n terms, each (x - c)^2 rounded twice, summed: relative error below
-     * (dims + 2) u with u = 2^-24; doubled for comfort */
-    h->gamma = 2.0 * (dims + 3) * ldexp(1.0, -24);
-    h->tiny = 4.0 * dims * FLT_MIN;
-    h->cslack = (dims + 8) * DBL_EPSILON;
-    h->inv_lo = UP(1.0 / (1.0 - h->gamma));
-    h->inv_hi = DOWN(1.0 / (1.0 + h->gamma));
+    /* dims terms, each (x - c)^2 rounded twice, summed: relative error below
+     * (dims + 2) 2^-24; doubled for comfort */
+    double gamma = 2.0 * (dims + 3) * 0x1p-24;
+    h->tiny = 4.0f * (float)dims * FLT_MIN;
+    h->inv_lo = outward(1.0 / (1.0 - gamma), 1);
+    h->inv_hi = outward(1.0 / (1.0 + gamma), -1);
     /* lo >= u c1 + tau with c1^2 = (1+g)/(1-g), tau^2 = 2 tiny/(1-g) gives
-     * lo^2 (1-g) >= u^2 (1+g) + 2 tiny; the factors 16 eps and 2 cover the
-     * rounding of the test itself */
-    h->c1 = sqrt((1.0 + h->gamma) / (1.0 - h->gamma)) * (1.0 + 16 * DBL_EPSILON);
-    h->tau = 2.0 * sqrt(2.0 * h->tiny / (1.0 - h->gamma));
-    h->upper = malloc(sizeof *h->upper * n);
-    h->lower = malloc(sizeof *h->lower * n);
+     * lo^2 (1-g) >= u^2 (1+g) + 2 tiny; outward() and the factor 2 cover the
+     * float rounding of the test itself */
+    h->c1 = outward(sqrt((1.0 + gamma) / (1.0 - gamma)), 1);
+    h->tau = (float)(2.0 * sqrt(2.0 * h->tiny / (1.0 - gamma)));
+    h->cslack = (dims + 8) * DBL_EPSILON;
+    h->upper = malloc(sizeof *h->upper * (n + 4));
+    h->lower = malloc(sizeof *h->lower * (n + 4));
     h->delta = malloc(sizeof *h->delta * (size_t)k);
     h->drop = malloc(sizeof *h->drop * (size_t)k);
     h->sep = malloc(sizeof *h->sep * (size_t)k);
     h->ct = malloc(sizeof *h->ct * (size_t)h->kpad * (size_t)dims);
     h->count = calloc(nchunks ? nchunks : 1, sizeof *h->count);
-    if (!h->upper || !h->lower || !h->delta || !h->drop || !h->sep || !h->ct || !h->count) {
+    if (!h->upper || !h->lower || !h->delta || !h->drop || !h->sep
+        || !h->ct || !h->count) {
         kms_hamerly_destroy(h);
         return NULL;
     }
@@ -112,36 +119,55 @@ uint64_t kms_hamerly_distances(const kms_hamerly *h)
     return h->total;
 }
 
-/* Exact-distance bounds from a float squared distance. */
-static double upper_of(const kms_hamerly *h, float d2)
+/* ---- bounds from float squared distances ------------------------------------------ */
+
+static float upper_of(const kms_hamerly *h, float d2)
 {
-    return UP(sqrt(UP(((double)d2 + h->tiny) * h->inv_lo)));
+    return sqrtf((d2 + h->tiny) * h->inv_lo * UPF) * UPF;
 }
 
-static double lower_of(const kms_hamerly *h, double d2)
+static float lower_of(const kms_hamerly *h, float d2)
 {
-    double v = DOWN((d2 - h->tiny) * h->inv_hi);
-    return v > 0 ? DOWN(sqrt(v)) : 0;
+    float v = (d2 - h->tiny) * h->inv_hi * DNF;
+    return v > 0 ? sqrtf(v) * DNF : 0;
 }
 
-/* 1 when the float distance to the own centre is surely the unique minimum:
- * u^2 (1 + GAMMA) + TINY < lo^2 (1 - GAMMA) - TINY */
-static int surely_nearest(const kms_hamerly *h, double u, double lo)
+/* 1 when the float distance to the own centre is surely the unique minimum */
+static int surely_nearest(const kms_hamerly *h, float u, float lo)
 {
     return lo > u * h->c1 + h->tau;
 }
 
-/* cv::kmeans's scan plus the bounds. cv compares double(dist) with
- * "min_dist > dist" from DBL_MAX: for float distances that is the float
- * comparison from +inf (first minimum wins, an infinite distance never). */
-KMS_INLINE void scan(kms_hamerly *h, const float *xi, const float *centers,
-                     size_t i, int32_t *label, int dims)
+#if defined(__GNUC__)
+static inline kms_v4f sqrt4(kms_v4f v)
 {
+#if defined(__SSE__)
+    return (kms_v4f)_mm_sqrt_ps((__m128)v);
+#else
+    return (kms_v4f){sqrtf(v[0]), sqrtf(v[1]), sqrtf(v[2]), sqrtf(v[3])};
+#endif
+}
+
+static inline kms_v4f max0(kms_v4f v)
+{
+    kms_v4f zero = {0, 0, 0, 0};
+    return kms_blend4(v > zero, v, zero);
+}
+#endif
+
+/* ---- full scan --------------------------------------------------------------------- */
+
+/* cv::kmeans's scan (first minimum, float comparison from +inf, which is cv's
+ * "min_dist > dist" in double from DBL_MAX) plus the bounds. */
+KMS_INLINE void scan_one(kms_hamerly *h, const float *xi, const float *centers,
+                         size_t i, int32_t *label, int dims)
+{
+    enum { MULTI_MAX = 64 };
     float best = INFINITY, second = INFINITY, d[MULTI_MAX];
-    int k_best = 0, k = h->k, multi = dims < 16 && k <= MULTI_MAX;
+    int k_best = 0, multi = dims < 16 && h->k <= MULTI_MAX;
     if (multi)
         kms_dist2_multi(xi, h->ct, h->kpad, dims, d);
-    for (int j = 0; j < k; j++) {
+    for (int j = 0; j < h->k; j++) {
         float dj = multi ? d[j] : kms_dist2(xi, centers + (size_t)j * dims, dims);
         float hi = best > dj ? best : dj;
         second = second < hi ? second : hi;
@@ -153,72 +179,141 @@ KMS_INLINE void scan(kms_hamerly *h, const float *xi, const float *centers,
     h->lower[i] = lower_of(h, second);
 }
 
+/* Four samples from i: labels and bounds. */
+KMS_INLINE void scan4(kms_hamerly *h, const step_ctx *s, size_t i, int dims)
+{
+    kms_near4 nb;
+    kms_nearest4(s->x + i * (size_t)dims, s->centers, h->k, dims, &nb);
+    memcpy(s->labels + i, nb.label, sizeof nb.label);
+#if defined(__GNUC__)
+    kms_v4f best, second;
+    memcpy(&best, nb.best, sizeof best);
+    memcpy(&second, nb.second, sizeof second);
+    kms_v4f u = sqrt4((best + h->tiny) * h->inv_lo * UPF) * UPF;
+    kms_v4f v = max0((second - h->tiny) * h->inv_hi * DNF);
+    kms_v4f l = sqrt4(v) * DNF;
+    memcpy(h->upper + i, &u, sizeof u);
+    memcpy(h->lower + i, &l, sizeof l);
+#else
+    for (int l = 0; l < 4; l++) {
+        h->upper[i + l] = upper_of(h, nb.best[l]);
+        h->lower[i + l] = lower_of(h, nb.second[l]);
+    }
+#endif
+}
+
+KMS_INLINE uint64_t full_range(kms_hamerly *h, const step_ctx *s, size_t lo,
+                               size_t hi, int dims)
+{
+    size_t i = lo;
+    for (; dims < 16 && i + 4 <= hi; i += 4)
+        scan4(h, s, i, dims);
+    for (; i < hi; i++)
+        scan_one(h, s->x + i * (size_t)dims, s->centers, i, &s->labels[i],
+                 dims);
+    return (uint64_t)h->k * (hi - lo);
+}
+
+/* ---- bounded step ------------------------------------------------------------------- */
+
 /* A sample whose loose bounds failed: tighten the upper bound with the real
  * distance, else rescan. Returns the distances evaluated. */
-KMS_INLINE int recheck(kms_hamerly *h, const step_ctx *s, size_t i, double l,
-                       int dims)
+KMS_INLINE int recheck(kms_hamerly *h, const step_ctx *s, size_t i, int dims)
 {
-    const float *xi = s->x + i * (size_t)dims;
     int a = s->labels[i];
-    double u = upper_of(h, kms_dist2(xi, s->centers + (size_t)a * dims, dims));
-    double lo = DOWN(h->sep[a] - u);
-    if (surely_nearest(h, u, lo > l ? lo : l)) {
+    const float *xi = s->x + i * (size_t)dims;
+    float l = h->lower[i];
+    float u = upper_of(h, kms_dist2(xi, s->centers + (size_t)a * dims, dims));
+    float lb = (h->sep[a] - u) * DNF;
+    if (surely_nearest(h, u, lb > l ? lb : l)) {
         h->upper[i] = u;
-        h->lower[i] = l;
         return 1;
     }
-    scan(h, xi, s->centers, i, &s->labels[i], dims);
+    scan_one(h, xi, s->centers, i, &s->labels[i], dims);
     return 1 + h->k;
 }
 
-/* Bounded step over [lo, hi): most samples only move their bounds. */
+/* Moves the bounds of sample i; returns 1 when its label is surely kept. */
+static int move_one(kms_hamerly *h, int a, size_t i)
+{
+    float u = (h->upper[i] + h->delta[a]) * UPF;
+    float l = (h->lower[i] - h->drop[a]) * DNF;
+    l = l > 0 ? l : 0;
+    float lb = (h->sep[a] - u) * DNF;
+    h->upper[i] = u;
+    h->lower[i] = l;
+    return surely_nearest(h, u, lb > l ? lb : l);
+}
+
+/* Moves the bounds of samples i..i+3; returns a bit per sample to recheck. */
+static inline int move4(kms_hamerly *h, const int32_t *lab, size_t i)
+{
+#if defined(__GNUC__)
+    kms_v4f u, l;
+    kms_v4f da = {h->delta[lab[0]], h->delta[lab[1]], h->delta[lab[2]],
+                  h->delta[lab[3]]};
+    kms_v4f dr = {h->drop[lab[0]], h->drop[lab[1]], h->drop[lab[2]],
+                  h->drop[lab[3]]};
+    kms_v4f sp = {h->sep[lab[0]], h->sep[lab[1]], h->sep[lab[2]],
+                  h->sep[lab[3]]};
+    memcpy(&u, h->upper + i, sizeof u);
+    memcpy(&l, h->lower + i, sizeof l);
+    u = (u + da) * UPF;
+    l = max0((l - dr) * DNF);
+    kms_v4f lb = (sp - u) * DNF;
+    lb = kms_blend4(lb > l, lb, l);
+    kms_v4i ok = lb > u * h->c1 + h->tau;
+    memcpy(h->upper + i, &u, sizeof u);
+    memcpy(h->lower + i, &l, sizeof l);
+    return (ok[0] ? 0 : 1) | (ok[1] ? 0 : 2) | (ok[2] ? 0 : 4) | (ok[3] ? 0 : 8);
+#else
+    int fail = 0;
+    for (int b = 0; b < 4; b++)
+        fail |= move_one(h, lab[b], i + b) ? 0 : 1 << b;
+    return fail;
+#endif
+}
+
 KMS_INLINE uint64_t step_range(kms_hamerly *h, const step_ctx *s, size_t lo,
                                size_t hi, int dims)
 {
-    double *restrict upper = h->upper, *restrict lower = h->lower;
-    const double *delta = h->delta, *drop = h->drop, *sep = h->sep;
-    const int32_t *labels = s->labels;
-    const double c1 = h->c1, tau = h->tau;
     uint64_t count = 0;
-    for (size_t i = lo; i < hi; i++) {
-        int a = labels[i];
-        double u = UP(upper[i] + delta[a]);
-        double l = DOWN(lower[i] - drop[a]);
-        l = l > 0 ? l : 0;
-        double lb = DOWN(sep[a] - u);
-        lb = lb > l ? lb : l;
-        if (lb > u * c1 + tau) { /* surely_nearest, inlined */
-            upper[i] = u;
-            lower[i] = l;
-            continue;
-        }
-        count += (uint64_t)recheck(h, s, i, l, dims);
+    size_t i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        int fail = move4(h, s->labels + i, i);
+        for (int b = 0; fail; b++, fail >>= 1)
+            if (fail & 1)
+                count += (uint64_t)recheck(h, s, i + (size_t)b, dims);
     }
+    for (; i < hi; i++)
+        if (!move_one(h, s->labels[i], i))
+            count += (uint64_t)recheck(h, s, i, dims);
     return count;
 }
 
-/* dims is a parameter so the switch in run_chunk specialises the loop body */
-KMS_INLINE uint64_t chunk_loop(step_ctx *s, size_t lo, size_t hi, int dims)
+/* ---- driver ------------------------------------------------------------------------- */
+
+KMS_INLINE uint64_t range(kms_hamerly *h, const step_ctx *s, size_t lo,
+                          size_t hi, int dims)
 {
-    kms_hamerly *h = s->h;
-    if (!s->full)
-        return step_range(h, s, lo, hi, dims);
-    for (size_t i = lo; i < hi; i++)
-        scan(h, s->x + i * (size_t)dims, s->centers, i, &s->labels[i], dims);
-    return (uint64_t)h->k * (hi - lo);
+    return s->full ? full_range(h, s, lo, hi, dims)
+                   : step_range(h, s, lo, hi, dims);
 }
 
 static void run_chunk(void *ctx, size_t c)
 {
     step_ctx *s = ctx;
-    size_t lo = c * CHUNK, hi = lo + CHUNK < s->h->n ? lo + CHUNK : s->h->n;
+    kms_hamerly *h = s->h;
+    size_t lo = c * CHUNK, hi = lo + CHUNK < h->n ? lo + CHUNK : h->n;
     uint64_t count;
-    switch (s->h->dims) {
-    case 1: count = chunk_loop(s, lo, hi, 1); break;
-    case 3: count = chunk_loop(s, lo, hi, 3); break;
-    default: count = chunk_loop(s, lo, hi, s->h->dims); break;
+    switch (h->dims) { /* constant dims for the distance kernels */
+    case 1: count = range(h, s, lo, hi, 1); break;
+    case 2: count = range(h, s, lo, hi, 2); break;
+    case 3: count = range(h, s, lo, hi, 3); break;
+    case 4: count = range(h, s, lo, hi, 4); break;
+    default: count = range(h, s, lo, hi, h->dims); break;
     }
-    s->h->count[c] = count;
+    h->count[c] = count;
 }
 
 static void run_all(step_ctx *s, kms_pool *pool)
@@ -233,7 +328,7 @@ static void run_all(step_ctx *s, kms_pool *pool)
 void kms_hamerly_full(kms_hamerly *h, const float *x, const float *centers,
                       int32_t *labels, kms_pool *pool)
 {
-    step_ctx s = {h, x, centers, labels, 0, 0, -1, 1};
+    step_ctx s = {h, x, centers, labels, 1};
     kms_transpose(centers, h->k, h->dims, h->ct);
     run_all(&s, pool);
 }
@@ -249,22 +344,22 @@ static double center_dist(const float *a, const float *b, int dims)
     return sqrt(s);
 }
 
+/* delta, drop and sep for the centres that moved from old to centers. */
 static void centre_moves(kms_hamerly *h, const float *old,
-                         const float *centers, step_ctx *s)
+                         const float *centers)
 {
-    int k = h->k, dims = h->dims;
-    s->dmax1 = s->dmax2 = 0;
-    s->imax = -1;
+    int k = h->k, dims = h->dims, imax = -1;
+    double dmax1 = 0, dmax2 = 0;
     for (int j = 0; j < k; j++) {
         size_t o = (size_t)j * dims;
         double d = center_dist(old + o, centers + o, dims) * (1 + h->cslack);
-        h->delta[j] = d;
-        if (d > s->dmax1) {
-            s->dmax2 = s->dmax1;
-            s->dmax1 = d;
-            s->imax = j;
-        } else if (d > s->dmax2) {
-            s->dmax2 = d;
+        h->delta[j] = outward(d, 1);
+        if (d > dmax1) {
+            dmax2 = dmax1;
+            dmax1 = d;
+            imax = j;
+        } else if (d > dmax2) {
+            dmax2 = d;
         }
     }
     for (int a = 0; a < k; a++) {
@@ -276,16 +371,16 @@ static void centre_moves(kms_hamerly *h, const float *old,
                                    centers + (size_t)j * dims, dims);
             m = d < m ? d : m;
         }
-        h->sep[a] = m * (1 - h->cslack);
-        h->drop[a] = a == s->imax ? s->dmax2 : s->dmax1;
+        h->sep[a] = outward(m * (1 - h->cslack), -1);
+        h->drop[a] = outward(a == imax ? dmax2 : dmax1, 1);
     }
 }
 
 void kms_hamerly_step(kms_hamerly *h, const float *x, const float *old,
                       const float *centers, int32_t *labels, kms_pool *pool)
 {
-    step_ctx s = {h, x, centers, labels, 0, 0, -1, 0};
-    centre_moves(h, old, centers, &s);
+    step_ctx s = {h, x, centers, labels, 0};
+    centre_moves(h, old, centers);
     kms_transpose(centers, h->k, h->dims, h->ct);
     run_all(&s, pool);
 }

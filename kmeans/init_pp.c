@@ -14,9 +14,10 @@
  * chains. When every sample is an integer, every float distance is an
  * integer too, and while the totals stay below 2^52 every partial sum is
  * exact: the sums may then be taken in any order (so in parallel chunks),
- * and the search is a binary search of the exact prefix sums (p - S_i is
- * exact while positive, and its sign is exact at the crossing). Otherwise
- * the serial chains run as in cv. Both give identical results. */
+ * and the search is a search of the exact prefix sums S_i (p - S_i is exact
+ * while positive, and its sign is exact at the crossing): first the chunk,
+ * from the per-chunk sums, then the sample inside it. Otherwise the serial
+ * chains run as in cv. Both give identical results. */
 #include "kmeans_internal.h"
 
 #include <float.h>
@@ -35,9 +36,8 @@ struct kms_pp {
     int integral;     /* every sample is an integer */
     size_t nchunks;
     float *buf;       /* 1 + TRIALS arrays of n distances */
-    double *cum;      /* exact prefix sums of dist (integral data) */
-    double *part;     /* per trial and chunk: partial sums */
-    double *offset;   /* per chunk: exact prefix of the chosen trial */
+    double *part;     /* per trial and chunk: sums (exact on integral data) */
+    double *dpart;    /* per chunk: sums of the current dist */
     int *idx;         /* the k picked samples */
 };
 
@@ -61,11 +61,10 @@ kms_pp *kms_pp_create(const float *x, int n, int dims, int k, kms_pool *pool)
     pp->nchunks = ((size_t)n + CHUNK - 1) / CHUNK;
     pp->integral = all_integers(x, (size_t)n * (size_t)dims);
     pp->buf = malloc(sizeof *pp->buf * (size_t)n * (1 + TRIALS));
-    pp->cum = malloc(sizeof *pp->cum * (size_t)n);
     pp->part = malloc(sizeof *pp->part * pp->nchunks * TRIALS);
-    pp->offset = malloc(sizeof *pp->offset * pp->nchunks);
+    pp->dpart = malloc(sizeof *pp->dpart * pp->nchunks);
     pp->idx = malloc(sizeof *pp->idx * (size_t)k);
-    if (!pp->buf || !pp->cum || !pp->part || !pp->offset || !pp->idx) {
+    if (!pp->buf || !pp->part || !pp->dpart || !pp->idx) {
         kms_pp_destroy(pp);
         return NULL;
     }
@@ -77,112 +76,100 @@ void kms_pp_destroy(kms_pp *pp)
     if (!pp)
         return;
     free(pp->buf);
-    free(pp->cum);
     free(pp->part);
-    free(pp->offset);
+    free(pp->dpart);
     free(pp->idx);
     free(pp);
 }
 
-/* ---- parallel passes ------------------------------------------------------------- */
+/* ---- the parallel pass ---------------------------------------------------------- */
 
 typedef struct pass {
     kms_pp *pp;
-    float *dist;             /* current minimum distances */
+    const float *dist;       /* current minimum distances, NULL at first */
     float *tdist[TRIALS];    /* trial outputs */
     int ci[TRIALS];          /* trial centres */
-    int ntrials;             /* 0: first pass, dist from ci[0] */
-    int chosen;              /* prefix pass: trial whose sums to use */
+    int ntrials;
 } pass;
 
-static void chunk_range(const kms_pp *pp, size_t c, int *lo, int *hi)
+/* One sample, all trials: the one-sample path of trials_range. */
+static void trial_point(const pass *s, int i, int ntrials, float *out)
 {
-    *lo = (int)(c * CHUNK);
-    *hi = *lo + CHUNK < pp->n ? *lo + CHUNK : pp->n;
+    int dims = s->pp->dims;
+    const float *x = s->pp->x, *xi = x + (size_t)i * dims;
+    float di = s->dist ? s->dist[i] : INFINITY;
+    for (int t = 0; t < ntrials; t++) {
+        float dt = kms_dist2(xi, x + (size_t)s->ci[t] * dims, dims);
+        out[t] = di < dt ? di : dt; /* std::min(dt, dist[i]) */
+        s->tdist[t][i] = out[t];
+    }
 }
 
-/* cv KMeansPPDistanceComputer for all trials at once (one read of each
- * sample): tdist[i] = std::min(normL2Sqr_(x_i, x_ci), dist[i]) */
-KMS_INLINE void trials_range(pass *s, int lo, int hi, int ntrials, int dims)
+#if defined(__GNUC__)
+/* Four samples from i, all trials; sums into acc (any order: exact data). */
+KMS_INLINE void trials4(pass *s, int i, int ntrials, int dims,
+                        kms_v2d acc[][2])
 {
     const float *x = s->pp->x;
-    float ct[4 * 16], d[4];
-    int multi = dims < 16;
-    if (multi) { /* trial centres transposed, 4 lanes */
-        for (int t = 0; t < 4; t++)
-            for (int j = 0; j < dims; j++)
-                ct[j * 4 + t] = t < ntrials ? x[(size_t)s->ci[t] * dims + j] : 0.f;
-    }
-    for (int i = lo; i < hi; i++) {
-        const float *xi = x + (size_t)i * dims;
-        float di = s->dist[i];
-        if (multi)
-            kms_dist2_multi(xi, ct, 4, dims, d);
-        for (int t = 0; t < ntrials; t++) {
-            float dt = multi ? d[t]
-                             : kms_dist2(xi, x + (size_t)s->ci[t] * dims, dims);
-            s->tdist[t][i] = di < dt ? di : dt;
-        }
+    kms_v4f p[16], di = {INFINITY, INFINITY, INFINITY, INFINITY};
+    kms_load4(x + (size_t)i * dims, dims, p);
+    if (s->dist)
+        memcpy(&di, s->dist + i, sizeof di);
+    for (int t = 0; t < ntrials; t++) {
+        kms_v4f d = kms_dist4v(p, x + (size_t)s->ci[t] * dims, dims);
+        kms_v4f m = kms_blend4(di < d, di, d); /* std::min(d, dist[i]) */
+        memcpy(s->tdist[t] + i, &m, sizeof m);
+        acc[t][0] += (kms_v2d){m[0], m[1]};
+        acc[t][1] += (kms_v2d){m[2], m[3]};
     }
 }
+#endif
 
-/* Per-chunk sums; only used when exact, so in any order: four chains. */
-static double chunk_sum(const float *d, int lo, int hi)
+/* cv KMeansPPDistanceComputer for all trials at once (one read of each
+ * sample): tdist[i] = std::min(normL2Sqr_(x_i, x_ci), dist[i]); plus the
+ * per-chunk sums, meaningful (exact, so in any order) on integral data. */
+KMS_INLINE void trials_range(pass *s, size_t c, int lo, int hi, int ntrials,
+                             int dims)
 {
-    double a[4] = {0, 0, 0, 0};
+    double sum[TRIALS] = {0};
+    float d[TRIALS];
     int i = lo;
-    for (; i + 4 <= hi; i += 4)
-        for (int u = 0; u < 4; u++)
-            a[u] += d[i + u];
-    for (; i < hi; i++)
-        a[0] += d[i];
-    return (a[0] + a[1]) + (a[2] + a[3]);
+#if defined(__GNUC__)
+    kms_v2d acc[TRIALS][2] = {{{0, 0}, {0, 0}}, {{0, 0}, {0, 0}},
+                              {{0, 0}, {0, 0}}};
+    for (; dims < 16 && i + 4 <= hi; i += 4)
+        trials4(s, i, ntrials, dims, acc);
+    for (int t = 0; t < ntrials; t++) {
+        kms_v2d a = acc[t][0] + acc[t][1];
+        sum[t] = a[0] + a[1];
+    }
+#endif
+    for (; i < hi; i++) {
+        trial_point(s, i, ntrials, d);
+        for (int t = 0; t < ntrials; t++)
+            sum[t] += d[t];
+    }
+    for (int t = 0; t < ntrials; t++)
+        s->pp->part[(size_t)t * s->pp->nchunks + c] = sum[t];
 }
 
-/* Trial distances with their per-chunk sums (exact on integral data). */
 static void trials_chunk(void *ctx, size_t c)
 {
     pass *s = ctx;
-    int lo, hi, nt = s->ntrials;
-    chunk_range(s->pp, c, &lo, &hi);
+    int nt = s->ntrials;
+    int lo = (int)(c * CHUNK), hi = lo + CHUNK < s->pp->n ? lo + CHUNK : s->pp->n;
     switch (s->pp->dims * 4 + nt) { /* constant dims and trial count */
-    case 1 * 4 + 1: trials_range(s, lo, hi, 1, 1); break;
-    case 1 * 4 + TRIALS: trials_range(s, lo, hi, TRIALS, 1); break;
-    case 3 * 4 + 1: trials_range(s, lo, hi, 1, 3); break;
-    case 3 * 4 + TRIALS: trials_range(s, lo, hi, TRIALS, 3); break;
-    default: trials_range(s, lo, hi, nt, s->pp->dims); break;
-    }
-    for (int t = 0; t < nt; t++)
-        s->pp->part[(size_t)t * s->pp->nchunks + c]
-            = chunk_sum(s->tdist[t], lo, hi);
-}
-
-/* cum = exact prefix sums of the chosen trial's distances; exact, so the
- * running total is only updated once per 4 samples */
-static void prefix_chunk(void *ctx, size_t c)
-{
-    pass *s = ctx;
-    const float *d = s->tdist[s->chosen];
-    double *cum = s->pp->cum, run = s->pp->offset[c];
-    int lo, hi, i;
-    chunk_range(s->pp, c, &lo, &hi);
-    for (i = lo; i + 4 <= hi; i += 4) {
-        double a = d[i], b = a + d[i + 1], e = b + d[i + 2], f = e + d[i + 3];
-        cum[i] = run + a;
-        cum[i + 1] = run + b;
-        cum[i + 2] = run + e;
-        cum[i + 3] = run + f;
-        run += f;
-    }
-    for (; i < hi; i++) {
-        run += d[i];
-        cum[i] = run;
+    case 1 * 4 + 1: trials_range(s, c, lo, hi, 1, 1); break;
+    case 1 * 4 + TRIALS: trials_range(s, c, lo, hi, TRIALS, 1); break;
+    case 3 * 4 + 1: trials_range(s, c, lo, hi, 1, 3); break;
+    case 3 * 4 + TRIALS: trials_range(s, c, lo, hi, TRIALS, 3); break;
+    default: trials_range(s, c, lo, hi, nt, s->pp->dims); break;
     }
 }
 
-/* ---- serial fallbacks, cv's own loops ---------------------------------------------- */
+/* ---- searches and sums ------------------------------------------------------------ */
 
-/* for (ci = 0; ci < N-1; ci++) { p -= dist[ci]; if (p <= 0) break; }
+/* cv: for (ci = 0; ci < N-1; ci++) { p -= dist[ci]; if (p <= 0) break; }
  * three independent chains in one loop */
 static void search_serial(const float *dist, int n, const double *p0, int *ci)
 {
@@ -204,18 +191,21 @@ static void search_serial(const float *dist, int n, const double *p0, int *ci)
         }
 }
 
-/* first i in [0, n-2] with cum[i] >= p, else n - 1 */
-static int search_exact(const double *cum, int n, double p)
+/* Same result on integral data: first i <= n-2 with S_i >= p, else n-1,
+ * S_i the exact prefix sums; the chunk first, then the sample. */
+static int search_exact(const kms_pp *pp, const float *dist, double p)
 {
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        int mid = lo + (hi - lo) / 2;
-        if (cum[mid] >= p)
-            hi = mid;
-        else
-            lo = mid + 1;
+    double off = 0;
+    size_t c = 0;
+    while (c + 1 < pp->nchunks && off + pp->dpart[c] < p)
+        off += pp->dpart[c++];
+    int lo = (int)(c * CHUNK), hi = lo + CHUNK < pp->n ? lo + CHUNK : pp->n;
+    for (int i = lo; i < hi && i < pp->n - 1; i++) {
+        off += dist[i];
+        if (off >= p)
+            return i;
     }
-    return lo;
+    return pp->n - 1;
 }
 
 static double sum_serial(const float *d, int n)
@@ -226,50 +216,54 @@ static double sum_serial(const float *d, int n)
     return s;
 }
 
-/* ---- the algorithm ------------------------------------------------------------------ */
-
-static double sum_parts(const kms_pp *pp, int t)
-{
-    double s = 0;
-    for (size_t c = 0; c < pp->nchunks; c++)
-        s += pp->part[(size_t)t * pp->nchunks + c];
-    return s;
-}
-
-/* Trial sum: exact chunk sums combined, or cv's serial sum. */
+/* Trial t's sum: its exact chunk sums combined, or cv's serial sum. */
 static double trial_sum(const kms_pp *pp, const pass *s, int t, int exact)
 {
-    return exact ? sum_parts(pp, t) : sum_serial(s->tdist[t], pp->n);
+    if (!exact)
+        return sum_serial(s->tdist[t], pp->n);
+    double sum = 0;
+    for (size_t c = 0; c < pp->nchunks; c++)
+        sum += pp->part[(size_t)t * pp->nchunks + c];
+    return sum;
 }
 
-static void make_prefix(kms_pp *pp, pass *s, int t)
+/* ---- the algorithm ---------------------------------------------------------------- */
+
+static void keep_chunk_sums(kms_pp *pp, int t)
 {
-    double off = 0;
-    for (size_t c = 0; c < pp->nchunks; c++) {
-        pp->offset[c] = off;
-        off += pp->part[(size_t)t * pp->nchunks + c];
-    }
-    s->chosen = t;
-    kms_pool_run(pp->pool, pp->nchunks, prefix_chunk, s);
+    memcpy(pp->dpart, pp->part + (size_t)t * pp->nchunks,
+           sizeof *pp->dpart * pp->nchunks);
 }
 
-/* dist from the first centre: one trial against an infinite "dist" */
+/* cv: dist[i] = normL2Sqr_(x_i, x_c0); sum0 += dist[i] */
 static double first_centre(kms_pp *pp, pass *s, int *exact)
 {
-    float *inf = pp->buf + (size_t)TRIALS * pp->n;
-    for (int i = 0; i < pp->n; i++)
-        inf[i] = INFINITY; /* min(d, inf) == d, d = inf included */
-    s->dist = inf;
+    s->dist = NULL;
     s->tdist[0] = pp->buf;
     s->ntrials = 1;
     kms_pool_run(pp->pool, pp->nchunks, trials_chunk, s);
     s->dist = pp->buf;
-    double sum0 = sum_parts(pp, 0);
+    double sum0 = trial_sum(pp, s, 0, 1);
     *exact = pp->integral && sum0 < EXACT_LIMIT;
     if (!*exact)
         return sum_serial(s->dist, pp->n);
-    make_prefix(pp, s, 0);
+    keep_chunk_sums(pp, 0);
     return sum0;
+}
+
+/* The three draws, in cv's order, and their samples. */
+static void pick_trials(kms_pp *pp, pass *s, kms_rng *rng, double sum0,
+                        int exact)
+{
+    double p[TRIALS];
+    for (int t = 0; t < TRIALS; t++)
+        p[t] = kms_rng_uniform_double(rng, 0.0, 1.0) * sum0;
+    if (!exact) {
+        search_serial(s->dist, pp->n, p, s->ci);
+        return;
+    }
+    for (int t = 0; t < TRIALS; t++)
+        s->ci[t] = search_exact(pp, s->dist, p[t]);
 }
 
 kms_status kms_pp_run(kms_pp *pp, kms_rng *rng, float *centers,
@@ -281,23 +275,17 @@ kms_status kms_pp_run(kms_pp *pp, kms_rng *rng, float *centers,
     s.ci[0] = pp->idx[0];
     double sum0 = first_centre(pp, &s, &exact);
     for (int k = 1; k < pp->k; k++) {
-        double p[TRIALS], best_sum = DBL_MAX;
+        double best_sum = DBL_MAX;
         int f = 0, best = -1;
         for (int t = 0; t <= TRIALS; t++) /* the 3 buffers that are not dist */
             if (pp->buf + (size_t)t * n != s.dist)
                 s.tdist[f++] = pp->buf + (size_t)t * n;
-        for (int t = 0; t < TRIALS; t++)
-            p[t] = kms_rng_uniform_double(rng, 0.0, 1.0) * sum0;
-        if (exact)
-            for (int t = 0; t < TRIALS; t++)
-                s.ci[t] = search_exact(pp->cum, n, p[t]);
-        else
-            search_serial(s.dist, n, p, s.ci);
+        pick_trials(pp, &s, rng, sum0, exact);
         s.ntrials = TRIALS;
         kms_pool_run(pp->pool, pp->nchunks, trials_chunk, &s);
         for (int t = 0; t < TRIALS; t++) {
             double sum = trial_sum(pp, &s, t, exact);
-            if (sum < best_sum) {
+            if (sum < best_sum) { /* cv: strictly smaller */
                 best_sum = sum;
                 best = t;
             }
@@ -308,8 +296,8 @@ kms_status kms_pp_run(kms_pp *pp, kms_rng *rng, float *centers,
                                  "(values too large)");
         pp->idx[k] = s.ci[best];
         sum0 = best_sum;
-        if (exact && k + 1 < pp->k)
-            make_prefix(pp, &s, best);
+        if (exact)
+            keep_chunk_sums(pp, best);
         s.dist = s.tdist[best];
     }
     for (int k = 0; k < pp->k; k++)

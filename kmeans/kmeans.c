@@ -97,13 +97,13 @@ kms_status kms_kmeans_run(const float *samples, size_t n, int dims,
         if (dims == 1)
             return kms_optimal_run(samples, n, p->k, labels, centers,
                                    compactness, err);
-        return kms_lloyd_run(samples, n, dims, p, KMS_LLOYD_BOUNDED, labels,
+        return kms_lloyd_run(samples, n, dims, p, KMS_LLOYD_AUTO, labels,
                              centers, compactness, err);
     case KMS_KM_OPTIMAL:
         return kms_optimal_run(samples, n, p->k, labels, centers, compactness,
                                err);
     case KMS_KM_LLOYD:
-        return kms_lloyd_run(samples, n, dims, p, KMS_LLOYD_BOUNDED, labels,
+        return kms_lloyd_run(samples, n, dims, p, KMS_LLOYD_AUTO, labels,
                              centers, compactness, err);
     default:
         abort();

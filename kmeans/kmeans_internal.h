@@ -3,7 +3,9 @@
 #define KMS_KMEANS_INTERNAL_H
 
 #include <stddef.h>
+#include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "kmeans.h"
 
@@ -63,10 +65,24 @@ static inline void kms_transpose(const float *centers, int k, int dims,
 /* kms_dist2 from one sample to every centre at once (dims < 16 only): the
  * same float operations in the same order per centre, vectorised across
  * centres. out has kpad entries. */
+#if defined(__GNUC__)
+typedef float kms_v4f __attribute__((vector_size(16)));
+#endif
+
 KMS_INLINE void kms_dist2_multi(const float *xi, const float *ct, int kpad,
                                 int dims, float *out)
 {
     for (int c = 0; c < kpad; c += 4) { /* blocks of 4: one SSE register */
+#if defined(__GNUC__)
+        kms_v4f o = {0.f, 0.f, 0.f, 0.f};
+        for (int j = 0; j < dims; j++) {
+            kms_v4f cj, t;
+            memcpy(&cj, ct + (size_t)j * kpad + c, sizeof cj);
+            t = xi[j] - cj;
+            o += t * t;
+        }
+        memcpy(out + c, &o, sizeof o);
+#else
         float o[4] = {0.f, 0.f, 0.f, 0.f};
         for (int j = 0; j < dims; j++) {
             const float xj = xi[j], *cj = ct + (size_t)j * kpad + c;
@@ -77,7 +93,92 @@ KMS_INLINE void kms_dist2_multi(const float *xi, const float *ct, int kpad,
         }
         for (int l = 0; l < 4; l++)
             out[c + l] = o[l];
+#endif
     }
+}
+
+/* --- four samples at a time ------------------------------------------------- */
+
+/* One sample per SIMD lane (GCC/Clang vector extensions, a scalar loop
+ * elsewhere). Each lane does kms_dist2's float operations in the same order
+ * (dims < 16), so results are bit-identical to the one-sample code. x4
+ * points at 4 consecutive samples. */
+
+#if defined(__GNUC__)
+typedef double kms_v2d __attribute__((vector_size(16)));
+
+/* p[j] = feature j of the 4 samples at x4 */
+KMS_INLINE void kms_load4(const float *x4, int dims, kms_v4f *p)
+{
+    for (int j = 0; j < dims; j++)
+        p[j] = (kms_v4f){x4[j], x4[dims + j], x4[2 * dims + j],
+                         x4[3 * dims + j]};
+}
+
+/* lane l: kms_dist2(sample l, c, dims) */
+KMS_INLINE kms_v4f kms_dist4v(const kms_v4f *p, const float *c, int dims)
+{
+    kms_v4f d = {0.f, 0.f, 0.f, 0.f};
+    for (int j = 0; j < dims; j++) {
+        kms_v4f t = p[j] - c[j];
+        d += t * t;
+    }
+    return d;
+}
+#endif
+
+/* Nearest of k centres for 4 samples: cv's first minimum ("min_dist > dist"
+ * from +inf), the distance to it and the smallest distance to the others. */
+typedef struct kms_near4 {
+    float best[4], second[4];
+    int32_t label[4];
+} kms_near4;
+
+#if defined(__GNUC__)
+typedef int32_t kms_v4i __attribute__((vector_size(16)));
+
+static inline kms_v4f kms_blend4(kms_v4i m, kms_v4f a, kms_v4f b)
+{
+    return (kms_v4f)(((kms_v4i)a & m) | ((kms_v4i)b & ~m));
+}
+#endif
+
+KMS_INLINE void kms_nearest4(const float *x4, const float *centers, int k,
+                             int dims, kms_near4 *out)
+{
+#if defined(__GNUC__)
+    kms_v4f p[16];
+    kms_v4f best = {INFINITY, INFINITY, INFINITY, INFINITY}, second = best;
+    kms_v4i label = {0, 0, 0, 0};
+    kms_load4(x4, dims, p);
+    for (int c = 0; c < k; c++) {
+        kms_v4f d = kms_dist4v(p, centers + (size_t)c * dims, dims);
+        kms_v4i lt = d < best;
+        kms_v4f hi = kms_blend4(lt, best, d); /* the loser of the two */
+        second = kms_blend4(hi < second, hi, second);
+        label = (lt & c) | (~lt & label);
+        best = kms_blend4(lt, d, best);
+    }
+    memcpy(out->best, &best, sizeof best);
+    memcpy(out->second, &second, sizeof second);
+    memcpy(out->label, &label, sizeof label);
+#else
+    for (int l = 0; l < 4; l++) {
+        float best = INFINITY, second = INFINITY;
+        int label = 0;
+        for (int c = 0; c < k; c++) {
+            float d = kms_dist2(x4 + (size_t)l * dims,
+                                centers + (size_t)c * dims, dims);
+            float hi = best > d ? best : d;
+            second = second < hi ? second : hi;
+            label = best > d ? c : label;
+            best = best > d ? d : best;
+        }
+        out->best[l] = best;
+        out->second[l] = second;
+        out->label[l] = label;
+    }
+#endif
 }
 
 /* --- fixed-chunk thread pool ------------------------------------------------ */
@@ -133,10 +234,12 @@ uint64_t kms_hamerly_distances(const kms_hamerly *h);
 
 /* --- methods ----------------------------------------------------------------- */
 
-/* How lloyd assigns labels: BOUNDED (Hamerly's bounds, same labels as PLAIN
- * by construction) is the default; PLAIN is cv::kmeans's full scan, kept for
- * tests and as the fallback for huge values. */
+/* How lloyd assigns labels. All give the same labels (see hamerly.c);
+ * AUTO picks the faster: BOUNDED for dims >= 2 and k >= 6, where skipping
+ * distances pays for the bookkeeping, PLAIN (cv's full scan, vectorised)
+ * otherwise and for values too large for the bounds' error analysis. */
 typedef enum kms_lloyd_assign {
+    KMS_LLOYD_AUTO,
     KMS_LLOYD_BOUNDED,
     KMS_LLOYD_PLAIN
 } kms_lloyd_assign;

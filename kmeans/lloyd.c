@@ -6,7 +6,6 @@
 #include "kmeans_internal.h"
 
 #include <float.h>
-#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,6 @@ typedef struct lloyd {
     kms_rng rng;       /* cv: theRNG(), shared by all attempts */
     /* state */
     float *centers, *old_centers, *temp; /* k*dims, k*dims, dims */
-    float *ct;                           /* centres transposed, plain path */
     int32_t *labels;                     /* working labels */
     int *counters;
     double *dists;
@@ -68,17 +66,32 @@ static int bounded_is_safe(const lloyd *l)
     return l->k >= 2;
 }
 
+static kms_lloyd_assign choose_assign(const lloyd *l, kms_lloyd_assign want)
+{
+    switch (want) {
+    case KMS_LLOYD_AUTO:
+        if (l->dims < 2 || l->k < 6)
+            return KMS_LLOYD_PLAIN;
+        return bounded_is_safe(l) ? KMS_LLOYD_BOUNDED : KMS_LLOYD_PLAIN;
+    case KMS_LLOYD_BOUNDED:
+        return bounded_is_safe(l) ? KMS_LLOYD_BOUNDED : KMS_LLOYD_PLAIN;
+    case KMS_LLOYD_PLAIN:
+        return KMS_LLOYD_PLAIN;
+    default:
+        abort();
+    }
+}
+
 static kms_status lloyd_alloc(lloyd *l, int threads)
 {
     size_t kd = (size_t)l->k * (size_t)l->dims, n = (size_t)l->n;
     l->centers = calloc(kd, sizeof *l->centers);
     l->old_centers = calloc(kd, sizeof *l->old_centers);
     l->temp = calloc((size_t)l->dims, sizeof *l->temp);
-    l->ct = calloc((size_t)kms_kpad(l->k) * (size_t)l->dims, sizeof *l->ct);
     l->labels = calloc(n, sizeof *l->labels);
     l->counters = calloc((size_t)l->k, sizeof *l->counters);
     l->dists = calloc(n, sizeof *l->dists);
-    if (!l->centers || !l->old_centers || !l->temp || !l->ct || !l->labels
+    if (!l->centers || !l->old_centers || !l->temp || !l->labels
         || !l->counters || !l->dists)
         return KMS_ERR_NOMEM;
     if (l->init != KMS_KM_INIT_PP
@@ -109,7 +122,6 @@ static void lloyd_free(lloyd *l)
     free(l->centers);
     free(l->old_centers);
     free(l->temp);
-    free(l->ct);
     free(l->labels);
     free(l->counters);
     free(l->dists);
@@ -202,11 +214,12 @@ static void fill_empty(lloyd *l, int k)
 typedef struct sum_ctx {
     lloyd *l;
     int groups;
+    int masked;  /* short runs: sum_masked instead of sum_runs */
 } sum_ctx;
 
-/* Float sums of the clusters k with k % groups == g, each in sample order
- * as in cv, into the group's own scratch (no false sharing); the grouping
- * spreads clusters over threads without changing any sum. */
+/* Long runs of one label (images): accumulate a run in registers, the same
+ * adds in the same order as cv, without a store-to-load chain per sample.
+ * Only the clusters k with k % groups == g. */
 KMS_INLINE void sum_runs(lloyd *l, int groups, int g, float *acc, int *cnt,
                          int dims)
 {
@@ -219,8 +232,6 @@ KMS_INLINE void sum_runs(lloyd *l, int groups, int g, float *acc, int *cnt,
                 ;
             continue;
         }
-        /* a run of one label: accumulate in registers, same adds in the
-         * same order as cv, without a store-to-load chain per sample */
         float a[MAXD];
         float *c = acc + (size_t)k * dims;
         for (int j = 0; j < dims; j++)
@@ -252,6 +263,46 @@ static void sum_plain(lloyd *l, int groups, int g, float *acc, int *cnt)
     }
 }
 
+#if defined(__GNUC__)
+/* Short runs of labels (1-D data): every sample adds to all 8 lanes of an
+ * accumulator, +0.0 outside its own cluster's lane. x + 0.0 == x for every
+ * accumulator value (a sum that starts at +0.0 is never -0.0), so each lane
+ * sees cv's additions in cv's order; no branch, no store-to-load chain.
+ * k <= 8, dims <= 4. */
+KMS_INLINE void sum_masked(lloyd *l, float *acc, int *cnt, int dims)
+{
+    const kms_v4i id0 = {0, 1, 2, 3}, id1 = {4, 5, 6, 7};
+    kms_v4f a[4][2] = {{{0}}};
+    kms_v4i c0 = {0, 0, 0, 0}, c1 = c0;
+    for (int i = 0; i < l->n; i++) {
+        int k = l->labels[i];
+        kms_v4i m0 = id0 == k, m1 = id1 == k;
+        const float *xi = sample(l, i);
+        for (int j = 0; j < dims; j++) {
+            kms_v4f v = {xi[j], xi[j], xi[j], xi[j]};
+            a[j][0] += (kms_v4f)((kms_v4i)v & m0);
+            a[j][1] += (kms_v4f)((kms_v4i)v & m1);
+        }
+        c0 -= m0; /* masks are -1 */
+        c1 -= m1;
+    }
+    for (int k = 0; k < l->k; k++) {
+        for (int j = 0; j < dims; j++)
+            acc[(size_t)k * dims + j] = a[j][k / 4][k % 4];
+        cnt[k] = k < 4 ? c0[k] : c1[k - 4];
+    }
+}
+
+/* Average run length of equal labels below 4? (one cheap pass) */
+static int runs_are_short(const lloyd *l)
+{
+    int changes = 0;
+    for (int i = 1; i < l->n; i++)
+        changes += l->labels[i] != l->labels[i - 1];
+    return (double)changes * 4 > l->n;
+}
+#endif
+
 /* Float sums of the clusters k with k % groups == g, each in sample order
  * as in cv, into the group's own scratch (no false sharing); the grouping
  * spreads clusters over threads without changing any sum. */
@@ -263,6 +314,16 @@ static void sum_group(void *ctx, size_t g)
     int *cnt = l->gcount + g * l->gstride;
     memset(acc, 0, sizeof *acc * (size_t)l->k * l->dims);
     memset(cnt, 0, sizeof *cnt * (size_t)l->k);
+#if defined(__GNUC__)
+    if (s->masked)
+        switch (l->dims) {
+        case 1: sum_masked(l, acc, cnt, 1); return;
+        case 2: sum_masked(l, acc, cnt, 2); return;
+        case 3: sum_masked(l, acc, cnt, 3); return;
+        case 4: sum_masked(l, acc, cnt, 4); return;
+        default: abort();
+        }
+#endif
     switch (l->dims) {
     case 1: sum_runs(l, s->groups, (int)g, acc, cnt, 1); break;
     case 2: sum_runs(l, s->groups, (int)g, acc, cnt, 2); break;
@@ -278,7 +339,13 @@ static void sum_group(void *ctx, size_t g)
 static double update_centers(lloyd *l, int measure_shift)
 {
     int dims = l->dims;
-    sum_ctx sc = {l, l->groups};
+    sum_ctx sc = {l, l->groups, 0};
+#if defined(__GNUC__)
+    if (l->k <= 8 && dims <= 4 && runs_are_short(l)) {
+        sc.groups = 1;
+        sc.masked = 1;
+    }
+#endif
     kms_pool_run(l->pool, (size_t)sc.groups, sum_group, &sc);
     for (int k = 0; k < l->k; k++) {
         size_t g = (size_t)(k % sc.groups) * l->gstride;
@@ -312,25 +379,29 @@ static double update_centers(lloyd *l, int measure_shift)
 
 /* cv KMeansDistanceComputer<false>: first minimum, compared in double from
  * DBL_MAX, i.e. the float comparison from +inf. */
+static int nearest_one(const lloyd *l, const float *xi)
+{
+    float min_dist = INFINITY;
+    int k_best = 0;
+    for (int k = 0; k < l->k; k++) {
+        float d = kms_dist2(xi, l->centers + (size_t)k * l->dims, l->dims);
+        k_best = min_dist > d ? k : k_best;
+        min_dist = min_dist > d ? d : min_dist;
+    }
+    return k_best;
+}
+
 KMS_INLINE void assign_range(lloyd *l, int lo, int hi, int dims)
 {
-    enum { MULTI_MAX = 64 };
-    float d[MULTI_MAX];
-    int multi = dims < 16 && l->k <= MULTI_MAX, kpad = kms_kpad(l->k);
-    for (int i = lo; i < hi; i++) {
-        const float *xi = sample(l, i);
-        float min_dist = INFINITY;
-        int k_best = 0;
-        if (multi)
-            kms_dist2_multi(xi, l->ct, kpad, dims, d);
-        for (int k = 0; k < l->k; k++) {
-            float dk = multi ? d[k]
-                             : kms_dist2(xi, l->centers + (size_t)k * dims, dims);
-            k_best = min_dist > dk ? k : k_best;
-            min_dist = min_dist > dk ? dk : min_dist;
+    int i = lo;
+    if (dims < 16) /* four samples per SIMD lane group, same results */
+        for (; i + 4 <= hi; i += 4) {
+            kms_near4 nb;
+            kms_nearest4(sample(l, i), l->centers, l->k, dims, &nb);
+            memcpy(l->labels + i, nb.label, sizeof nb.label);
         }
-        l->labels[i] = k_best;
-    }
+    for (; i < hi; i++)
+        l->labels[i] = nearest_one(l, sample(l, i));
 }
 
 static void assign_chunk(void *ctx, size_t c)
@@ -339,7 +410,9 @@ static void assign_chunk(void *ctx, size_t c)
     int lo = (int)(c * CHUNK), hi = lo + CHUNK < l->n ? lo + CHUNK : l->n;
     switch (l->dims) { /* constant dims lets the compiler unroll kms_dist2 */
     case 1: assign_range(l, lo, hi, 1); break;
+    case 2: assign_range(l, lo, hi, 2); break;
     case 3: assign_range(l, lo, hi, 3); break;
+    case 4: assign_range(l, lo, hi, 4); break;
     default: assign_range(l, lo, hi, l->dims); break;
     }
 }
@@ -356,7 +429,6 @@ static void assign(lloyd *l, int first)
                              l->labels, l->pool);
         break;
     case KMS_LLOYD_PLAIN:
-        kms_transpose(l->centers, l->k, l->dims, l->ct);
         kms_pool_run(l->pool, nchunks(l), assign_chunk, l);
         break;
     default:
@@ -400,16 +472,12 @@ static void swap_centers(lloyd *l)
     l->old_centers = t;
 }
 
-#include <time.h>
-static double T[4];
-static double now(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6; }
 /* One attempt of cv::kmeans; iteration 0 is the initialisation. */
 static kms_status run_attempt(lloyd *l, int a, double *compactness,
                               kms_error *err)
 {
     for (int iter = 0;;) {
         double max_shift = iter == 0 ? DBL_MAX : 0.0;
-        double t0 = now();
         swap_centers(l);
         if (iter == 0 && (a > 0 || l->init != KMS_KM_INIT_LABELS)) {
             if (l->init == KMS_KM_INIT_PP) {
@@ -424,16 +492,13 @@ static kms_status run_attempt(lloyd *l, int a, double *compactness,
             if (iter > 0)
                 max_shift = s;
         }
-        T[iter == 0 ? 0 : 1] += now() - t0; t0 = now();
         if (++iter == l->max_count || max_shift <= l->eps2) {
             /* cv: "don't re-assign labels to avoid creation of empty
              * clusters" */
             *compactness = compactness_of(l);
-            T[3] += now() - t0;
             return KMS_OK;
         }
         assign(l, iter == 1);
-        T[iter == 1 ? 0 : 2] += now() - t0;
     }
 }
 
@@ -443,13 +508,12 @@ kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
                          kms_error *err)
 {
     lloyd l = {.x = samples, .n = (int)n, .dims = dims, .k = p->k,
-               .init = p->init, .assign = assign_how};
+               .init = p->init};
     kms_status st = KMS_OK;
     double best = DBL_MAX;
     set_criteria(&l, p);
     kms_rng_seed(&l.rng, p->seed);
-    if (l.assign == KMS_LLOYD_BOUNDED && !bounded_is_safe(&l))
-        l.assign = KMS_LLOYD_PLAIN;
+    l.assign = choose_assign(&l, assign_how);
     if ((st = lloyd_alloc(&l, p->threads)) != KMS_OK) {
         kms_error_set(err, st, NULL, 0, NULL, "kmeans: out of memory");
         goto out;
@@ -475,9 +539,6 @@ kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
     }
     if (compactness)
         *compactness = best;
-    if (getenv("KMS_DEBUG")) { fprintf(stderr, "init %.1f update %.1f assign %.1f final %.1f\n", T[0], T[1], T[2], T[3]); T[0]=T[1]=T[2]=T[3]=0; }
-    if (getenv("KMS_DEBUG") && l.ham)
-        fprintf(stderr, "hamerly distances %llu = %.2f per sample\n", (unsigned long long)kms_hamerly_distances(l.ham), (double)kms_hamerly_distances(l.ham) / l.n);
 out:
     lloyd_free(&l);
     return st;

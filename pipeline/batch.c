@@ -196,7 +196,8 @@ static bool products_complete(const kms_pipeline *pl, const kms_batch *b,
     const void *wp = kms_pipeline_stage_params(pl, "write");
     if (!wp)
         return false;
-    int n = kms_write_stage_product_names(wp, in->stem, names, MAX_NAMES);
+    int n = kms_write_stage_product_names(wp, in->path, in->stem, names,
+                                          MAX_NAMES);
     for (int i = 0; i < n; i++) {
         char path[4096 + 600];
         struct stat sb;

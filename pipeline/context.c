@@ -9,6 +9,7 @@ void kms_context_clear(kms_context *ctx)
         return;
     kms_image_free(&ctx->image);
     kms_image_free(&ctx->original);
+    kms_volume_free(&ctx->volume);
     kms_image_free(&ctx->truth);
     kms_image_free(&ctx->recolor);
     kms_image_free(&ctx->mask);
@@ -16,4 +17,45 @@ void kms_context_clear(kms_context *ctx)
     free(ctx->labels);
     free(ctx->centers);
     memset(ctx, 0, sizeof *ctx);
+}
+
+kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
+                          void *arg, kms_error *err)
+{
+    if (slices <= 1) {
+        kms_image out = {0};
+        kms_status st = fn(stack, &out, arg, err);
+        if (st == KMS_OK)
+            kms_image_move(stack, &out);
+        kms_image_free(&out);
+        return st;
+    }
+    int rows = stack->height / slices;
+    kms_image result = {0}, one = {0};
+    kms_status st = KMS_OK;
+    for (int z = 0; z < slices && st == KMS_OK; z++) {
+        kms_image view = kms_image_rows(stack, z * rows, rows);
+        st = fn(&view, &one, arg, err);
+        if (st != KMS_OK)
+            break;
+        if (z == 0)
+            st = kms_image_alloc(&result, one.width, one.height * slices,
+                                 one.channels, one.depth, err);
+        else if (one.width != result.width || one.depth != result.depth ||
+                 one.channels != result.channels ||
+                 one.height * slices != result.height)
+            st = kms_error_set(err, KMS_ERR_INTERNAL, NULL, 0, NULL,
+                               "slice %d came out another size", z);
+        if (st != KMS_OK)
+            break;
+        for (int y = 0; y < one.height; y++)
+            memcpy(kms_image_row(&result, z * one.height + y),
+                   kms_image_row(&one, y), result.stride);
+        kms_image_free(&one);
+    }
+    kms_image_free(&one);
+    if (st == KMS_OK)
+        kms_image_move(stack, &result);
+    kms_image_free(&result);
+    return st;
 }

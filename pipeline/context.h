@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "image.h"
+#include "nifti_io.h"
 
 /* Products a write stage can emit, as bits (the order of write.products). */
 enum {
@@ -34,6 +35,10 @@ typedef struct kms_context {
     int input_width, input_height;
     kms_depth input_depth;   /* as read: 8-bit inputs recolour exactly */
     kms_image original;      /* the image as read, for overlays */
+    /* Volumes are stacks of axial slices: image height = slices * rows of a
+     * slice (nifti_io.h). 2-D images are one slice. */
+    int slices;
+    kms_volume volume;       /* NIfTI header and geometry (img unused) */
 
     /* window: what the pixel values mean */
     bool hu;                 /* Hounsfield units (16-bit signed CT) */
@@ -67,6 +72,16 @@ typedef struct kms_context {
     bool evaluated;
     double dice, iou;
 } kms_context;
+
+/* A 2-D operation from src to a new dst (as the kms_cv_* filters are). */
+typedef kms_status (*kms_slice_fn)(const kms_image *src, kms_image *dst,
+                                   void *arg, kms_error *err);
+
+/* Applies fn to each of the `slices` slices of a stacked image and replaces
+ * it with the stack of the results (which may be of another size or depth,
+ * the same for every slice). One slice: just fn. */
+kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
+                          void *arg, kms_error *err);
 
 /* Frees every buffer the stages left; ctx stays valid and empty. */
 void kms_context_clear(kms_context *ctx);

@@ -44,6 +44,16 @@ kms_status kms_image_copy(kms_image *dst, const kms_image *src, kms_error *err);
 /* Moves src into dst (dst freed first); src becomes empty. */
 void kms_image_move(kms_image *dst, kms_image *src);
 
+/* rows y0 .. y0 + rows - 1 of img as an image that shares img's pixels
+ * (never free it): one slice of a volume stack. */
+static inline kms_image kms_image_rows(const kms_image *img, int y0, int rows)
+{
+    kms_image v = *img;
+    v.height = rows;
+    v.data = (unsigned char *)img->data + (size_t)y0 * img->stride;
+    return v;
+}
+
 static inline void *kms_image_row(const kms_image *img, int y)
 {
     return (unsigned char *)img->data + (size_t)y * img->stride;

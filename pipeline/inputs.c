@@ -121,11 +121,13 @@ static kms_status scan_folder(const char *dir, bool recursive, name_list *out,
             continue;
         char path[4096];
         kms_path_join(path, sizeof path, dir, e->d_name);
-        struct stat sb;
-        if (stat(path, &sb) != 0)
+        struct stat sb, lsb;
+        if (stat(path, &sb) != 0 || lstat(path, &lsb) != 0)
             continue;
         if (S_ISDIR(sb.st_mode)) {
-            if (recursive)
+            /* linked folders are not followed (as find(1)): a link to a
+             * parent would list everything again, forever */
+            if (recursive && !S_ISLNK(lsb.st_mode))
                 st = scan_folder(path, true, out, err);
         } else if (is_image_name(e->d_name)) {
             st = add_name(out, path, err);
@@ -177,10 +179,18 @@ out:
     return st;
 }
 
-/* @FILE: one spec per line, relative to the list file's folder. */
+/* @FILE: one spec per line, relative to the list file's folder. Lists may
+ * name lists, up to a depth that stops a list naming itself. */
+enum { MAX_LIST_DEPTH = 8 };
+
 static kms_status add_list_file(kms_input_list *list, const char *path,
                                 kms_error *err)
 {
+    if (list->list_depth >= MAX_LIST_DEPTH)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "input lists nested more than %d deep (does a "
+                             "list name itself?)",
+                             MAX_LIST_DEPTH);
     FILE *f = fopen(path, "r");
     if (!f)
         return kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
@@ -194,8 +204,9 @@ static kms_status add_list_file(kms_input_list *list, const char *path,
         snprintf(dir, sizeof dir, ".");
     kms_status st = KMS_OK;
     char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, before = list->n;
     ssize_t got;
+    list->list_depth++;
     while (st == KMS_OK && (got = getline(&line, &cap, f)) >= 0) {
         while (got > 0 && isspace((unsigned char)line[got - 1]))
             line[--got] = '\0';
@@ -205,8 +216,15 @@ static kms_status add_list_file(kms_input_list *list, const char *path,
         if (*spec && *spec != '#')
             st = kms_inputs_add_spec(list, spec, dir, err);
     }
+    list->list_depth--;
     free(line);
     fclose(f);
+    if (st == KMS_OK && list->n == before) {
+        kms_input *it = push(list, path, err);
+        st = it ? fail_item(it, KMS_ERR_INPUT, path, "%s",
+                            "input list names no inputs")
+                : KMS_ERR_NOMEM;
+    }
     return st;
 }
 
@@ -230,6 +248,7 @@ static kms_status add_glob(kms_input_list *list, const char *pattern,
                            pattern, 0, NULL, "cannot expand pattern");
         goto out;
     }
+    size_t before = list->n;
     for (size_t i = 0; i < g.gl_pathc; i++) {
         struct stat sb;
         if (stat(g.gl_pathv[i], &sb) == 0 && S_ISDIR(sb.st_mode))
@@ -238,6 +257,12 @@ static kms_status add_glob(kms_input_list *list, const char *pattern,
             st = KMS_ERR_NOMEM;
             goto out;
         }
+    }
+    if (list->n == before) {
+        kms_input *it = push(list, pattern, err);
+        st = it ? fail_item(it, KMS_ERR_INPUT, pattern, "%s",
+                            "the pattern matches only folders")
+                : KMS_ERR_NOMEM;
     }
 out:
     if (rc == 0 || rc == GLOB_NOMATCH)

@@ -20,6 +20,7 @@ typedef struct kms_input_list {
     kms_input *items;
     size_t n, cap;
     bool recursive;    /* folders: descend into subfolders */
+    int list_depth;    /* @list files being read, one inside another */
 } kms_input_list;
 
 /* Expands one spec: a file, a folder, a glob, or @FILE naming a list file

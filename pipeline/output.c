@@ -35,6 +35,10 @@ kms_status kms_output_prepare_dir(const char *dir, kms_error *err)
     mode_t mask = umask(0);
     umask(mask);
     product_mode = 0666 & ~mask;
+    if (!dir[0])
+        return kms_error_set(err, KMS_ERR_CONFIG, dir, 0, "pipeline.output",
+                             "the output folder is empty: name one (\".\" "
+                             "for the current folder)");
 
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", dir);

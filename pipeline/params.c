@@ -128,25 +128,22 @@ static kms_status parse_ratio(const kms_param *param, const char *text,
                               kms_ratio *out, kms_error *err)
 {
     kms_ratio r = {0, 1};
-    const char *slash = strchr(text, '/');
-    if (slash) {
-        char num[64];
-        size_t n = (size_t)(slash - text);
-        if (n >= sizeof num)
-            n = sizeof num - 1;
-        memcpy(num, text, n);
-        num[n] = '\0';
-        if (!parse_double(num, &r.num) || !parse_double(slash + 1, &r.den))
-            return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
-                                 "'%s' is not a number or a fraction a/b",
-                                 text);
-        if (r.den == 0)
-            return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
-                                 "'%s' divides by zero", text);
-    } else if (!parse_double(text, &r.num)) {
+    char *end;
+    errno = 0;
+    r.num = strtod(text, &end);
+    bool ok = end != text && errno != ERANGE && isfinite(r.num);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (ok && *end == '/')
+        ok = parse_double(end + 1, &r.den);
+    else if (ok)
+        ok = parse_double(text, &r.num);
+    if (!ok)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "'%s' is not a number or a fraction a/b", text);
-    }
+    if (r.den == 0)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
+                             "'%s' divides by zero", text);
     double v = r.num / r.den;
     if (v < param->min || v > param->max)
         return out_of_range(param, text, err);

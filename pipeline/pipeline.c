@@ -174,7 +174,8 @@ static kms_status link_stages(const kms_pipeline *pl, const kms_config *cfg,
             char key[96];
             snprintf(key, sizeof key, "%s", err->key);
             const kms_config_entry *e = kms_config_get(cfg, cls->name, key);
-            if (snprintf(err->key, sizeof err->key, "%s.%s", cls->name, key) < 0)
+            if (snprintf(err->key, sizeof err->key, "%s%s.%s",
+                         e && !e->line ? "-s " : "", cls->name, key) < 0)
                 err->key[0] = '\0';
             snprintf(err->file, sizeof err->file, "%s",
                      e && !e->line ? KMS_CONFIG_CMDLINE : cfg->path);

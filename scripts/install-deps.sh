@@ -6,6 +6,7 @@
 set -eu
 
 packages="gcc g++ pkg-config meson ninja-build libopencv-dev libinih-dev"
+packages="$packages libnifti2-dev zlib1g-dev" # NIfTI volumes (zlib: .nii.gz masks)
 if [ "${1:-}" = "--test" ]; then
     # check: unit tests; python3-opencv: the notebook equality test, run with
     # Debian's /usr/bin/python3, for which these modules are installed

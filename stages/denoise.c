@@ -76,26 +76,36 @@ static kms_status denoise_prepare(const void *params, kms_link *link,
     return KMS_OK;
 }
 
+static kms_status filter_slice(const kms_image *src, kms_image *dst, void *arg,
+                               kms_error *err)
+{
+    const denoise_params *p = arg;
+    switch ((denoise_method)p->method) {
+    case DENOISE_NONE:
+        return kms_image_copy(dst, src, err);
+    case DENOISE_GAUSSIAN:
+        return kms_cv_gaussian_blur(src, dst, p->ksize, p->sigma, err);
+    case DENOISE_MEDIAN:
+        return kms_cv_median_blur(src, dst, p->ksize, err);
+    case DENOISE_BILATERAL:
+        return kms_cv_bilateral(src, dst, p->diameter, p->sigma_color,
+                                p->sigma_space, err);
+    case DENOISE_NLMEANS:
+        return kms_cv_nlmeans(src, dst, (float)p->h, p->template_window,
+                              p->search_window, err);
+    }
+    abort();
+}
+
+/* Slice by slice: a volume's slices are 2-D images to these filters. */
 static kms_status denoise_run(const void *params, kms_context *ctx,
                               kms_error *err)
 {
     const denoise_params *p = params;
-    kms_image *img = &ctx->image;
-    switch ((denoise_method)p->method) {
-    case DENOISE_NONE:
+    if (p->method == DENOISE_NONE)
         return KMS_OK;
-    case DENOISE_GAUSSIAN:
-        return kms_cv_gaussian_blur(img, img, p->ksize, p->sigma, err);
-    case DENOISE_MEDIAN:
-        return kms_cv_median_blur(img, img, p->ksize, err);
-    case DENOISE_BILATERAL:
-        return kms_cv_bilateral(img, img, p->diameter, p->sigma_color,
-                                p->sigma_space, err);
-    case DENOISE_NLMEANS:
-        return kms_cv_nlmeans(img, img, (float)p->h, p->template_window,
-                              p->search_window, err);
-    }
-    abort();
+    return kms_map_slices(&ctx->image, ctx->slices, filter_slice, (void *)p,
+                          err);
 }
 
 const kms_stage_class kms_stage_denoise = {

@@ -1,10 +1,12 @@
 /* evaluate: scores the mask against a ground-truth mask (Dice, IoU). */
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "nifti_io.h"
 #include "opencv_c.h"
 #include "output.h"
 #include "stage.h"
@@ -53,6 +55,29 @@ static void expand(const char *pattern, const char *stem, char *out, size_t len)
     out[used < len ? used : len - 1] = '\0';
 }
 
+/* A truth mask as 8-bit, non-zero = inside: a PNG/TIFF slice, or a NIfTI
+ * volume in the same canonical stack layout as the input volume. */
+static kms_status read_truth(const char *path, kms_image *truth, kms_error *err)
+{
+    if (!kms_nifti_is_path(path))
+        return kms_cv_imread(path, KMS_CV_IMREAD_GRAYSCALE, truth, err);
+    kms_volume vol;
+    kms_status st = kms_nifti_read(path, &vol, err);
+    if (st != KMS_OK)
+        return st;
+    st = kms_image_alloc(truth, vol.img.width, vol.img.height, 1, KMS_DEPTH_U8,
+                         err);
+    for (int y = 0; st == KMS_OK && y < vol.img.height; y++) {
+        uint8_t *t = kms_image_row(truth, y);
+        const void *row = kms_image_row(&vol.img, y);
+        for (int x = 0; x < vol.img.width; x++)
+            t[x] = vol.img.depth == KMS_DEPTH_S16 ? ((const int16_t *)row)[x] != 0
+                                                  : ((const float *)row)[x] != 0;
+    }
+    kms_volume_free(&vol);
+    return st;
+}
+
 static kms_status evaluate_run(const void *params, kms_context *ctx,
                                kms_error *err)
 {
@@ -67,7 +92,7 @@ static kms_status evaluate_run(const void *params, kms_context *ctx,
         return KMS_OK;
     }
     kms_image truth = {0};
-    kms_status st = kms_cv_imread(path, KMS_CV_IMREAD_GRAYSCALE, &truth, err);
+    kms_status st = read_truth(path, &truth, err);
     if (st != KMS_OK)
         return st;
     if (truth.width != ctx->mask.width || truth.height != ctx->mask.height) {

@@ -92,15 +92,16 @@ static kms_status mask_run(const void *params, kms_context *ctx, kms_error *err)
                                   ctx->sample_height, ranks, &ctx->mask, err);
     if (st == KMS_OK)
         st = kms_mask_resize(&ctx->mask, ctx->input_width, ctx->input_height, err);
+    int slices = ctx->slices;
     if (st == KMS_OK)
-        st = kms_mask_open(&ctx->mask, p->open_radius, err);
+        st = kms_mask_open(&ctx->mask, slices, p->open_radius, err);
     if (st == KMS_OK)
-        st = kms_mask_close(&ctx->mask, p->close_radius, err);
+        st = kms_mask_close(&ctx->mask, slices, p->close_radius, err);
     if (st == KMS_OK && (p->min_area > 0 || p->drop_border || p->keep > 0))
-        st = kms_mask_filter_components(&ctx->mask, p->min_area, p->drop_border,
-                                        p->keep, NULL, err);
+        st = kms_mask_filter_components(&ctx->mask, slices, p->min_area,
+                                        p->drop_border, p->keep, NULL, err);
     if (st == KMS_OK && p->fill_holes)
-        st = kms_mask_fill_holes(&ctx->mask, err);
+        st = kms_mask_fill_holes(&ctx->mask, slices, err);
     return st;
 }
 

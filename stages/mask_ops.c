@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "context.h"
 #include "opencv_c.h"
 
 kms_status kms_mask_from_labels(const int32_t *labels, int width, int height,
@@ -34,25 +35,18 @@ long kms_mask_area(const kms_image *mask)
     return n;
 }
 
-kms_status kms_mask_fill_holes(kms_image *mask, kms_error *err)
+/* One slice's holes: breadth-first search over background from the border;
+ * what it never reaches is enclosed. */
+static kms_status fill_slice(kms_image *mask, uint8_t *outside, int32_t *queue)
 {
     const int w = mask->width, h = mask->height;
-    size_t n = (size_t)w * (size_t)h;
-    /* breadth-first search over background from the border; what it never
-     * reaches is enclosed, i.e. a hole */
-    uint8_t *outside = calloc(n, 1);
-    int32_t *queue = malloc(n * sizeof *queue);
-    if (!outside || !queue) {
-        free(outside);
-        free(queue);
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-    }
+    memset(outside, 0, (size_t)w * (size_t)h);
     size_t head = 0, tail = 0;
-#define BG(x, y) (((const uint8_t *)kms_image_row(mask, (y)))[(x)] == 0)
 #define SEED(x, y)                                                             \
     do {                                                                       \
         size_t i_ = (size_t)(y) * (size_t)w + (size_t)(x);                     \
-        if (!outside[i_] && BG((x), (y))) {                                    \
+        if (!outside[i_] &&                                                    \
+            ((const uint8_t *)kms_image_row(mask, (y)))[(x)] == 0) {           \
             outside[i_] = 1;                                                   \
             queue[tail++] = (int32_t)i_;                                       \
         }                                                                      \
@@ -77,39 +71,250 @@ kms_status kms_mask_fill_holes(kms_image *mask, kms_error *err)
             SEED(x, y + 1);
     }
 #undef SEED
-#undef BG
     for (int y = 0; y < h; y++) {
         uint8_t *row = kms_image_row(mask, y);
         for (int x = 0; x < w; x++)
             if (!outside[(size_t)y * (size_t)w + (size_t)x])
                 row[x] = 255;
     }
+    return KMS_OK;
+}
+
+kms_status kms_mask_fill_holes(kms_image *mask, int slices, kms_error *err)
+{
+    slices = slices > 1 ? slices : 1;
+    int rows = mask->height / slices;
+    size_t n = (size_t)mask->width * (size_t)rows;
+    uint8_t *outside = malloc(n);
+    int32_t *queue = malloc(n * sizeof *queue);
+    if (!outside || !queue) {
+        free(outside);
+        free(queue);
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    }
+    for (int z = 0; z < slices; z++) {
+        kms_image slice = kms_image_rows(mask, z * rows, rows);
+        fill_slice(&slice, outside, queue);
+    }
     free(outside);
     free(queue);
     return KMS_OK;
 }
 
-static kms_status morph(kms_image *mask, int op, int radius, kms_error *err)
+static kms_status morph_slice(const kms_image *src, kms_image *dst, void *arg,
+                              kms_error *err)
+{
+    const int *op_radius = arg;
+    return kms_cv_morphology(src, dst, op_radius[0], KMS_CV_MORPH_ELLIPSE,
+                             2 * op_radius[1] + 1, 1, err);
+}
+
+static kms_status morph(kms_image *mask, int slices, int op, int radius,
+                        kms_error *err)
 {
     if (radius <= 0)
         return KMS_OK;
-    return kms_cv_morphology(mask, mask, op, KMS_CV_MORPH_ELLIPSE,
-                             2 * radius + 1, 1, err);
+    int op_radius[2] = {op, radius};
+    return kms_map_slices(mask, slices, morph_slice, op_radius, err);
 }
 
-kms_status kms_mask_open(kms_image *mask, int radius, kms_error *err)
+kms_status kms_mask_open(kms_image *mask, int slices, int radius,
+                         kms_error *err)
 {
-    return morph(mask, KMS_CV_MORPH_OPEN, radius, err);
+    return morph(mask, slices, KMS_CV_MORPH_OPEN, radius, err);
 }
 
-kms_status kms_mask_close(kms_image *mask, int radius, kms_error *err)
+kms_status kms_mask_close(kms_image *mask, int slices, int radius,
+                          kms_error *err)
 {
-    return morph(mask, KMS_CV_MORPH_CLOSE, radius, err);
+    return morph(mask, slices, KMS_CV_MORPH_CLOSE, radius, err);
+}
+
+/* --- components ------------------------------------------------------------ */
+
+static int32_t find_root(int32_t *parent, int32_t i)
+{
+    while (parent[i] != i) {
+        parent[i] = parent[parent[i]]; /* path halving */
+        i = parent[i];
+    }
+    return i;
+}
+
+static void unite(int32_t *parent, int32_t a, int32_t b)
+{
+    a = find_root(parent, a);
+    b = find_root(parent, b);
+    if (a != b) {
+        if (a < b)
+            parent[b] = a;
+        else
+            parent[a] = b;
+    }
+}
+
+static double value_at(const kms_image *values, int y, int x)
+{
+    const void *row = kms_image_row(values, y);
+    switch (values->depth) {
+    case KMS_DEPTH_U8: return ((const uint8_t *)row)[x];
+    case KMS_DEPTH_S16: return ((const int16_t *)row)[x];
+    case KMS_DEPTH_U16: return ((const uint16_t *)row)[x];
+    case KMS_DEPTH_S32: return ((const int32_t *)row)[x];
+    case KMS_DEPTH_F32: return ((const float *)row)[x];
+    }
+    abort();
+}
+
+/* Two passes with union-find over a stack of slices: 6-connected in 3-D,
+ * 8-connected within a slice when there is only one (as OpenCV's 2-D
+ * default, so thin diagonal bridges join as a person would see them). */
+static kms_status label_pixels(const kms_image *mask, int slices,
+                               int32_t *labels, int *n, kms_error *err)
+{
+    const int w = mask->width, rows = mask->height / slices;
+    const bool diagonal = slices == 1;
+    size_t total = (size_t)w * (size_t)mask->height;
+    int32_t *parent = malloc((total / 2 + 2) * sizeof *parent);
+    if (!parent)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    size_t cap = total / 2 + 2, next = 1;
+    parent[0] = 0;
+    for (int z = 0; z < slices; z++) {
+        for (int y = 0; y < rows; y++) {
+            int gy = z * rows + y;
+            const uint8_t *m = kms_image_row(mask, gy);
+            int32_t *lab = labels + (size_t)gy * (size_t)w;
+            const int32_t *up = y > 0 ? lab - w : NULL;
+            const int32_t *below = z > 0 ? lab - (size_t)w * (size_t)rows : NULL;
+            for (int x = 0; x < w; x++) {
+                lab[x] = 0;
+                if (!m[x])
+                    continue;
+                int32_t l = 0;
+                int32_t cand[5] = {x > 0 ? lab[x - 1] : 0, up ? up[x] : 0,
+                                   below ? below[x] : 0,
+                                   diagonal && up && x > 0 ? up[x - 1] : 0,
+                                   diagonal && up && x + 1 < w ? up[x + 1] : 0};
+                for (int c = 0; c < 5; c++) {
+                    if (!cand[c])
+                        continue;
+                    if (!l)
+                        l = cand[c];
+                    else
+                        unite(parent, l, cand[c]);
+                }
+                if (!l) {
+                    if (next == cap) {
+                        cap *= 2;
+                        int32_t *p = realloc(parent, cap * sizeof *p);
+                        if (!p) {
+                            free(parent);
+                            return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0,
+                                                 NULL, "out of memory");
+                        }
+                        parent = p;
+                    }
+                    parent[next] = (int32_t)next;
+                    l = (int32_t)next++;
+                }
+                lab[x] = l;
+            }
+        }
+    }
+    /* final labels 1..n in order of first appearance: deterministic */
+    int32_t *final = calloc(next, sizeof *final);
+    if (!final) {
+        free(parent);
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    }
+    int count = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (!labels[i])
+            continue;
+        int32_t r = find_root(parent, labels[i]);
+        if (!final[r])
+            final[r] = ++count;
+        labels[i] = final[r];
+    }
+    free(final);
+    free(parent);
+    *n = count;
+    return KMS_OK;
+}
+
+kms_status kms_mask_label(const kms_image *mask, int slices,
+                          const kms_image *values, int32_t **labels_out,
+                          kms_component **comps_out, int *n_out,
+                          kms_error *err)
+{
+    slices = slices > 1 ? slices : 1;
+    const int w = mask->width, rows = mask->height / slices;
+    size_t total = (size_t)w * (size_t)mask->height;
+    int32_t *labels = malloc(total * sizeof *labels);
+    kms_component *comps = NULL;
+    int n = 0;
+    if (!labels)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    kms_status st = label_pixels(mask, slices, labels, &n, err);
+    if (st != KMS_OK)
+        goto out;
+    comps = calloc((size_t)n + 1, sizeof *comps);
+    if (!comps) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+        goto out;
+    }
+    for (int c = 1; c <= n; c++) {
+        comps[c].x0 = comps[c].y0 = comps[c].z0 = 1 << 30;
+        comps[c].x1 = comps[c].y1 = comps[c].z1 = -1;
+    }
+    for (int gy = 0; gy < mask->height; gy++) {
+        int z = gy / rows, y = gy % rows;
+        const int32_t *lab = labels + (size_t)gy * (size_t)w;
+        for (int x = 0; x < w; x++) {
+            if (!lab[x])
+                continue;
+            kms_component *c = &comps[lab[x]];
+            c->area++;
+            c->x0 = x < c->x0 ? x : c->x0;
+            c->x1 = x > c->x1 ? x : c->x1;
+            c->y0 = y < c->y0 ? y : c->y0;
+            c->y1 = y > c->y1 ? y : c->y1;
+            c->z0 = z < c->z0 ? z : c->z0;
+            c->z1 = z > c->z1 ? z : c->z1;
+            if (values)
+                c->sum += value_at(values, gy, x);
+        }
+    }
+    for (int c = 1; c <= n; c++)
+        comps[c].border = comps[c].x0 == 0 || comps[c].y0 == 0 ||
+                          comps[c].x1 == w - 1 || comps[c].y1 == rows - 1;
+out:
+    if (st != KMS_OK) {
+        free(labels);
+        free(comps);
+        return st;
+    }
+    *labels_out = labels;
+    *comps_out = comps;
+    *n_out = n;
+    return KMS_OK;
+}
+
+void kms_mask_keep_labels(kms_image *mask, const int32_t *labels,
+                          const bool *keep)
+{
+    for (int y = 0; y < mask->height; y++) {
+        uint8_t *row = kms_image_row(mask, y);
+        const int32_t *lab = labels + (size_t)y * (size_t)mask->width;
+        for (int x = 0; x < mask->width; x++)
+            row[x] = keep[lab[x]] ? 255 : 0;
+    }
 }
 
 typedef struct comp {
     int label;
-    int area;
+    long area;
 } comp;
 
 static int by_area_desc(const void *a, const void *b)
@@ -120,54 +325,43 @@ static int by_area_desc(const void *a, const void *b)
     return x->label - y->label; /* stable: lower label first */
 }
 
-kms_status kms_mask_filter_components(kms_image *mask, long min_area,
-                                      bool drop_border, int keep, int *kept,
-                                      kms_error *err)
+kms_status kms_mask_filter_components(kms_image *mask, int slices,
+                                      long min_area, bool drop_border, int keep,
+                                      int *kept, kms_error *err)
 {
-    kms_image labels = {0};
-    int32_t *stats = NULL;
+    int32_t *labels = NULL;
+    kms_component *comps = NULL;
+    comp *order = NULL;
+    bool *keep_label = NULL;
     int count = 0;
-    comp *comps = NULL;
-    uint8_t *keep_label = NULL;
-    kms_status st = kms_cv_connected_components(mask, &labels, 8, &count, &stats,
-                                                NULL, err);
+    kms_status st = kms_mask_label(mask, slices, NULL, &labels, &comps, &count,
+                                   err);
     if (st != KMS_OK)
-        goto out;
-    comps = malloc(sizeof *comps * (size_t)count);
-    keep_label = calloc((size_t)count, 1);
-    if (!comps || !keep_label) {
+        return st;
+    order = malloc(sizeof *order * ((size_t)count + 1));
+    keep_label = calloc((size_t)count + 1, sizeof *keep_label);
+    if (!order || !keep_label) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
     }
     int n = 0;
-    for (int c = 1; c < count; c++) {
-        const int32_t *s = stats + (size_t)c * KMS_CV_CC_STAT_MAX;
-        bool border = s[KMS_CV_CC_STAT_LEFT] == 0 || s[KMS_CV_CC_STAT_TOP] == 0 ||
-                      s[KMS_CV_CC_STAT_LEFT] + s[KMS_CV_CC_STAT_WIDTH] >= mask->width ||
-                      s[KMS_CV_CC_STAT_TOP] + s[KMS_CV_CC_STAT_HEIGHT] >= mask->height;
-        if (s[KMS_CV_CC_STAT_AREA] < min_area || (drop_border && border))
+    for (int c = 1; c <= count; c++) {
+        if (comps[c].area < min_area || (drop_border && comps[c].border))
             continue;
-        comps[n].label = c;
-        comps[n].area = s[KMS_CV_CC_STAT_AREA];
-        n++;
+        order[n++] = (comp){c, comps[c].area};
     }
-    qsort(comps, (size_t)n, sizeof *comps, by_area_desc);
+    qsort(order, (size_t)n, sizeof *order, by_area_desc);
     if (keep > 0 && n > keep)
         n = keep;
     for (int i = 0; i < n; i++)
-        keep_label[comps[i].label] = 1;
-    for (int y = 0; y < mask->height; y++) {
-        uint8_t *row = kms_image_row(mask, y);
-        const int32_t *lab = kms_image_row(&labels, y);
-        for (int x = 0; x < mask->width; x++)
-            row[x] = keep_label[lab[x]] ? 255 : 0;
-    }
+        keep_label[order[i].label] = true;
+    kms_mask_keep_labels(mask, labels, keep_label);
     if (kept)
         *kept = n;
 out:
-    kms_image_free(&labels);
-    free(stats);
+    free(labels);
     free(comps);
+    free(order);
     free(keep_label);
     return st;
 }

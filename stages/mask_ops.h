@@ -15,19 +15,48 @@ kms_status kms_mask_from_labels(const int32_t *labels, int width, int height,
                                 uint64_t ranks, kms_image *mask,
                                 kms_error *err);
 
-/* Sets every 0-pixel not reachable from the border (4-connected) to 255. */
-kms_status kms_mask_fill_holes(kms_image *mask, kms_error *err);
+/* Masks of volumes are stacks of `slices` slices (context.h); 2-D
+ * operations (hole filling, morphology) work slice by slice, since a vessel
+ * is a hole in a slice but a tube, open at its ends, in 3-D. Components are
+ * 3-D. slices <= 1 means a 2-D image. */
 
-/* Opening or closing with a disk of the given radius (0: nothing). */
-kms_status kms_mask_open(kms_image *mask, int radius, kms_error *err);
-kms_status kms_mask_close(kms_image *mask, int radius, kms_error *err);
+/* Sets every 0-pixel not reachable from its slice's border (4-connected)
+ * to 255. */
+kms_status kms_mask_fill_holes(kms_image *mask, int slices, kms_error *err);
 
-/* Component filter: keeps 8-connected components with at least min_area
- * pixels; drop_border removes those touching the image edge; keep > 0 keeps
- * only that many largest. *kept gets the number kept (may be NULL). */
-kms_status kms_mask_filter_components(kms_image *mask, long min_area,
-                                      bool drop_border, int keep, int *kept,
-                                      kms_error *err);
+/* Opening or closing with a disk of the given radius (0: nothing), per
+ * slice. */
+kms_status kms_mask_open(kms_image *mask, int slices, int radius,
+                         kms_error *err);
+kms_status kms_mask_close(kms_image *mask, int slices, int radius,
+                          kms_error *err);
+
+typedef struct kms_component {
+    long area;          /* pixels (voxels) */
+    int x0, y0, z0;     /* bounding box, inclusive; y within the slice */
+    int x1, y1, z1;
+    bool border;        /* touches the edge of a slice (not the scan's ends) */
+    double sum;         /* of `values` over the component, when given */
+} kms_component;
+
+/* Labels the components of mask: 8-connected in 2-D, 6-connected in 3-D.
+ * *labels (one int32 per pixel, 0 = background, components 1..n) and
+ * *comps (n + 1 entries, [0] unused) are malloc'ed; values (may be NULL):
+ * a 1-channel image of the mask's size (S16 or F32) summed per component. */
+kms_status kms_mask_label(const kms_image *mask, int slices,
+                          const kms_image *values, int32_t **labels,
+                          kms_component **comps, int *n, kms_error *err);
+
+/* Sets mask to 255 exactly where keep[labels[i]] is true. */
+void kms_mask_keep_labels(kms_image *mask, const int32_t *labels,
+                          const bool *keep);
+
+/* Component filter: keeps components with at least min_area pixels;
+ * drop_border removes those touching a slice's edge; keep > 0 keeps only
+ * that many largest. *kept gets the number kept (may be NULL). */
+kms_status kms_mask_filter_components(kms_image *mask, int slices,
+                                      long min_area, bool drop_border, int keep,
+                                      int *kept, kms_error *err);
 
 /* Number of 255 pixels. */
 long kms_mask_area(const kms_image *mask);

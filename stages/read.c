@@ -22,7 +22,8 @@ static const kms_param read_table[] = {
     {"mode", KMS_PARAM_CHOICE, "unchanged", 0, 0, modes,
      offsetof(read_params, mode),
      "color: 8-bit BGR (cv2.imread default); grayscale: 8-bit grey; "
-     "unchanged: as stored (16-bit CT stays in HU)"},
+     "unchanged: as stored (16-bit CT stays in HU). NIfTI volumes (.nii, "
+     ".nii.gz) are always read as they are, in HU"},
     {0},
 };
 
@@ -113,9 +114,29 @@ static kms_status check_png(const char *path, const unsigned char *buf,
                          len);
 }
 
+/* A NIfTI volume: a stack of axial slices in HU (nifti_io.h). */
+static kms_status read_volume(kms_context *ctx, kms_error *err)
+{
+    kms_status st = kms_nifti_read(ctx->input_path, &ctx->volume, err);
+    if (st != KMS_OK)
+        return st;
+    kms_image_move(&ctx->image, &ctx->volume.img);
+    ctx->slices = ctx->volume.nz;
+    ctx->input_width = ctx->image.width;
+    ctx->input_height = ctx->image.height;
+    ctx->input_depth = ctx->image.depth;
+    ctx->hu = true;
+    ctx->display_lo = -1350;
+    ctx->display_hi = 150;
+    return kms_image_copy(&ctx->original, &ctx->image, err);
+}
+
 static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
 {
     const read_params *p = params;
+    ctx->slices = 1;
+    if (kms_nifti_is_path(ctx->input_path))
+        return read_volume(ctx, err);
     unsigned char *buf = NULL;
     size_t len = 0;
     kms_status st = load_file(ctx->input_path, &buf, &len, err);
@@ -143,7 +164,8 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
 
 const kms_stage_class kms_stage_read = {
     .name = "read",
-    .description = "load the input image (PNG, JPEG, TIFF; 8/16-bit, 1/3/4 channels)",
+    .description = "load the input: an image (PNG, JPEG, TIFF; 8/16-bit, "
+                   "1/3/4 channels) or a NIfTI volume",
     .params = read_table,
     .params_size = sizeof(read_params),
     .prepare = read_prepare,

@@ -1,5 +1,6 @@
 /* reshape: turns the image into k-means samples, as the notebook's
  * cvtColor → resize → float32(img) / 255 → reshape(-1, channels). */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -123,20 +124,30 @@ static kms_status to_samples(const reshape_params *p, kms_context *ctx,
     return KMS_OK;
 }
 
+static kms_status resize_slice(const kms_image *src, kms_image *dst, void *arg,
+                               kms_error *err)
+{
+    const reshape_params *p = arg;
+    if (p->width)
+        return kms_cv_resize(src, dst, p->width, p->height, 0, 0,
+                             p->interpolation, err);
+    return kms_cv_resize(src, dst, 0, 0, p->scale, p->scale, p->interpolation,
+                         err);
+}
+
 static kms_status reshape_run(const void *params, kms_context *ctx,
                               kms_error *err)
 {
     const reshape_params *p = params;
     kms_image *img = &ctx->image;
+    int slices = ctx->slices > 1 ? ctx->slices : 1;
     kms_status st = to_features(p, img, err);
     if (st != KMS_OK)
         return st;
-    if (p->width && (p->width != img->width || p->height != img->height))
-        st = kms_cv_resize(img, img, p->width, p->height, 0, 0,
-                           p->interpolation, err);
-    else if (p->scale > 0 && p->scale != 1)
-        st = kms_cv_resize(img, img, 0, 0, p->scale, p->scale,
-                           p->interpolation, err);
+    bool resize = p->width ? p->width != img->width || p->height * slices != img->height
+                           : p->scale > 0 && p->scale != 1;
+    if (resize)
+        st = kms_map_slices(img, slices, resize_slice, (void *)p, err);
     if (st != KMS_OK)
         return st;
     return to_samples(p, ctx, err);

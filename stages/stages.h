@@ -27,9 +27,9 @@ struct kms_kmeans_params;
 void kms_kmeans_stage_native_params(const void *params, const kms_context *ctx,
                                     struct kms_kmeans_params *kp);
 
-/* The file names a write stage makes for an input with this stem (--resume
+/* The file names a write stage makes for an input (--resume
  * checks they all exist). Returns how many (at most max). */
-int kms_write_stage_product_names(const void *params, const char *stem,
-                                  char names[][512], int max);
+int kms_write_stage_product_names(const void *params, const char *input_path,
+                                  const char *stem, char names[][512], int max);
 
 #endif

@@ -106,10 +106,9 @@ static kms_status labels_u8(const kms_context *ctx, kms_image *out,
 }
 
 /* The image in its display window as 8-bit BGR. */
-static kms_status display_bgr(const kms_context *ctx, kms_image *out,
-                              kms_error *err)
+static kms_status display_bgr(const kms_context *ctx, const kms_image *src,
+                              kms_image *out, kms_error *err)
 {
-    const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
     kms_image grey = {0};
     kms_status st = KMS_OK;
     if (src->channels == 1) {
@@ -127,26 +126,56 @@ static kms_status display_bgr(const kms_context *ctx, kms_image *out,
     return st;
 }
 
+/* The slice of a volume to show: the one with the most mask (or truth). */
+static int overlay_slice(const kms_context *ctx)
+{
+    int slices = ctx->slices > 1 ? ctx->slices : 1, rows = ctx->mask.height / slices;
+    int best = slices / 2;
+    long best_area = 0;
+    for (int z = 0; z < slices; z++) {
+        long area = 0;
+        for (int y = z * rows; y < (z + 1) * rows; y++) {
+            const uint8_t *m = kms_image_row(&ctx->mask, y);
+            const uint8_t *t = ctx->evaluated ? kms_image_row(&ctx->truth, y) : m;
+            for (int x = 0; x < ctx->mask.width; x++)
+                area += (m[x] != 0) + (t[x] != 0);
+        }
+        if (area > best_area) {
+            best_area = area;
+            best = z;
+        }
+    }
+    return best;
+}
+
 /* The slice with the mask's outline (green) and the truth's (magenta). */
 static kms_status overlay(const kms_context *ctx, kms_image *out,
                           kms_error *err)
 {
     static const double green[4] = {0, 255, 0, 0};
     static const double magenta[4] = {255, 0, 255, 0};
-    kms_status st = display_bgr(ctx, out, err);
+    int slices = ctx->slices > 1 ? ctx->slices : 1;
+    int rows = ctx->mask.height / slices, z = overlay_slice(ctx);
+    const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
+    kms_image image = kms_image_rows(src, z * rows, rows);
+    kms_image mask = kms_image_rows(&ctx->mask, z * rows, rows);
+    kms_status st = display_bgr(ctx, &image, out, err);
     if (st == KMS_OK && out->depth != KMS_DEPTH_U8)
         st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "write.products",
                            "overlay needs an 8-bit or single-channel image");
-    if (st == KMS_OK && ctx->evaluated)
-        st = kms_cv_draw_outline(out, &ctx->truth, magenta, 1, err);
+    if (st == KMS_OK && ctx->evaluated) {
+        kms_image truth = kms_image_rows(&ctx->truth, z * rows, rows);
+        st = kms_cv_draw_outline(out, &truth, magenta, 1, err);
+    }
     if (st == KMS_OK)
-        st = kms_cv_draw_outline(out, &ctx->mask, green, 1, err);
+        st = kms_cv_draw_outline(out, &mask, green, 1, err);
     if (st == KMS_OK) {
         char label[96];
-        if (ctx->evaluated)
-            snprintf(label, sizeof label, "mask  Dice %.4f", ctx->dice);
-        else
-            snprintf(label, sizeof label, "mask");
+        int n = ctx->evaluated ? snprintf(label, sizeof label, "mask  Dice %.4f",
+                                          ctx->dice)
+                               : snprintf(label, sizeof label, "mask");
+        if (n > 0 && slices > 1)
+            snprintf(label + n, sizeof label - (size_t)n, "  slice %d", z);
         st = kms_cv_put_text(out, label, 8, 20, 0.5, green, 1, err);
     }
     if (st == KMS_OK && ctx->evaluated)
@@ -156,87 +185,120 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
 
 enum { MAX_PRODUCTS = 8 };
 
-/* File name endings, in the order of product_names (the KMS_PRODUCT_ bits). */
-static const char *const product_suffixes[] = {
+/* File name endings, in the order of product_names (the KMS_PRODUCT_ bits);
+ * volumes keep masks and labels as NIfTI in the input's geometry. */
+static const char *const image_suffixes[] = {
     "_recolor.png", "_labels.png", "_recolor.tif", "_mask.png", "_overlay.png",
 };
+static const char *const volume_suffixes[] = {
+    "_recolor.png", "_labels.nii.gz", "_recolor.tif", "_mask.nii.gz",
+    "_overlay.png",
+};
 
-int kms_write_stage_product_names(const void *params, const char *stem,
-                                  char names[][512], int max)
+static const char *suffix_of(int product, bool volume)
+{
+    return volume ? volume_suffixes[product] : image_suffixes[product];
+}
+
+int kms_write_stage_product_names(const void *params, const char *input_path,
+                                  const char *stem, char names[][512], int max)
 {
     const write_params *p = params;
+    bool volume = kms_nifti_is_path(input_path);
     int n = 0;
     for (int i = 0; product_names[i] && n < max; i++)
         if (p->products >> i & 1)
-            snprintf(names[n++], 512, "%.400s%s", stem, product_suffixes[i]);
+            snprintf(names[n++], 512, "%.400s%s", stem, suffix_of(i, volume));
     return n;
 }
 
-/* The products of one input, encoded before any is written, so a failure
- * can remove what was already written: an input has all its products or
- * none. */
+/* The products of one input, made before any is written, so a failure can
+ * remove what was already written: an input has all its products or none. */
+typedef struct product {
+    char name[512];
+    unsigned char *bytes;    /* an encoded image, or */
+    kms_image volume_mask;   /* a stack written as NIfTI */
+    size_t len;
+} product;
+
 typedef struct product_set {
-    char names[MAX_PRODUCTS][512];
-    unsigned char *bytes[MAX_PRODUCTS];
-    size_t len[MAX_PRODUCTS];
+    product items[MAX_PRODUCTS];
     int n;
 } product_set;
 
+/* Takes img (moved into the set for NIfTI, encoded otherwise). */
 static kms_status add_product(product_set *set, const kms_context *ctx,
-                              const char *suffix, const kms_image *img,
-                              kms_error *err)
+                              int product_bit, kms_image *img, kms_error *err)
 {
     assert(set->n < MAX_PRODUCTS);
-    int i = set->n;
-    if (snprintf(set->names[i], sizeof set->names[i], "%s%s", ctx->stem,
-                 suffix) < 0)
-        return kms_error_set(err, KMS_ERR_INTERNAL, NULL, 0, NULL, "bad name");
-    const char *ext = strrchr(suffix, '.');
-    kms_status st = kms_cv_imencode(ext, img, NULL, 0, &set->bytes[i],
-                                    &set->len[i], err);
+    product *it = &set->items[set->n];
+    bool volume = ctx->volume.header != NULL;
+    const char *suffix = suffix_of(product_bit, volume);
+    snprintf(it->name, sizeof it->name, "%.400s%s", ctx->stem, suffix);
+    kms_status st;
+    if (strstr(suffix, ".nii")) {
+        if (img->width != ctx->input_width || img->height != ctx->input_height)
+            return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "write.products",
+                                 "%s of a resized volume cannot be written in "
+                                 "the volume's geometry (drop reshape's size)",
+                                 product_names[product_bit]);
+        kms_image_move(&it->volume_mask, img);
+        st = KMS_OK;
+    } else {
+        st = kms_cv_imencode(strrchr(suffix, '.'), img, NULL, 0, &it->bytes,
+                             &it->len, err);
+    }
     if (st == KMS_OK)
         set->n++;
     return st;
 }
 
+static void free_products(product_set *set)
+{
+    for (int i = 0; i < set->n; i++) {
+        free(set->items[i].bytes);
+        kms_image_free(&set->items[i].volume_mask);
+    }
+}
+
+/* Makes the image of one product (bit: its index in product_names). */
+static kms_status make_product(int bit, const kms_context *ctx, kms_image *out,
+                               kms_error *err)
+{
+    switch (bit) {
+    case 0: return recolor_u8(ctx, out, err);
+    case 1: return labels_u8(ctx, out, err);
+    case 2: return kms_image_copy(out, &ctx->recolor, err);
+    case 3: return kms_image_copy(out, &ctx->mask, err);
+    case 4: return overlay(ctx, out, err);
+    }
+    abort();
+}
+
 static kms_status encode_products(const write_params *p, const kms_context *ctx,
                                   product_set *set, kms_error *err)
 {
-    kms_image tmp = {0};
     kms_status st = KMS_OK;
-    if (p->products & KMS_PRODUCT_RECOLOR) {
-        st = recolor_u8(ctx, &tmp, err);
+    for (int bit = 0; product_names[bit] && st == KMS_OK; bit++) {
+        if (!(p->products >> bit & 1))
+            continue;
+        kms_image img = {0};
+        st = make_product(bit, ctx, &img, err);
         if (st == KMS_OK)
-            st = add_product(set, ctx, product_suffixes[0], &tmp, err);
-        kms_image_free(&tmp);
-        if (st != KMS_OK)
-            return st;
-    }
-    if (p->products & KMS_PRODUCT_RECOLOR_RAW) {
-        st = add_product(set, ctx, product_suffixes[2], &ctx->recolor, err);
-        if (st != KMS_OK)
-            return st;
-    }
-    if (p->products & KMS_PRODUCT_LABELS) {
-        st = labels_u8(ctx, &tmp, err);
-        if (st == KMS_OK)
-            st = add_product(set, ctx, product_suffixes[1], &tmp, err);
-        kms_image_free(&tmp);
-        if (st != KMS_OK)
-            return st;
-    }
-    if (p->products & KMS_PRODUCT_MASK) {
-        st = add_product(set, ctx, product_suffixes[3], &ctx->mask, err);
-        if (st != KMS_OK)
-            return st;
-    }
-    if (p->products & KMS_PRODUCT_OVERLAY) {
-        st = overlay(ctx, &tmp, err);
-        if (st == KMS_OK)
-            st = add_product(set, ctx, product_suffixes[4], &tmp, err);
-        kms_image_free(&tmp);
+            st = add_product(set, ctx, bit, &img, err);
+        kms_image_free(&img);
     }
     return st;
+}
+
+static kms_status write_product(const kms_context *ctx, const product *it,
+                                kms_error *err)
+{
+    if (it->volume_mask.data)
+        return kms_nifti_write_mask(ctx->output_dir, it->name, &ctx->volume,
+                                    &it->volume_mask, ctx->inputs, err);
+    return kms_output_write(ctx->output_dir, it->name, it->bytes, it->len,
+                            ctx->inputs, err);
 }
 
 static kms_status write_run(const void *params, kms_context *ctx,
@@ -246,9 +308,7 @@ static kms_status write_run(const void *params, kms_context *ctx,
     kms_status st = encode_products(params, ctx, &set, err);
     int written = 0;
     while (st == KMS_OK && written < set.n) {
-        st = kms_output_write(ctx->output_dir, set.names[written],
-                              set.bytes[written], set.len[written],
-                              ctx->inputs, err);
+        st = write_product(ctx, &set.items[written], err);
         if (st == KMS_OK)
             written++;
     }
@@ -256,12 +316,11 @@ static kms_status write_run(const void *params, kms_context *ctx,
         /* the failed one left nothing behind; take back the earlier ones */
         for (int i = 0; i < written; i++) {
             char path[4096];
-            kms_path_join(path, sizeof path, ctx->output_dir, set.names[i]);
+            kms_path_join(path, sizeof path, ctx->output_dir, set.items[i].name);
             unlink(path);
         }
     }
-    for (int i = 0; i < set.n; i++)
-        free(set.bytes[i]);
+    free_products(&set);
     return st;
 }
 

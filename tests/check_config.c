@@ -12,7 +12,7 @@
 
 /* ---- fixture: a temporary folder per test ------------------------------- */
 
-static char tmpdir[256];
+static char tmpdir[512];
 
 static void remove_tree(const char *path)
 {
@@ -37,9 +37,25 @@ static void remove_tree(const char *path)
     }
 }
 
+/* One folder per test case, made and removed in the runner's process, so
+ * it goes even when a test dies before its own teardown; each test gets a
+ * fresh folder inside it. */
+static char rootdir[256];
+
+static void setup_root(void)
+{
+    snprintf(rootdir, sizeof rootdir, "/tmp/check_config_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(rootdir));
+}
+
+static void teardown_root(void)
+{
+    remove_tree(rootdir);
+}
+
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_config_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s/t_XXXXXX", rootdir);
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
@@ -516,7 +532,7 @@ END_TEST
 
 START_TEST(test_section_name_spaces_consistent)
 {
-    /* BUG: config/config.c:109-114 (scan_sections) trims the spaces of
+    /* Regression test (fixed): config/config.c:109-114 (scan_sections) trims the spaces of
      * "[ read ]" and lists the section as "read", but inih hands on_entry the
      * untrimmed name " read ", so the entries land in a section " read " that
      * is not in cfg->sections: kms_config_get(cfg, "read", "mode") finds
@@ -536,7 +552,7 @@ END_TEST
 
 START_TEST(test_first_error_wins)
 {
-    /* BUG: config/config.c:202-207 (kms_config_load) prefers the handler's
+    /* Regression test (fixed): config/config.c:202-207 (kms_config_load) prefers the handler's
      * error over inih's syntax error even when the syntax error comes first:
      * "[read" (line 1, no ']') leaves the key on line 2 outside any section,
      * and the user is told "2: key outside any section" instead of the
@@ -552,7 +568,7 @@ END_TEST
 
 START_TEST(test_unreadable_path_is_folder)
 {
-    /* BUG: config/config.c:86 (scan_sections) and 193-200 (kms_config_load)
+    /* Regression test (fixed): config/config.c:86 (scan_sections) and 193-200 (kms_config_load)
      * never check ferror(): fopen() of a folder succeeds on Linux, fgets()
      * fails with EISDIR, and the folder loads as an empty config (KMS_OK),
      * so `kmseg run somedir` reports a missing pipeline.stages instead of
@@ -575,6 +591,7 @@ static Suite *config_suite(void)
     Suite *s = suite_create("config");
 
     TCase *core = tcase_create("Core");
+    tcase_add_unchecked_fixture(core, setup_root, teardown_root);
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_load_entries_and_lines);
     tcase_add_test(core, test_get_and_section_find);
@@ -598,6 +615,7 @@ static Suite *config_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
+    tcase_add_unchecked_fixture(limits, setup_root, teardown_root);
     tcase_add_checked_fixture(limits, setup, teardown);
     tcase_add_test(limits, test_line_197_accepted);
     tcase_add_test(limits, test_line_198_rejected);

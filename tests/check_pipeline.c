@@ -24,7 +24,7 @@
 
 /* ---- fixture: a temporary folder per test ------------------------------- */
 
-static char tmpdir[256];
+static char tmpdir[512];
 
 static void remove_tree(const char *path)
 {
@@ -50,9 +50,25 @@ static void remove_tree(const char *path)
     }
 }
 
+/* One folder per test case, made and removed in the runner's process, so
+ * it goes even when a test dies before its own teardown; each test gets a
+ * fresh folder inside it. */
+static char rootdir[256];
+
+static void setup_root(void)
+{
+    snprintf(rootdir, sizeof rootdir, "/tmp/check_pipeline_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(rootdir));
+}
+
+static void teardown_root(void)
+{
+    remove_tree(rootdir);
+}
+
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_pipeline_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s/t_XXXXXX", rootdir);
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
@@ -413,7 +429,7 @@ END_TEST
 
 START_TEST(test_param_ratio_long_numerator)
 {
-    /* BUG: pipeline/params.c:135-137 (parse_ratio) silently cuts the
+    /* Regression test (fixed): pipeline/params.c:135-137 (parse_ratio) silently cuts the
      * numerator to 63 characters, so "1" + 69 zeros over 1e69 (= 1) parses
      * as 1e62 / 1e69 = 1e-7 and is accepted. A numerator that does not fit
      * should be parsed whole (strtod up to the '/') or rejected. */
@@ -859,9 +875,9 @@ END_TEST
 
 START_TEST(test_build_override_link_error)
 {
-    /* BUG: pipeline/pipeline.c:177 (link_stages) names a key set with -s
+    /* Regression test (fixed): pipeline/pipeline.c:177 (link_stages) names a key set with -s
      * as "denoise.ksize" (file "command line", line 0) while every other
-     * -s error (locate(), pipeline.c:33-34) names it "-s denoise.ksize". The
+     * -s error (locate(), pipeline.c:32) names it "-s denoise.ksize". The
      * same override gets two spellings depending on which check fails. */
     static const char text[] =
         "[pipeline]\nstages = read, denoise\n[denoise]\nmethod = median\n";
@@ -963,13 +979,14 @@ START_TEST(test_inputs_glob)
     assert_item(&list, 0, "imgs/a.png", "a");
     assert_item(&list, 1, "imgs/b.png", "b");
     /* a glob may match folders: they are skipped */
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/s?b", tmpdir, &err),
-                     KMS_OK);
-    ck_assert_uint_eq(list.n, 2);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*", tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 2 + 7); /* all files but the hidden; not sub/ */
+    for (size_t i = 2; i < list.n; i++)
+        ck_assert(!contains(list.items[i].path, "/sub"));
     ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*/*.png", tmpdir, &err),
                      KMS_OK);
-    ck_assert_uint_eq(list.n, 3);
-    assert_item(&list, 2, "imgs/sub/z.png", "z");
+    ck_assert_uint_eq(list.n, 10);
+    assert_item(&list, 9, "imgs/sub/z.png", "z");
     kms_inputs_free(&list);
 }
 END_TEST
@@ -1151,10 +1168,7 @@ END_TEST
 
 START_TEST(test_inputs_folder_skips_subfolders)
 {
-    /* BUG: pipeline/inputs.c:94 (add_folder) picks entries by name only, so
-     * a sub-folder called "old.png" becomes an input (and fails when read),
-     * while add_glob (inputs.c:170-172) skips folders. A folder spec should
-     * list only files. */
+    /* a sub-folder whose name looks like an image is not an input */
     make_dir("imgs");
     touch("imgs/a.png", "a");
     make_dir("imgs/old.png");
@@ -1165,6 +1179,209 @@ START_TEST(test_inputs_folder_skips_subfolders)
     ck_assert_uint_eq(list.n, 1);
     assert_item(&list, 0, "imgs/a.png", "a");
     kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_recursive)
+{
+    make_image_folder();
+    make_dir("imgs/sub/deeper");
+    touch("imgs/sub/deeper/y.tif", "y");
+    make_dir("imgs/.git");
+    touch("imgs/.git/h.png", "hidden folder");
+    kms_input_list list = {0};
+    list.recursive = true;
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs", tmpdir, &err), KMS_OK);
+    /* full paths, sorted; hidden files and folders left out */
+    ck_assert_uint_eq(list.n, 6);
+    assert_item(&list, 0, "imgs/a.tif", "a");
+    assert_item(&list, 1, "imgs/b.png", "b");
+    assert_item(&list, 2, "imgs/d.JPG", "d");
+    assert_item(&list, 3, "imgs/e.nii.gz", "e");
+    assert_item(&list, 4, "imgs/sub/deeper/y.tif", "y");
+    assert_item(&list, 5, "imgs/sub/z.png", "z");
+    kms_inputs_free(&list);
+
+    /* an empty tree is one failed item */
+    make_dir("bare");
+    make_dir("bare/sub");
+    kms_input_list empty = {0};
+    empty.recursive = true;
+    ck_assert_int_eq(kms_inputs_add_spec(&empty, "bare", tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(empty.n, 1);
+    ck_assert_int_eq(item_status(&empty.items[0]), KMS_ERR_INPUT);
+    kms_inputs_free(&empty);
+}
+END_TEST
+
+START_TEST(test_inputs_recursive_symlink_loop)
+{
+    /* Regression test (fixed): pipeline/inputs.c:125-129 (scan_folder) follows symlinked folders
+     * with stat() and keeps no record of the folders it has been in, so a
+     * link back to a parent (imgs/loop -> ..) is walked until the path no
+     * longer fits in 4096 bytes: imgs/a.png is listed ~40 times (all but
+     * one then fail as duplicate names). Fix: skip symlinked folders
+     * (lstat), or remember (st_dev, st_ino) of visited folders. */
+    make_dir("imgs");
+    touch("imgs/a.png", "a");
+    char link_path[4096];
+    ck_assert_int_eq(symlink("..", tmp_path(link_path, sizeof link_path,
+                                            "imgs/loop")),
+                     0);
+    kms_input_list list = {0};
+    list.recursive = true;
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs", tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, 1);
+    assert_item(&list, 0, "imgs/a.png", "a");
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_list_file)
+{
+    make_image_folder();
+    make_dir("lists");
+    touch("lists/batch.txt", "# the slices to run\n"
+                             "\n"
+                             "  ../imgs/b.png  \n"
+                             "../imgs/*.tif\n"
+                             "missing.png\n");
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    /* the list's own path is relative to base_dir, its lines to its folder */
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "@lists/batch.txt", tmpdir, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 3);
+    assert_item(&list, 0, "lists/../imgs/b.png", "b");
+    assert_item(&list, 1, "lists/../imgs/a.tif", "a");
+    assert_item(&list, 2, "lists/missing.png", "missing");
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_list_file_missing)
+{
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    char path[4096];
+    tmp_path(path, sizeof path, "nope.txt");
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "@nope.txt", tmpdir, &err),
+                     KMS_ERR_IO);
+    ck_assert_int_eq(err.code, KMS_ERR_IO);
+    ck_assert_str_eq(err.file, path);
+    ck_assert(contains(err.message, "cannot open input list"));
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_list_file_empty)
+{
+    /* Regression test (fixed): pipeline/inputs.c:181-211 (add_list_file) adds nothing for a list
+     * file with no specs (empty, or only comments), and no failed item
+     * either, against inputs.h's rule that "a spec that yields nothing is
+     * an item of its own that fails, so it shows up in summary.csv instead
+     * of vanishing". Fix: if the list added no items, push the list path
+     * with a KMS_ERR_INPUT "input list has no entries" error, as add_folder
+     * does for an empty folder. */
+    touch("empty.txt", "# nothing yet\n\n");
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "@empty.txt", tmpdir, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 1);
+    ck_assert_int_eq(item_status(&list.items[0]), KMS_ERR_INPUT);
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_glob_only_folders)
+{
+    /* Regression test (fixed): pipeline/inputs.c:233-236 (add_glob) skips the folders a pattern
+     * matches, and when it matched only folders the spec adds nothing and
+     * no failed item, so it vanishes, against inputs.h's "a spec that
+     * yields nothing is an item of its own that fails". Fix: count the
+     * pushed items and, if none, push the pattern with an error ("matches
+     * only folders"), as for GLOB_NOMATCH. */
+    make_image_folder();
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/s?b", tmpdir, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 1);
+    ck_assert_int_ne(item_status(&list.items[0]), KMS_OK);
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_list_file_cycle)
+{
+    /* Regression test (fixed): pipeline/inputs.c:206 (add_list_file) has no guard against a
+     * list that names itself (or a cycle of lists): add_spec and
+     * add_list_file recurse until the stack overflows and kmseg dies with
+     * SIGSEGV. Fix: cap the nesting depth (e.g. 16) or remember the
+     * (st_dev, st_ino) of the list files being read, and fail with
+     * KMS_ERR_INPUT naming the list. Expected here: the call returns, with
+     * an error, either for the call or as a failed item. */
+    touch("self.txt", "a.png\n@self.txt\n");
+    touch("a.png", "a");
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    kms_status st = kms_inputs_add_spec(&list, "@self.txt", tmpdir, &err);
+    bool failed_item = false;
+    for (size_t i = 0; i < list.n; i++)
+        failed_item |= item_status(&list.items[i]) != KMS_OK;
+    ck_assert(st != KMS_OK || failed_item);
+    kms_inputs_free(&list);
+}
+END_TEST
+
+START_TEST(test_inputs_shard)
+{
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_list(&list, "s0.png, s1.png, s2.png, "
+                                                "s3.png, s4.png, s5.png, s6.png",
+                                         NULL, &err),
+                     KMS_OK);
+    ck_assert_uint_eq(list.n, 7);
+    kms_inputs_keep_shard(&list, 1, 3);
+    ck_assert_uint_eq(list.n, 2);
+    ck_assert_str_eq(list.items[0].path, "s1.png");
+    ck_assert_str_eq(list.items[1].path, "s4.png");
+    kms_inputs_free(&list);
+
+    /* the shards of a list are disjoint and cover it */
+    int seen[7] = {0};
+    for (int shard = 0; shard < 3; shard++) {
+        kms_input_list l = {0};
+        ck_assert_int_eq(kms_inputs_add_list(&l, "s0.png, s1.png, s2.png, "
+                                                 "s3.png, s4.png, s5.png, s6.png",
+                                             NULL, &err),
+                         KMS_OK);
+        kms_inputs_keep_shard(&l, shard, 3);
+        for (size_t i = 0; i < l.n; i++)
+            seen[l.items[i].path[1] - '0']++;
+        kms_inputs_free(&l);
+    }
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_eq(seen[i], 1);
+
+    /* 1 shard keeps everything */
+    kms_input_list all = {0};
+    ck_assert_int_eq(kms_inputs_add_list(&all, "a.png, b.png", NULL, &err), KMS_OK);
+    kms_inputs_keep_shard(&all, 0, 1);
+    ck_assert_uint_eq(all.n, 2);
+    kms_inputs_free(&all);
 }
 END_TEST
 
@@ -1410,20 +1627,12 @@ END_TEST
 
 START_TEST(test_prepare_dir_empty)
 {
-    /* BUG: pipeline/output.c:42 (kms_output_prepare_dir) starts scanning at
-     * path + 1, which is past the terminating NUL when dir is "" (an empty
-     * `output =` in a config in the current folder, since kms_path_join(".",
-     * "") is "", or -o ""): it reads uninitialised stack up to the next zero
-     * byte, possibly past the end of path[PATH_MAX], and writes a NUL over
-     * any '/' it meets there. The result below is right only by luck;
-     * valgrind reports ~8000 "conditional jump depends on uninitialised
-     * value" errors for this one call (ASan does not see it). Fix: reject an
-     * empty dir up front ("no output folder given"), or start the loop at
-     * path and skip p == path. */
+    /* An empty output folder (`output =` in a config in the current folder,
+     * or -o "") is a config error, found before any path is walked. */
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_output_prepare_dir("", &err), KMS_ERR_IO);
-    ck_assert_str_eq(err.file, "");
+    ck_assert_int_eq(kms_output_prepare_dir("", &err), KMS_ERR_CONFIG);
+    ck_assert_str_eq(err.key, "pipeline.output");
 }
 END_TEST
 
@@ -1481,6 +1690,7 @@ static Suite *pipeline_suite(void)
     suite_add_tcase(s, params);
 
     TCase *core = tcase_create("Core");
+    tcase_add_unchecked_fixture(core, setup_root, teardown_root);
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_add_test(core, test_build_good);
     tcase_add_test(core, test_build_sample_notebook);
@@ -1504,6 +1714,9 @@ static Suite *pipeline_suite(void)
     tcase_add_loop_test(core, test_input_stem, 0,
                         (int)(sizeof stem_cases / sizeof stem_cases[0]));
     tcase_add_test(core, test_inputs_duplicate_stems);
+    tcase_add_test(core, test_inputs_recursive);
+    tcase_add_test(core, test_inputs_list_file);
+    tcase_add_test(core, test_inputs_shard);
     tcase_add_test(core, test_output_write_bytes);
     tcase_add_test(core, test_output_write_replaces);
     tcase_add_test(core, test_output_protect);
@@ -1516,6 +1729,7 @@ static Suite *pipeline_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
+    tcase_add_unchecked_fixture(limits, setup_root, teardown_root);
     tcase_add_checked_fixture(limits, setup, teardown);
     tcase_add_test(limits, test_param_ratio_long_numerator);
     tcase_add_test(limits, test_build_override_link_error);
@@ -1523,6 +1737,11 @@ static Suite *pipeline_suite(void)
     tcase_add_test(limits, test_input_stem_truncates);
     tcase_add_test(limits, test_inputs_failed_items_not_duplicates);
     tcase_add_test(limits, test_inputs_folder_skips_subfolders);
+    tcase_add_test(limits, test_inputs_recursive_symlink_loop);
+    tcase_add_test(limits, test_inputs_list_file_missing);
+    tcase_add_test(limits, test_inputs_list_file_empty);
+    tcase_add_test(limits, test_inputs_list_file_cycle);
+    tcase_add_test(limits, test_inputs_glob_only_folders);
     tcase_add_test(limits, test_output_write_missing_dir);
     tcase_add_test(limits, test_output_write_over_folder);
     tcase_add_test(limits, test_output_protect_other_folder);

@@ -27,8 +27,8 @@
 
 /* ---- fixture: a temporary folder per test, with an output folder -------- */
 
-static char tmpdir[256];
-static char outdir[512];
+static char tmpdir[512];
+static char outdir[640];
 
 static void remove_tree(const char *path)
 {
@@ -53,9 +53,25 @@ static void remove_tree(const char *path)
     }
 }
 
+/* One folder per test case, made and removed in the runner's process, so
+ * it goes even when a test dies before its own teardown; each test gets a
+ * fresh folder inside it. */
+static char rootdir[256];
+
+static void setup_root(void)
+{
+    snprintf(rootdir, sizeof rootdir, "/tmp/check_stages_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(rootdir));
+}
+
+static void teardown_root(void)
+{
+    remove_tree(rootdir);
+}
+
 static void setup(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_stages_XXXXXX");
+    snprintf(tmpdir, sizeof tmpdir, "%s/t_XXXXXX", rootdir);
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
     snprintf(outdir, sizeof outdir, "%s/out", tmpdir);
     kms_error err;
@@ -705,6 +721,7 @@ static Suite *stages_suite(void)
     Suite *s = suite_create("stages");
 
     TCase *core = tcase_create("Core");
+    tcase_add_unchecked_fixture(core, setup_root, teardown_root);
     tcase_add_checked_fixture(core, setup, teardown);
     tcase_set_timeout(core, 120);
     tcase_add_test(core, test_read_color);
@@ -721,6 +738,7 @@ static Suite *stages_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
+    tcase_add_unchecked_fixture(limits, setup_root, teardown_root);
     tcase_add_checked_fixture(limits, setup, teardown);
     tcase_set_timeout(limits, 120);
     tcase_add_test(limits, test_missing_input);

@@ -1,0 +1,642 @@
+#include "nifti_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ZLIB_CONST
+#include <zlib.h>
+
+#include <nifti2_io.h>
+
+_Static_assert(sizeof(nifti_1_header) == 348, "NIfTI-1 header is 348 bytes");
+_Static_assert(sizeof(nifti_2_header) == 540, "NIfTI-2 header is 540 bytes");
+
+/* What kms_volume.header points to: enough to put a mask back where the
+ * input's voxels came from. */
+typedef struct nifti_layout {
+    nifti_image *nim;  /* the input's header: no data, no extensions */
+    int64_t base;      /* file-order index of canonical voxel (0, 0, 0) */
+    int64_t step[3];   /* file-order index step per canonical x, y, z */
+} nifti_layout;
+
+/* zlib and znz take at most an unsigned int per call */
+#define CHUNK ((size_t)1 << 30)
+
+/* nifti_clib prints its own errors and warnings to stderr (debug level 1 by
+ * default); ours come back in kms_error instead. Once, as it is a global. */
+static pthread_once_t quiet_once = PTHREAD_ONCE_INIT;
+
+static void quiet_library(void)
+{
+    nifti_set_debug_level(0);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n > m && strcasecmp(s + n - m, suffix) == 0;
+}
+
+bool kms_nifti_is_path(const char *path)
+{
+    return path && (ends_with(path, ".nii") || ends_with(path, ".nii.gz"));
+}
+
+/* The names nifti_image_read accepts; others it looks up under other names,
+ * which would read some other file than the one asked for. A .hdr/.img
+ * pair is named by its .hdr. */
+static bool nifti_file_name(const char *path)
+{
+    static const char *const ext[] = {".nii", ".nii.gz", ".hdr", ".hdr.gz"};
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (ends_with(path, ext[i]))
+            return true;
+    return false;
+}
+
+/* The library only says "NULL" for a missing file; tell the user why. */
+static kms_status check_file(const char *path, kms_error *err)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "cannot open: %s",
+                             strerror(errno));
+    struct stat sb;
+    int r = fstat(fd, &sb);
+    close(fd);
+    if (r != 0 || !S_ISREG(sb.st_mode))
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
+                             "not a regular file");
+    return KMS_OK;
+}
+
+static uint32_t swap32(uint32_t v)
+{
+    return (v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24);
+}
+
+static int64_t get_int(const unsigned char *p, size_t size, bool swap)
+{
+    unsigned char b[8];
+    for (size_t i = 0; i < size; i++)
+        b[i] = p[swap ? size - 1 - i : i];
+    if (size == 2) {
+        int16_t v;
+        memcpy(&v, b, 2);
+        return v;
+    }
+    int64_t v;
+    memcpy(&v, b, 8);
+    return v;
+}
+
+/* nifti_image_read prints some header errors to stderr whatever the debug
+ * level ("bad dim[0]", "bad datatype", ...) and then only returns NULL, so
+ * the fields it would reject are checked here first, with our own words. */
+static kms_status check_header(const char *path, kms_error *err)
+{
+    unsigned char buf[sizeof(nifti_2_header)];
+    znzFile fp = znzopen(path, "rb", 1); /* zlib reads plain files as is */
+    if (znz_isnull(fp))
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "cannot open: %s",
+                             strerror(errno));
+    size_t got = znzread(buf, 1, sizeof buf, fp);
+    znzclose(fp);
+    /* (size_t)-1: zlib hit bad data in the blocks it decompressed ahead */
+    if (got > sizeof buf)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "corrupt compressed data: cannot decompress the "
+                             "NIfTI header");
+
+    uint32_t size = 0;
+    if (got >= 4)
+        memcpy(&size, buf, sizeof size);
+    bool swap = swap32(size) == 348 || swap32(size) == 540;
+    size_t need = size == 348 || swap32(size) == 348   ? 348
+                  : size == 540 || swap32(size) == 540 ? 540
+                                                       : 0;
+    if (!need)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "not a NIfTI file (no NIfTI-1 or NIfTI-2 header)");
+    if (got < need)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "truncated: the NIfTI header needs %zu bytes, "
+                             "the file holds %zu",
+                             need, got);
+    /* dim[0], dim[1] and datatype: offsets 40, 42, 70 in NIfTI-1 (int16
+     * dims), 16, 24, 12 in NIfTI-2 (int64 dims) */
+    bool v1 = need == 348;
+    int64_t rank = v1 ? get_int(buf + 40, 2, swap) : get_int(buf + 16, 8, swap);
+    int64_t nx = v1 ? get_int(buf + 42, 2, swap) : get_int(buf + 24, 8, swap);
+    int dt = (int)get_int(buf + (v1 ? 70 : 12), 2, swap);
+    if (rank < 0 || rank > 7)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: dim[0] = %lld is not a "
+                             "number of dimensions (1 to 7)",
+                             (long long)rank);
+    if (nx < 1)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: dim[1] = %lld",
+                             (long long)nx);
+    if (!nifti_datatype_is_valid(dt, 1))
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: unknown datatype %d", dt);
+    return KMS_OK;
+}
+
+static bool supported_type(int dt)
+{
+    switch (dt) {
+    case DT_INT8: case DT_UINT8: case DT_INT16: case DT_UINT16:
+    case DT_INT32: case DT_UINT32: case DT_FLOAT32: case DT_FLOAT64:
+        return true;
+    }
+    return false;
+}
+
+static double raw_value(const void *raw, int dt, size_t i)
+{
+    switch (dt) {
+    case DT_INT8: return ((const int8_t *)raw)[i];
+    case DT_UINT8: return ((const uint8_t *)raw)[i];
+    case DT_INT16: return ((const int16_t *)raw)[i];
+    case DT_UINT16: return ((const uint16_t *)raw)[i];
+    case DT_INT32: return ((const int32_t *)raw)[i];
+    case DT_UINT32: return ((const uint32_t *)raw)[i];
+    case DT_FLOAT32: return ((const float *)raw)[i];
+    case DT_FLOAT64: return ((const double *)raw)[i];
+    }
+    abort(); /* supported_type() was checked first */
+}
+
+/* Maps the file's axes onto the canonical x (R->L), y (A->P), z (I->S). */
+static kms_status find_layout(const char *path, const nifti_image *nim,
+                              nifti_layout *lay, int64_t n[3], double mm[3],
+                              kms_error *err)
+{
+    nifti_dmat44 m;
+    if (nim->sform_code > 0) {
+        m = nim->sto_xyz;
+    } else if (nim->qform_code > 0) {
+        m = nim->qto_xyz;
+    } else { /* method 1: voxel indices are RAS, as in ANALYZE */
+        memset(&m, 0, sizeof m);
+        m.m[0][0] = m.m[1][1] = m.m[2][2] = m.m[3][3] = 1.0;
+    }
+    int code[3];
+    nifti_dmat44_to_orientation(m, &code[0], &code[1], &code[2]);
+
+    const int64_t n_in[3] = {nim->nx, nim->ny, nim->nz};
+    const int64_t stride[3] = {1, nim->nx, nim->nx * nim->ny};
+    bool seen[3] = {false, false, false};
+    lay->base = 0;
+    for (int a = 0; a < 3; a++) {
+        int o = -1;
+        bool flip = false;
+        switch (code[a]) {
+        case NIFTI_R2L: o = 0; break;
+        case NIFTI_L2R: o = 0; flip = true; break;
+        case NIFTI_A2P: o = 1; break;
+        case NIFTI_P2A: o = 1; flip = true; break;
+        case NIFTI_I2S: o = 2; break;
+        case NIFTI_S2I: o = 2; flip = true; break;
+        }
+        if (o < 0 || seen[o])
+            return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                                 "cannot tell the orientation: the %s matrix "
+                                 "is degenerate",
+                                 nim->sform_code > 0 ? "sform" : "qform");
+        seen[o] = true;
+        n[o] = n_in[a];
+        lay->step[o] = flip ? -stride[a] : stride[a];
+        if (flip)
+            lay->base += (n_in[a] - 1) * stride[a];
+        /* pixdim is the spacing; fall back on the matrix if it is unset */
+        double d = fabs(nim->pixdim[a + 1]);
+        if (!(isfinite(d) && d > 0))
+            d = sqrt(m.m[0][a] * m.m[0][a] + m.m[1][a] * m.m[1][a] +
+                     m.m[2][a] * m.m[2][a]);
+        mm[o] = isfinite(d) && d > 0 ? d : 1.0;
+    }
+    return KMS_OK;
+}
+
+/* The library's loader zero-fills a short read and only warns about it, so
+ * the voxels are read here, where a short read becomes an error. */
+static kms_status read_voxels(const char *path, const nifti_image *nim,
+                              void *buf, size_t bytes, kms_error *err)
+{
+    znzFile fp = znzopen(nim->iname, "rb", nifti_is_gzfile(nim->iname));
+    if (znz_isnull(fp))
+        return kms_error_set(err, KMS_ERR_IO, nim->iname, 0, NULL,
+                             "cannot open the voxel data: %s", strerror(errno));
+    size_t got = 0;
+    bool corrupt = false;
+    if (znzseek(fp, (znz_off_t)nim->iname_offset, SEEK_SET) >= 0) {
+        while (got < bytes) {
+            size_t want = bytes - got < CHUNK ? bytes - got : CHUNK;
+            size_t r = znzread((char *)buf + got, 1, want, fp);
+            if (r > want) { /* (size_t)-1: zlib found bad data */
+                corrupt = true;
+                break;
+            }
+            got += r;
+            if (r < want)
+                break;
+        }
+        /* zlib checks the gzip CRC only on reaching the trailer: one more
+         * byte gets it there (a plain file may have trailing bytes) */
+        unsigned char extra;
+        if (got == bytes && nifti_is_gzfile(nim->iname) &&
+            znzread(&extra, 1, 1, fp) > 1)
+            corrupt = true;
+    }
+    znzclose(fp);
+    if (corrupt && got == bytes)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "corrupt compressed data: the gzip checksum "
+                             "does not match");
+    if (corrupt)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "corrupt compressed data: expected %zu bytes of "
+                             "voxel data, decompressed %zu",
+                             bytes, got);
+    if (got < bytes)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "truncated: expected %zu bytes of voxel data, "
+                             "found %zu",
+                             bytes, got);
+    return KMS_OK;
+}
+
+/* Errors about one voxel give its index in the file's own axis order, the
+ * one other tools show. */
+static kms_status voxel_error(const char *path, const nifti_image *nim,
+                              size_t i, const char *what, kms_error *err)
+{
+    size_t nx = (size_t)nim->nx, ny = (size_t)nim->ny;
+    return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                         "voxel (%zu, %zu, %zu) %s (index i, j, k in the "
+                         "file's axis order)",
+                         i % nx, i / nx % ny, i / (nx * ny), what);
+}
+
+/* Applies scl_slope/scl_inter and reorients raw (file order) into img. */
+static kms_status convert(const char *path, const nifti_image *nim,
+                          const nifti_layout *lay, const void *raw,
+                          size_t nvox, const int64_t n[3], kms_image *img,
+                          kms_error *err)
+{
+    const int dt = nim->datatype;
+    double slope = nim->scl_slope, inter = nim->scl_inter;
+    /* NIfTI: a slope of 0 (or not a number) means no scaling at all */
+    if (!isfinite(slope) || slope == 0) {
+        slope = 1;
+        inter = 0;
+    }
+    if (!isfinite(inter))
+        inter = 0;
+
+    bool s16 = false;
+    if (dt == DT_FLOAT32 || dt == DT_FLOAT64) {
+        /* scan in file order so the error names the first bad voxel */
+        for (size_t i = 0; i < nvox; i++) {
+            double v = raw_value(raw, dt, i);
+            if (!isfinite(v))
+                return voxel_error(path, nim, i,
+                                   isnan(v) ? "is NaN" : "is infinite", err);
+        }
+    } else if (slope == floor(slope) && inter == floor(inter) &&
+               fabs(slope) <= 0x1p21 && fabs(inter) <= 0x1p31) {
+        /* integral scaling of integers is exact in double (< 2^53), so
+         * the data stay S16 when every scaled value fits */
+        double lo = raw_value(raw, dt, 0), hi = lo;
+        for (size_t i = 1; i < nvox; i++) {
+            double v = raw_value(raw, dt, i);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        double a = lo * slope + inter, b = hi * slope + inter;
+        s16 = fmin(a, b) >= INT16_MIN && fmax(a, b) <= INT16_MAX;
+    }
+
+    kms_status st = kms_image_alloc(img, (int)n[0], (int)(n[1] * n[2]), 1,
+                                    s16 ? KMS_DEPTH_S16 : KMS_DEPTH_F32, err);
+    if (st != KMS_OK)
+        return st;
+    for (int64_t z = 0; z < n[2]; z++) {
+        for (int64_t y = 0; y < n[1]; y++) {
+            void *row = kms_image_row(img, (int)(z * n[1] + y));
+            int64_t at = lay->base + y * lay->step[1] + z * lay->step[2];
+            for (int64_t x = 0; x < n[0]; x++, at += lay->step[0]) {
+                double v = raw_value(raw, dt, (size_t)at) * slope + inter;
+                if (s16) {
+                    ((int16_t *)row)[x] = (int16_t)v;
+                } else {
+                    float f = (float)v;
+                    if (!isfinite(f))
+                        return voxel_error(path, nim, (size_t)at,
+                                           "overflows a 32-bit float after "
+                                           "scl_slope/scl_inter",
+                                           err);
+                    ((float *)row)[x] = f;
+                }
+            }
+        }
+    }
+    return KMS_OK;
+}
+
+kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err)
+{
+    nifti_image *nim = NULL;
+    nifti_layout *lay = NULL;
+    void *raw = NULL;
+    kms_image img = {0};
+    kms_status st;
+
+    if (!vol || !path)
+        return kms_error_set(err, KMS_ERR_USAGE, path, 0, NULL,
+                             "no path or no volume");
+    memset(vol, 0, sizeof *vol);
+    pthread_once(&quiet_once, quiet_library);
+    if ((st = check_file(path, err)) != KMS_OK)
+        goto out;
+    if (!nifti_file_name(path)) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "not a NIfTI file name (expected .nii, .nii.gz "
+                           "or .hdr)");
+        goto out;
+    }
+    if ((st = check_header(path, err)) != KMS_OK)
+        goto out;
+    nim = nifti_image_read(path, 0);
+    if (!nim) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "invalid NIfTI header (nifti_clib rejects it)");
+        goto out;
+    }
+    nifti_free_extensions(nim); /* not copied into masks */
+
+    if (nim->nifti_type == NIFTI_FTYPE_ASCII) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "ASCII NIfTI headers are not supported");
+        goto out;
+    }
+    if (nim->nt > 1) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "4-D volumes are not supported: nt = %lld",
+                           (long long)nim->nt);
+        goto out;
+    }
+    if (nim->nu > 1 || nim->nv > 1 || nim->nw > 1) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "volumes of more than 3 dimensions are not "
+                           "supported: nu = %lld, nv = %lld, nw = %lld",
+                           (long long)nim->nu, (long long)nim->nv,
+                           (long long)nim->nw);
+        goto out;
+    }
+    if (!supported_type(nim->datatype)) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "unsupported datatype %s (code %d): only real "
+                           "scalars (int8 to uint32, float32, float64) can "
+                           "be read",
+                           nifti_datatype_string(nim->datatype), nim->datatype);
+        goto out;
+    }
+    if (nim->nx < 1 || nim->ny < 1 || nim->nz < 1) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "bad dimensions %lld x %lld x %lld",
+                           (long long)nim->nx, (long long)nim->ny,
+                           (long long)nim->nz);
+        goto out;
+    }
+
+    lay = calloc(1, sizeof *lay);
+    if (!lay) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL, "out of memory");
+        goto out;
+    }
+    int64_t n[3];
+    double mm[3];
+    if ((st = find_layout(path, nim, lay, n, mm, err)) != KMS_OK)
+        goto out;
+    /* img is width n[0], height n[1] * n[2], both int */
+    if (n[0] > INT_MAX || n[1] > INT_MAX / n[2]) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "too large: %lld x %lld x %lld voxels",
+                           (long long)n[0], (long long)n[1], (long long)n[2]);
+        goto out;
+    }
+    size_t nvox = (size_t)n[0] * (size_t)n[1] * (size_t)n[2];
+    if (nim->nbyper <= 0 || nvox > SIZE_MAX / (size_t)nim->nbyper) {
+        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                           "too large: %zu voxels", nvox);
+        goto out;
+    }
+    size_t bytes = nvox * (size_t)nim->nbyper;
+    raw = malloc(bytes);
+    if (!raw) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
+                           "cannot allocate %zu bytes of voxel data", bytes);
+        goto out;
+    }
+    if ((st = read_voxels(path, nim, raw, bytes, err)) != KMS_OK)
+        goto out;
+    if (nim->byteorder != nifti_short_order() && nim->swapsize > 1)
+        nifti_swap_Nbytes((int64_t)nvox, nim->swapsize, raw);
+    if ((st = convert(path, nim, lay, raw, nvox, n, &img, err)) != KMS_OK)
+        goto out;
+
+    lay->nim = nim;
+    nim = NULL;
+    vol->header = lay;
+    lay = NULL;
+    kms_image_move(&vol->img, &img);
+    vol->nx = (int)n[0];
+    vol->ny = (int)n[1];
+    vol->nz = (int)n[2];
+    memcpy(vol->voxel_mm, mm, sizeof mm);
+out:
+    free(raw);
+    kms_image_free(&img);
+    if (nim)
+        nifti_image_free(nim);
+    free(lay);
+    return st;
+}
+
+void kms_volume_free(kms_volume *vol)
+{
+    if (!vol)
+        return;
+    kms_image_free(&vol->img);
+    nifti_layout *lay = vol->header;
+    if (lay) {
+        nifti_image_free(lay->nim);
+        free(lay);
+    }
+    memset(vol, 0, sizeof *vol);
+}
+
+/* gzip (not zlib) framing, as .nii.gz readers expect, into memory so that
+ * kms_output_write can store it atomically. */
+static kms_status gzip_buffer(const char *path, const unsigned char *in,
+                              size_t len, unsigned char **out, size_t *out_len,
+                              kms_error *err)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+        return kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
+                             "cannot start zlib compression");
+    kms_status st = KMS_OK;
+    size_t cap = deflateBound(&zs, len);
+    unsigned char *buf = malloc(cap);
+    if (!buf) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
+                           "cannot allocate %zu bytes to compress", cap);
+        goto out;
+    }
+    size_t in_left = len, out_left = cap;
+    zs.next_in = in;
+    zs.next_out = buf;
+    int zr;
+    do {
+        uInt ai = (uInt)(in_left < CHUNK ? in_left : CHUNK);
+        uInt ao = (uInt)(out_left < CHUNK ? out_left : CHUNK);
+        zs.avail_in = ai;
+        zs.avail_out = ao;
+        zr = deflate(&zs, ai == in_left ? Z_FINISH : Z_NO_FLUSH);
+        in_left -= ai - zs.avail_in;
+        out_left -= ao - zs.avail_out;
+    } while (zr == Z_OK);
+    if (zr != Z_STREAM_END) {
+        st = kms_error_set(err, KMS_ERR_INTERNAL, path, 0, NULL,
+                           "zlib compression failed (%d)", zr);
+        goto out;
+    }
+    *out = buf;
+    *out_len = cap - out_left;
+    buf = NULL;
+out:
+    deflateEnd(&zs);
+    free(buf);
+    return st;
+}
+
+kms_status kms_nifti_write_mask(const char *dir, const char *name,
+                                const kms_volume *vol, const kms_image *mask,
+                                const kms_file_set *protect, kms_error *err)
+{
+    char path[PATH_MAX];
+    unsigned char *buf = NULL, *gz = NULL;
+    kms_status st = KMS_OK;
+
+    if (!dir || !name || !vol || !vol->header || !mask || !mask->data)
+        return kms_error_set(err, KMS_ERR_USAGE, name, 0, NULL,
+                             "no volume or no mask to write");
+    kms_path_join(path, sizeof path, dir, name);
+    if (!kms_nifti_is_path(name))
+        return kms_error_set(err, KMS_ERR_USAGE, path, 0, NULL,
+                             "a NIfTI mask's name must end with .nii or "
+                             ".nii.gz");
+    if (mask->depth != KMS_DEPTH_U8 || mask->channels != 1 ||
+        mask->width != vol->nx ||
+        (int64_t)mask->height != (int64_t)vol->ny * vol->nz)
+        return kms_error_set(err, KMS_ERR_USAGE, path, 0, NULL,
+                             "mask is %dx%d %s with %d channel(s); the volume "
+                             "needs %dx%d 8-bit unsigned with 1",
+                             mask->width, mask->height,
+                             kms_depth_name(mask->depth), mask->channels,
+                             vol->nx, vol->ny * vol->nz);
+    /* kms_output_write checks too; checking first saves compressing */
+    if (kms_file_set_contains(protect, path))
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
+                             "refusing to overwrite the input with a product; "
+                             "choose another output folder");
+
+    const nifti_layout *lay = vol->header;
+    /* a shallow copy, only read by the header converters below */
+    nifti_image h = *lay->nim;
+    bool v2 = h.nifti_type == NIFTI_FTYPE_NIFTI2_1 ||
+              h.nifti_type == NIFTI_FTYPE_NIFTI2_2;
+    h.nifti_type = v2 ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI1_1;
+    h.datatype = DT_UINT8;
+    nifti_datatype_sizes(h.datatype, &h.nbyper, &h.swapsize);
+    h.scl_slope = 1.0;
+    h.scl_inter = 0.0;
+    h.cal_min = h.cal_max = 0.0; /* the input's window means nothing here */
+    h.intent_code = NIFTI_INTENT_NONE;
+    h.intent_p1 = h.intent_p2 = h.intent_p3 = 0.0;
+    memset(h.intent_name, 0, sizeof h.intent_name);
+    snprintf(h.descrip, sizeof h.descrip, "kmseg mask");
+    h.num_ext = 0;
+    h.ext_list = NULL;
+    /* header, then the 4-byte extender saying "no extensions" */
+    size_t off = (v2 ? sizeof(nifti_2_header) : sizeof(nifti_1_header)) + 4;
+    h.iname_offset = (int64_t)off;
+
+    size_t nvox = (size_t)vol->nx * (size_t)vol->ny * (size_t)vol->nz;
+    buf = calloc(1, off + nvox);
+    if (!buf) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
+                           "cannot allocate %zu bytes for the mask", off + nvox);
+        goto out;
+    }
+    int rc;
+    if (v2) {
+        nifti_2_header hdr;
+        rc = nifti_convert_nim2n2hdr(&h, &hdr);
+        hdr.vox_offset = (int64_t)off;
+        memcpy(buf, &hdr, sizeof hdr);
+    } else {
+        nifti_1_header hdr;
+        rc = nifti_convert_nim2n1hdr(&h, &hdr);
+        hdr.vox_offset = (float)off;
+        memcpy(buf, &hdr, sizeof hdr);
+    }
+    if (rc != 0) {
+        st = kms_error_set(err, KMS_ERR_INTERNAL, path, 0, NULL,
+                           "cannot build the NIfTI header");
+        goto out;
+    }
+    /* canonical -> file order: the reader's mapping, the other way */
+    unsigned char *data = buf + off;
+    for (int z = 0; z < vol->nz; z++) {
+        for (int y = 0; y < vol->ny; y++) {
+            const unsigned char *row = kms_image_row(mask, z * vol->ny + y);
+            int64_t at = lay->base + y * lay->step[1] + z * lay->step[2];
+            for (int x = 0; x < vol->nx; x++, at += lay->step[0])
+                data[at] = row[x];
+        }
+    }
+
+    if (ends_with(name, ".gz")) {
+        size_t gz_len = 0;
+        st = gzip_buffer(path, buf, off + nvox, &gz, &gz_len, err);
+        if (st != KMS_OK)
+            goto out;
+        free(buf); /* not needed any more */
+        buf = NULL;
+        st = kms_output_write(dir, name, gz, gz_len, protect, err);
+    } else {
+        st = kms_output_write(dir, name, buf, off + nvox, protect, err);
+    }
+out:
+    free(buf);
+    free(gz);
+    return st;
+}
