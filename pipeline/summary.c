@@ -205,7 +205,8 @@ kms_status kms_summary_index_load(kms_summary_index *idx, const char *path,
         idx->n = 0;
         return st;
     }
-    qsort(idx->lines, idx->n, sizeof *idx->lines, cmp_line);
+    if (idx->n > 1)
+        qsort(idx->lines, idx->n, sizeof *idx->lines, cmp_line);
     return KMS_OK;
 }
 

@@ -58,7 +58,7 @@ run_cases() { # LABEL COMMAND...
 suite() { # BUILD_DIR LABEL
     local dir=$1 label=$2
     for t in "$dir"/tests/check_*; do
-        [ -x "$t" ] || continue
+        [ -f "$t" ] && [ -x "$t" ] || continue
         echo "== [$label] $(basename "$t")"
         run_check "$t" "$label $(basename "$t")"
     done
