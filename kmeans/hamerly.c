@@ -17,7 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#if defined(__GNUC__) && defined(__SSE__)
+#if KMS_VECTOR && defined(__SSE__)
 #include <xmmintrin.h>
 #endif
 
@@ -138,7 +138,7 @@ static int surely_nearest(const kms_hamerly *h, float u, float lo)
     return lo > u * h->c1 + h->tau;
 }
 
-#if defined(__GNUC__)
+#if KMS_VECTOR
 static inline kms_v4f sqrt4(kms_v4f v)
 {
 #if defined(__SSE__)
@@ -185,7 +185,7 @@ KMS_INLINE void scan4(kms_hamerly *h, const step_ctx *s, size_t i, int dims)
     kms_near4 nb;
     kms_nearest4(s->x + i * (size_t)dims, s->centers, h->k, dims, &nb);
     memcpy(s->labels + i, nb.label, sizeof nb.label);
-#if defined(__GNUC__)
+#if KMS_VECTOR
     kms_v4f best, second;
     memcpy(&best, nb.best, sizeof best);
     memcpy(&second, nb.second, sizeof second);
@@ -248,7 +248,7 @@ static int move_one(kms_hamerly *h, int a, size_t i)
 /* Moves the bounds of samples i..i+3; returns a bit per sample to recheck. */
 static inline int move4(kms_hamerly *h, const int32_t *lab, size_t i)
 {
-#if defined(__GNUC__)
+#if KMS_VECTOR
     kms_v4f u, l;
     kms_v4f da = {h->delta[lab[0]], h->delta[lab[1]], h->delta[lab[2]],
                   h->delta[lab[3]]};

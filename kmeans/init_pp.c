@@ -93,9 +93,9 @@ typedef struct pass {
 } pass;
 
 /* One sample, all trials: the one-sample path of trials_range. */
-static void trial_point(const pass *s, int i, int ntrials, float *out)
+KMS_INLINE void trial_point(const pass *s, int i, int ntrials, int dims,
+                            float *out)
 {
-    int dims = s->pp->dims;
     const float *x = s->pp->x, *xi = x + (size_t)i * dims;
     float di = s->dist ? s->dist[i] : INFINITY;
     for (int t = 0; t < ntrials; t++) {
@@ -105,7 +105,7 @@ static void trial_point(const pass *s, int i, int ntrials, float *out)
     }
 }
 
-#if defined(__GNUC__)
+#if KMS_VECTOR
 /* Four samples from i, all trials; sums into acc (any order: exact data). */
 KMS_INLINE void trials4(pass *s, int i, int ntrials, int dims,
                         kms_v2d acc[][2])
@@ -134,7 +134,7 @@ KMS_INLINE void trials_range(pass *s, size_t c, int lo, int hi, int ntrials,
     double sum[TRIALS] = {0};
     float d[TRIALS];
     int i = lo;
-#if defined(__GNUC__)
+#if KMS_VECTOR
     kms_v2d acc[TRIALS][2] = {{{0, 0}, {0, 0}}, {{0, 0}, {0, 0}},
                               {{0, 0}, {0, 0}}};
     for (; dims < 16 && i + 4 <= hi; i += 4)
@@ -145,7 +145,7 @@ KMS_INLINE void trials_range(pass *s, size_t c, int lo, int hi, int ntrials,
     }
 #endif
     for (; i < hi; i++) {
-        trial_point(s, i, ntrials, d);
+        trial_point(s, i, ntrials, dims, d);
         for (int t = 0; t < ntrials; t++)
             sum[t] += d[t];
     }

@@ -42,12 +42,17 @@ typedef struct kms_kmeans_params {
     double epsilon;    /* as cv::TermCriteria::epsilon (not squared) */
     kms_km_init init;
     kms_km_method method;
-    uint64_t seed;     /* as cv::setRNGSeed(seed) before cv::kmeans */
+    uint64_t seed;     /* as cv::setRNGSeed(seed) before cv::kmeans: the
+                          cv::RNG state (0 means 0xffffffff, as in cv);
+                          setRNGSeed takes an int, so its negative s is
+                          seed (uint64_t)(int64_t)s here */
     int threads;       /* worker threads for lloyd; <= 0: all cores */
 } kms_kmeans_params;
 
 /* Defaults: k 2, attempts 10, COUNT|EPS, 10 iterations, epsilon 1.0, PP,
- * AUTO, seed 0x12345678 (OpenCV's default theRNG state), threads 1. */
+ * AUTO, seed 0x12345678, threads 1. (An untouched cv::theRNG() has state
+ * 0xffffffff, which is seed 0 here: use seed 0 to match a cv::kmeans call
+ * made without cv::setRNGSeed on a fresh thread.) */
 void kms_kmeans_params_default(kms_kmeans_params *p);
 
 /* Clusters n samples of dims floats (row-major). labels: n int32 (input when
@@ -55,7 +60,18 @@ void kms_kmeans_params_default(kms_kmeans_params *p);
  * the squared distance to their centre (what cv::kmeans returns), computed
  * in double. Errors: KMS_ERR_USAGE for k < 1, attempts < 1, n < k, dims < 1,
  * method optimal with dims != 1; KMS_ERR_INPUT for NaN or infinite samples;
- * KMS_ERR_NOMEM. */
+ * KMS_ERR_NOMEM. compactness may be NULL.
+ *
+ * optimal: raw labels are ordered by value (cluster 0 holds the smallest
+ * values); centres are the cluster means (double, stored as float) and
+ * compactness is taken about those float centres. With fewer distinct values
+ * d than k, each value is its own cluster (labels 0..d-1, compactness 0) and
+ * centres d..k-1 repeat the largest value; no sample is labelled with them.
+ *
+ * lloyd: the same float operations in the same order as cv::kmeans, so
+ * bit-identical results (checked against OpenCV 4.6 on x86-64), whatever the
+ * thread count. Squared distances that overflow a float (values ~1e19 and
+ * up) give KMS_ERR_INPUT, where cv fails or returns garbage. */
 kms_status kms_kmeans_run(const float *samples, size_t n, int dims,
                           const kms_kmeans_params *p, int32_t *labels,
                           float *centers, double *compactness, kms_error *err);

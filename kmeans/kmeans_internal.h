@@ -16,6 +16,27 @@
 #define KMS_INLINE static inline
 #endif
 
+/* Vector types of GCC and Clang (SSE registers on x86-64); every use has a
+ * scalar fallback (forced with -DKMS_NO_VECTOR). Element-wise IEEE
+ * operations, so a lane computes exactly what the scalar code does. */
+#if defined(__GNUC__) && !defined(KMS_NO_VECTOR)
+#define KMS_VECTOR 1
+#else
+#define KMS_VECTOR 0
+#endif
+
+#if KMS_VECTOR
+typedef float kms_v4f __attribute__((vector_size(16)));
+typedef int32_t kms_v4i __attribute__((vector_size(16)));
+typedef double kms_v2d __attribute__((vector_size(16)));
+
+/* m ? a : b lane by lane, m from a comparison (all ones or all zeros) */
+static inline kms_v4f kms_blend4(kms_v4i m, kms_v4f a, kms_v4f b)
+{
+    return (kms_v4f)(((kms_v4i)a & m) | ((kms_v4i)b & ~m));
+}
+#endif
+
 /* --- distances ------------------------------------------------------------ */
 
 /* cv::hal::normL2Sqr_ bit for bit (OpenCV 4.6, x86-64 SSE baseline): a float
@@ -65,15 +86,11 @@ static inline void kms_transpose(const float *centers, int k, int dims,
 /* kms_dist2 from one sample to every centre at once (dims < 16 only): the
  * same float operations in the same order per centre, vectorised across
  * centres. out has kpad entries. */
-#if defined(__GNUC__)
-typedef float kms_v4f __attribute__((vector_size(16)));
-#endif
-
 KMS_INLINE void kms_dist2_multi(const float *xi, const float *ct, int kpad,
                                 int dims, float *out)
 {
     for (int c = 0; c < kpad; c += 4) { /* blocks of 4: one SSE register */
-#if defined(__GNUC__)
+#if KMS_VECTOR
         kms_v4f o = {0.f, 0.f, 0.f, 0.f};
         for (int j = 0; j < dims; j++) {
             kms_v4f cj, t;
@@ -104,9 +121,7 @@ KMS_INLINE void kms_dist2_multi(const float *xi, const float *ct, int kpad,
  * (dims < 16), so results are bit-identical to the one-sample code. x4
  * points at 4 consecutive samples. */
 
-#if defined(__GNUC__)
-typedef double kms_v2d __attribute__((vector_size(16)));
-
+#if KMS_VECTOR
 /* p[j] = feature j of the 4 samples at x4 */
 KMS_INLINE void kms_load4(const float *x4, int dims, kms_v4f *p)
 {
@@ -134,19 +149,10 @@ typedef struct kms_near4 {
     int32_t label[4];
 } kms_near4;
 
-#if defined(__GNUC__)
-typedef int32_t kms_v4i __attribute__((vector_size(16)));
-
-static inline kms_v4f kms_blend4(kms_v4i m, kms_v4f a, kms_v4f b)
-{
-    return (kms_v4f)(((kms_v4i)a & m) | ((kms_v4i)b & ~m));
-}
-#endif
-
 KMS_INLINE void kms_nearest4(const float *x4, const float *centers, int k,
                              int dims, kms_near4 *out)
 {
-#if defined(__GNUC__)
+#if KMS_VECTOR
     kms_v4f p[16];
     kms_v4f best = {INFINITY, INFINITY, INFINITY, INFINITY}, second = best;
     kms_v4i label = {0, 0, 0, 0};

@@ -263,7 +263,7 @@ static void sum_plain(lloyd *l, int groups, int g, float *acc, int *cnt)
     }
 }
 
-#if defined(__GNUC__)
+#if KMS_VECTOR
 /* Short runs of labels (1-D data): every sample adds to all 8 lanes of an
  * accumulator, +0.0 outside its own cluster's lane. x + 0.0 == x for every
  * accumulator value (a sum that starts at +0.0 is never -0.0), so each lane
@@ -314,7 +314,7 @@ static void sum_group(void *ctx, size_t g)
     int *cnt = l->gcount + g * l->gstride;
     memset(acc, 0, sizeof *acc * (size_t)l->k * l->dims);
     memset(cnt, 0, sizeof *cnt * (size_t)l->k);
-#if defined(__GNUC__)
+#if KMS_VECTOR
     if (s->masked)
         switch (l->dims) {
         case 1: sum_masked(l, acc, cnt, 1); return;
@@ -340,7 +340,7 @@ static double update_centers(lloyd *l, int measure_shift)
 {
     int dims = l->dims;
     sum_ctx sc = {l, l->groups, 0};
-#if defined(__GNUC__)
+#if KMS_VECTOR
     if (l->k <= 8 && dims <= 4 && runs_are_short(l)) {
         sc.groups = 1;
         sc.masked = 1;

@@ -705,6 +705,37 @@ START_TEST(test_bounded_float_tie)
 }
 END_TEST
 
+/* The bounds do skip work: after the first scan, a step whose centres moved
+ * a little evaluates far fewer than n * k distances, and labels still match
+ * the full scan. */
+START_TEST(test_bounded_skips_distances)
+{
+    enum { N = 8000, K = 8, D = 3 };
+    float *x = random_nd(N, D, 5u, 0), c0[K * D], c1[K * D];
+    int32_t *lab = malloc(sizeof *lab * N), *want = malloc(sizeof *want * N);
+    kms_pool *pool = kms_pool_create(1);
+    kms_hamerly *h = kms_hamerly_create(N, K, D);
+    for (int j = 0; j < K * D; j++) { /* samples as centres, then nudged */
+        c0[j] = x[(size_t)(j / D) * 997 * D + (size_t)(j % D)];
+        c1[j] = c0[j] + (j % 2 ? 0.05f : -0.03f);
+    }
+    kms_hamerly_full(h, x, c0, lab, pool);
+    uint64_t full = kms_hamerly_distances(h);
+    ck_assert_uint_eq(full, (uint64_t)N * K);
+    kms_hamerly_step(h, x, c0, c1, lab, pool);
+    uint64_t step = kms_hamerly_distances(h) - full;
+    ck_assert_msg(step < (uint64_t)N * K / 10, "step evaluated %llu",
+                  (unsigned long long)step);
+    kms_hamerly_full(h, x, c1, want, pool);
+    ck_assert_int_eq(memcmp(lab, want, sizeof *lab * N), 0);
+    kms_hamerly_destroy(h);
+    kms_pool_destroy(pool);
+    free(lab);
+    free(want);
+    free(x);
+}
+END_TEST
+
 /* Results never depend on the thread count (several chunks of samples). */
 START_TEST(test_threads_identical)
 {
@@ -917,6 +948,7 @@ static Suite *kmeans_suite(void)
     tcase_add_test(core, test_optimal_table_paths_agree);
     tcase_add_loop_test(core, test_bounded_equals_plain, 0, 12);
     tcase_add_test(core, test_bounded_float_tie);
+    tcase_add_test(core, test_bounded_skips_distances);
     tcase_add_loop_test(core, test_threads_identical, 0, 4);
     tcase_add_test(core, test_auto_dispatch);
     tcase_add_test(core, test_params_default);
