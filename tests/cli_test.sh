@@ -132,6 +132,40 @@ expect "-s unknown key" 2 "command line" "-s kmeans.kay" "unknown key"
 run run "$cfg" -q -s nonsense
 expect "-s malformed" 2 "SECTION.KEY=VALUE"
 
+# --- compare and elbow ------------------------------------------------------------
+ct=$SAMPLES/ct_kmeans.ini
+run compare "$ct" -q -o "$T/cmp"
+if [ "$rc" = 0 ] && head -1 "$T/cmp/compare.csv" | grep -qx 'input,k,native_ms,opencv_ms,native_wcss,opencv_wcss,label_agreement,ari' \
+    && [ "$(tail -n +2 "$T/cmp/compare.csv" | wc -l)" = 4 ] && [ "$(ls "$T/cmp"/*_diff.png | wc -l)" = 4 ] \
+    && grep -q "median speed-up of native over opencv" "$T/stdout"; then
+    ok "compare writes compare.csv, diff images and the median speed-up"
+else
+    ko "compare" "rc $rc: $err"
+fi
+# the exact 1-D optimum is never worse than OpenCV (beyond float rounding)
+awk -F, 'NR > 1 && $5 > $6 * (1 + 1e-7) { bad = 1 } END { exit bad }' "$T/cmp/compare.csv" \
+    && ok "compare: native WCSS never above OpenCV's" || ko "compare WCSS" "$(cat "$T/cmp/compare.csv")"
+run elbow "$ct" -q --k 1..8 -o "$T/elb"
+if [ "$rc" = 0 ] && [ "$(grep -c ',' "$T/elb/elbow.csv")" = 33 ] && [ "$(ls "$T/elb"/*_elbow.png | wc -l)" = 4 ] \
+    && [ "$(grep -c "knee at K = " "$T/stdout")" = 4 ]; then
+    ok "elbow writes elbow.csv, plots and the knee per input"
+else
+    ko "elbow" "rc $rc: $out $err"
+fi
+# WCSS falls with K, and K = 1 is the total sum of squares
+awk -F, 'NR > 2 && $1 == prev && $3 > last * (1 + 1e-12) { bad = 1 } { prev = $1; last = $3 } END { exit bad }' \
+    "$T/elb/elbow.csv" && ok "elbow: WCSS non-increasing in K" || ko "elbow order" "WCSS rises"
+run elbow "$ct" --k 5..2
+expect "elbow bad --k" 2 "--k 5..2"
+run run "$ct" --k 1..3
+expect "--k outside elbow" 2 "--k is an option of elbow"
+run run "$ct" -q -s kmeans.k=auto -o "$T/auto"
+if [ "$rc" = 0 ] && awk -F, 'NR > 1 && ($5 < 2 || $5 > 8) { bad = 1 } END { exit bad }' "$T/auto/summary.csv"; then
+    ok "k = auto picks a K in k_min..k_max"
+else
+    ko "k = auto" "rc $rc: $(cat "$T/auto/summary.csv")"
+fi
+
 # --- bad inputs: the item fails, the rest of the batch still runs ------------
 mkdir -p "$T/in" "$T/empty_dir"
 cp "$SAMPLES/png/ID_0000_Z_0142.png" "$T/in/good.png"
