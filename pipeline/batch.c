@@ -383,3 +383,59 @@ out:
     kms_batch_close(&b);
     return st;
 }
+
+int kms_batch_each(const kms_pipeline *pl, const kms_batch_options *opt,
+                   kms_each *each)
+{
+    kms_error err;
+    kms_error_clear(&err);
+    kms_batch b;
+    each->done = each->failed = 0;
+    if (kms_batch_open(&b, pl, opt, &err) != KMS_OK) {
+        kms_batch_report(&err);
+        return 2;
+    }
+    char *csv = NULL;
+    size_t csv_len = 0;
+    FILE *f = open_memstream(&csv, &csv_len);
+    if (!f) {
+        fprintf(stderr, "kmseg: error: out of memory\n");
+        kms_batch_close(&b);
+        return 2;
+    }
+    fprintf(f, "%s\n", each->csv_header);
+    for (size_t i = 0; i < b.inputs.n && !kms_batch_stop; i++) {
+        const kms_input *in = &b.inputs.items[i];
+        if (in->error) {
+            kms_batch_report(in->error);
+            each->failed++;
+            continue;
+        }
+        kms_context ctx;
+        kms_batch_context(&b, pl, i, &ctx);
+        kms_error_clear(&err);
+        kms_status st = each->fn(pl, &b, &ctx, f, each->arg, &err);
+        kms_context_clear(&ctx);
+        if (st == KMS_OK) {
+            each->done++;
+            continue;
+        }
+        if (!err.file[0])
+            snprintf(err.file, sizeof err.file, "%s", in->path);
+        kms_batch_report(&err);
+        each->failed++;
+    }
+    fclose(f);
+    if (kms_batch_write(&b, each->csv_name, csv, csv_len, &err) != KMS_OK) {
+        kms_batch_report(&err);
+        each->failed++;
+    }
+    if (!opt->quiet)
+        fprintf(stderr, "kmseg: %s %d inputs, %d failed; %s in %s\n",
+                each->what, each->done, each->failed, each->csv_name, b.out_dir);
+    free(csv);
+    kms_batch_close(&b);
+    if (kms_batch_stop)
+        return 130;
+    return each->failed ? 1 : 0;
+}

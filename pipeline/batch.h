@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "inputs.h"
@@ -68,5 +69,25 @@ void kms_batch_report(const kms_error *err);
 /* Writes bytes to the output folder atomically under name. */
 kms_status kms_batch_write(const kms_batch *b, const char *name,
                            const void *buf, size_t len, kms_error *err);
+
+/* An input-by-input command (compare, elbow): fn works on one input, set up
+ * by kms_batch_context, and appends its rows to csv. */
+typedef kms_status (*kms_each_fn)(const kms_pipeline *pl, const kms_batch *b,
+                                  kms_context *ctx, FILE *csv, void *arg,
+                                  kms_error *err);
+
+typedef struct kms_each {
+    const char *what;       /* past tense for the closing line: "compared" */
+    const char *csv_name;   /* written to the output folder */
+    const char *csv_header; /* its first line */
+    kms_each_fn fn;
+    void *arg;
+    int done, failed;       /* out */
+} kms_each;
+
+/* Runs each->fn over the inputs in order, reporting failures, then writes
+ * the CSV. Returns the exit status: 0, 1 some failed, 2 could not start. */
+int kms_batch_each(const kms_pipeline *pl, const kms_batch_options *opt,
+                   kms_each *each);
 
 #endif

@@ -90,89 +90,69 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+typedef struct compare_state {
+    size_t kmeans_at;
+    double *speedups;
+    int n, cap;
+} compare_state;
+
+static kms_status compare_input(const kms_pipeline *pl, const kms_batch *b,
+                                kms_context *ctx, FILE *csv, void *arg,
+                                kms_error *err)
+{
+    compare_state *cs = arg;
+    outcome o = {0};
+    kms_status st = compare_one(pl, b, cs->kmeans_at, ctx, &o, err);
+    if (st == KMS_OK && cs->n == cs->cap) {
+        int cap = cs->cap ? 2 * cs->cap : 64;
+        double *s = realloc(cs->speedups, sizeof *s * (size_t)cap);
+        if (s) {
+            cs->speedups = s;
+            cs->cap = cap;
+        } else {
+            st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+        }
+    }
+    if (st == KMS_OK) {
+        double speedup = o.native_ms > 0 ? o.opencv_ms / o.native_ms : 0;
+        cs->speedups[cs->n++] = speedup;
+        fprintf(csv, "%s,%d,%.3f,%.3f,%.17g,%.17g,%.6f,%.6f\n", ctx->input_path,
+                o.k, o.native_ms, o.opencv_ms, o.native_wcss, o.opencv_wcss,
+                o.agree.fraction, o.agree.ari);
+        printf("%-28.28s %3d %10.3f %10.3f %7.1fx %14.6g %14.6g %9.3f %7.4f\n",
+               ctx->stem, o.k, o.native_ms, o.opencv_ms, speedup, o.native_wcss,
+               o.opencv_wcss, 100 * o.agree.fraction, o.agree.ari);
+    }
+    free(o.agree.match);
+    return st;
+}
+
 int kms_cmd_compare(const kms_pipeline *pl, const kms_batch_options *opt)
 {
-    kms_error err;
-    kms_error_clear(&err);
-    size_t kmeans_at = kms_pipeline_stage_index(pl, "kmeans");
-    if (kmeans_at == pl->n_stages) {
+    compare_state cs = {kms_pipeline_stage_index(pl, "kmeans"), NULL, 0, 0};
+    if (cs.kmeans_at == pl->n_stages) {
         fprintf(stderr, "kmseg: error: compare needs a kmeans stage in "
                         "pipeline.stages\n");
         return 2;
     }
-    kms_batch b;
-    if (kms_batch_open(&b, pl, opt, &err) != KMS_OK) {
-        kms_batch_report(&err);
-        return 2;
-    }
-    char *csv = NULL;
-    size_t csv_len = 0;
-    FILE *f = open_memstream(&csv, &csv_len);
-    double *speedups = calloc(b.inputs.n + 1, sizeof *speedups);
-    int failed = 0, done = 0;
-    if (!f || !speedups) {
-        fprintf(stderr, "kmseg: error: out of memory\n");
-        failed = 1;
-        goto out;
-    }
-    fputs("input,k,native_ms,opencv_ms,native_wcss,opencv_wcss,"
-          "label_agreement,ari\n", f);
+    /* one thread each side, so the ratio compares the algorithms */
+    kms_cv_set_num_threads(1, NULL);
     printf("%-28s %3s %10s %10s %8s %14s %14s %9s %7s\n", "input", "k",
            "native_ms", "opencv_ms", "speedup", "native_wcss", "opencv_wcss",
            "agree_%", "ari");
-    for (size_t i = 0; i < b.inputs.n; i++) {
-        const kms_input *in = &b.inputs.items[i];
-        if (in->error) {
-            kms_batch_report(in->error);
-            failed++;
-            continue;
-        }
-        kms_context ctx;
-        kms_batch_context(&b, pl, i, &ctx);
-        outcome o = {0};
-        kms_error_clear(&err);
-        kms_status st = compare_one(pl, &b, kmeans_at, &ctx, &o, &err);
-        kms_context_clear(&ctx);
-        if (st != KMS_OK) {
-            if (!err.file[0])
-                snprintf(err.file, sizeof err.file, "%s", in->path);
-            kms_batch_report(&err);
-            failed++;
-            free(o.agree.match);
-            continue;
-        }
-        double speedup = o.native_ms > 0 ? o.opencv_ms / o.native_ms : 0;
-        speedups[done++] = speedup;
-        fprintf(f, "%s,%d,%.3f,%.3f,%.17g,%.17g,%.6f,%.6f\n", in->path, o.k,
-                o.native_ms, o.opencv_ms, o.native_wcss, o.opencv_wcss,
-                o.agree.fraction, o.agree.ari);
-        printf("%-28.28s %3d %10.3f %10.3f %7.1fx %14.6g %14.6g %9.3f %7.4f\n",
-               in->stem, o.k, o.native_ms, o.opencv_ms, speedup, o.native_wcss,
-               o.opencv_wcss, 100 * o.agree.fraction, o.agree.ari);
-        free(o.agree.match);
-    }
-    fclose(f);
-    f = NULL;
-    if (kms_batch_write(&b, "compare.csv", csv, csv_len, &err) != KMS_OK) {
-        kms_batch_report(&err);
-        failed++;
-    }
-    if (done > 0) {
-        qsort(speedups, (size_t)done, sizeof *speedups, cmp_double);
-        double median = done % 2 ? speedups[done / 2]
-                                 : (speedups[done / 2 - 1] + speedups[done / 2]) / 2;
+    kms_each each = {"compared", "compare.csv",
+                     "input,k,native_ms,opencv_ms,native_wcss,opencv_wcss,"
+                     "label_agreement,ari",
+                     compare_input, &cs, 0, 0};
+    int status = kms_batch_each(pl, opt, &each);
+    if (cs.n > 0) {
+        qsort(cs.speedups, (size_t)cs.n, sizeof *cs.speedups, cmp_double);
+        double median = cs.n % 2 ? cs.speedups[cs.n / 2]
+                                 : (cs.speedups[cs.n / 2 - 1] + cs.speedups[cs.n / 2]) / 2;
         printf("median speed-up of native over opencv: %.1fx over %d inputs "
-               "(native: 1 thread; opencv: its default threads)\n",
-               median, done);
+               "(one thread each side)\n",
+               median, cs.n);
     }
-    if (!opt->quiet)
-        fprintf(stderr, "kmseg: compared %d inputs, %d failed; compare.csv in %s\n",
-                done, failed, b.out_dir);
-out:
-    if (f)
-        fclose(f);
-    free(csv);
-    free(speedups);
-    kms_batch_close(&b);
-    return failed ? 1 : 0;
+    free(cs.speedups);
+    return status;
 }

@@ -40,33 +40,39 @@ static kms_status write_plot(const kms_batch *b, const kms_context *ctx,
     return st;
 }
 
-static kms_status elbow_one(const kms_pipeline *pl, const kms_batch *b,
-                            size_t kmeans_at, kms_context *ctx, int k_min,
-                            int k_max, FILE *csv, kms_error *err)
+typedef struct elbow_state {
+    size_t kmeans_at;
+    int k_min, k_max;
+} elbow_state;
+
+static kms_status elbow_input(const kms_pipeline *pl, const kms_batch *b,
+                              kms_context *ctx, FILE *csv, void *arg,
+                              kms_error *err)
 {
-    kms_status st = kms_pipeline_run_span(pl, ctx, 0, kmeans_at, err);
+    const elbow_state *es = arg;
+    kms_status st = kms_pipeline_run_span(pl, ctx, 0, es->kmeans_at, err);
     if (st != KMS_OK)
         return st;
-    if ((size_t)k_max > ctx->n_samples)
+    if ((size_t)es->k_max > ctx->n_samples)
         return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "--k",
-                             "K up to %d needs %d samples, there are %zu", k_max,
-                             k_max, ctx->n_samples);
-    int n = k_max - k_min + 1;
+                             "K up to %d needs %d samples, there are %zu",
+                             es->k_max, es->k_max, ctx->n_samples);
+    int n = es->k_max - es->k_min + 1;
     double *wcss = malloc(sizeof *wcss * (size_t)n);
     if (!wcss)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     kms_kmeans_params kp;
-    kms_kmeans_stage_native_params(pl->stages[kmeans_at].params, ctx, &kp);
-    st = kms_elbow_curve(ctx->samples, ctx->n_samples, ctx->dims, &kp, k_min,
-                         k_max, wcss, err);
+    kms_kmeans_stage_native_params(pl->stages[es->kmeans_at].params, ctx, &kp);
+    st = kms_elbow_curve(ctx->samples, ctx->n_samples, ctx->dims, &kp,
+                         es->k_min, es->k_max, wcss, err);
     int knee = st == KMS_OK ? kms_kneedle(wcss, n) : 0;
     if (st == KMS_OK)
-        st = write_plot(b, ctx, wcss, k_min, n, knee, err);
+        st = write_plot(b, ctx, wcss, es->k_min, n, knee, err);
     if (st == KMS_OK) {
         for (int i = 0; i < n; i++)
-            fprintf(csv, "%s,%d,%.17g\n", ctx->input_path, k_min + i, wcss[i]);
+            fprintf(csv, "%s,%d,%.17g\n", ctx->input_path, es->k_min + i, wcss[i]);
         printf("%s: knee at K = %d (WCSS %.6g; K %d..%d)\n", ctx->stem,
-               k_min + knee, wcss[knee], k_min, k_max);
+               es->k_min + knee, wcss[knee], es->k_min, es->k_max);
     }
     free(wcss);
     return st;
@@ -75,59 +81,13 @@ static kms_status elbow_one(const kms_pipeline *pl, const kms_batch *b,
 int kms_cmd_elbow(const kms_pipeline *pl, const kms_batch_options *opt,
                   int k_min, int k_max)
 {
-    kms_error err;
-    kms_error_clear(&err);
-    size_t kmeans_at = kms_pipeline_stage_index(pl, "kmeans");
-    if (kmeans_at == pl->n_stages) {
+    elbow_state es = {kms_pipeline_stage_index(pl, "kmeans"), k_min, k_max};
+    if (es.kmeans_at == pl->n_stages) {
         fprintf(stderr, "kmseg: error: elbow needs a kmeans stage in "
                         "pipeline.stages (its samples and settings are used)\n");
         return 2;
     }
-    kms_batch b;
-    if (kms_batch_open(&b, pl, opt, &err) != KMS_OK) {
-        kms_batch_report(&err);
-        return 2;
-    }
-    char *csv = NULL;
-    size_t csv_len = 0;
-    int failed = 0, done = 0;
-    FILE *f = open_memstream(&csv, &csv_len);
-    if (!f) {
-        fprintf(stderr, "kmseg: error: out of memory\n");
-        kms_batch_close(&b);
-        return 2;
-    }
-    fputs("input,k,wcss\n", f);
-    for (size_t i = 0; i < b.inputs.n; i++) {
-        const kms_input *in = &b.inputs.items[i];
-        if (in->error) {
-            kms_batch_report(in->error);
-            failed++;
-            continue;
-        }
-        kms_context ctx;
-        kms_batch_context(&b, pl, i, &ctx);
-        kms_error_clear(&err);
-        kms_status st = elbow_one(pl, &b, kmeans_at, &ctx, k_min, k_max, f, &err);
-        kms_context_clear(&ctx);
-        if (st == KMS_OK) {
-            done++;
-            continue;
-        }
-        if (!err.file[0])
-            snprintf(err.file, sizeof err.file, "%s", in->path);
-        kms_batch_report(&err);
-        failed++;
-    }
-    fclose(f);
-    if (kms_batch_write(&b, "elbow.csv", csv, csv_len, &err) != KMS_OK) {
-        kms_batch_report(&err);
-        failed++;
-    }
-    if (!opt->quiet)
-        fprintf(stderr, "kmseg: elbow for %d inputs, %d failed; elbow.csv in %s\n",
-                done, failed, b.out_dir);
-    free(csv);
-    kms_batch_close(&b);
-    return failed ? 1 : 0;
+    kms_each each = {"elbow for", "elbow.csv", "input,k,wcss", elbow_input, &es,
+                     0, 0};
+    return kms_batch_each(pl, opt, &each);
 }
