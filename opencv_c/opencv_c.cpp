@@ -679,6 +679,11 @@ kms_cv_connected_components(const kms_image *src, kms_image *labels,
                            err);
         if (st != KMS_OK)
             return st;
+        if (!stats && !centroids) {
+            /* labels only: about 5x faster than WithStats in OpenCV 4.6 */
+            *count = cv::connectedComponents(s, l, connectivity, CV_32S);
+            return finish(l, t, labels, api, err);
+        }
         int nl = cv::connectedComponentsWithStats(s, l, st_m, ce_m,
                                                   connectivity, CV_32S);
         if (st_m.rows != nl || st_m.cols != KMS_CV_CC_STAT_MAX ||

@@ -54,6 +54,18 @@ static inline kms_image kms_image_rows(const kms_image *img, int y0, int rows)
     return v;
 }
 
+/* The w x h window at (x, y) of img, sharing its pixels (never free it). */
+static inline kms_image kms_image_roi(const kms_image *img, int x, int y,
+                                      int w, int h)
+{
+    kms_image v = *img;
+    v.width = w;
+    v.height = h;
+    v.data = (unsigned char *)img->data + (size_t)y * img->stride +
+             (size_t)x * (size_t)img->channels * kms_depth_size(img->depth);
+    return v;
+}
+
 static inline void *kms_image_row(const kms_image *img, int y)
 {
     return (unsigned char *)img->data + (size_t)y * img->stride;

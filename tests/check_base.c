@@ -8,6 +8,7 @@
 
 #include "error.h"
 #include "image.h"
+#include "test_util.h"
 
 /* The NOMEM test asks for an impossible allocation; under AddressSanitizer
  * that must return NULL (as glibc does) instead of aborting. Only read when
@@ -63,15 +64,16 @@ static void assert_format(const kms_error *e, const char *expected)
 
 START_TEST(test_strerror_names)
 {
-    ck_assert_str_eq(kms_strerror(KMS_OK), "ok");
-    ck_assert_str_eq(kms_strerror(KMS_ERR_NOMEM), "out of memory");
-    ck_assert_str_eq(kms_strerror(KMS_ERR_IO), "i/o error");
-    ck_assert_str_eq(kms_strerror(KMS_ERR_CONFIG), "config error");
-    ck_assert_str_eq(kms_strerror(KMS_ERR_INPUT), "bad input");
-    ck_assert_str_eq(kms_strerror(KMS_ERR_OPENCV), "opencv error");
-    ck_assert_str_eq(kms_strerror(KMS_ERR_USAGE), "usage error");
-    ck_assert_str_eq(kms_strerror(KMS_ERR_INTERRUPTED), "interrupted");
-    ck_assert_str_eq(kms_strerror(KMS_ERR_INTERNAL), "internal error");
+    /* the name of each of all_codes, in its order */
+    static const char *const names[] = {
+        "ok",           "out of memory", "i/o error",
+        "config error", "bad input",     "opencv error",
+        "usage error",  "interrupted",   "internal error",
+    };
+    _Static_assert(sizeof names / sizeof names[0] == N_CODES,
+                   "one name per code");
+    for (size_t i = 0; i < N_CODES; i++)
+        ck_assert_str_eq(kms_strerror(all_codes[i]), names[i]);
 }
 END_TEST
 
@@ -267,24 +269,28 @@ END_TEST
 
 /* ---- image.c: Core --------------------------------------------------------- */
 
+static const kms_depth all_depths[] = {
+    KMS_DEPTH_U8, KMS_DEPTH_S16, KMS_DEPTH_U16, KMS_DEPTH_S32, KMS_DEPTH_F32};
+
 START_TEST(test_depth_size_name)
 {
-    ck_assert_uint_eq(kms_depth_size(KMS_DEPTH_U8), 1);
-    ck_assert_uint_eq(kms_depth_size(KMS_DEPTH_S16), 2);
-    ck_assert_uint_eq(kms_depth_size(KMS_DEPTH_U16), 2);
-    ck_assert_uint_eq(kms_depth_size(KMS_DEPTH_S32), 4);
-    ck_assert_uint_eq(kms_depth_size(KMS_DEPTH_F32), 4);
-    ck_assert_str_eq(kms_depth_name(KMS_DEPTH_U8), "8-bit unsigned");
-    ck_assert_str_eq(kms_depth_name(KMS_DEPTH_S16), "16-bit signed");
-    ck_assert_str_eq(kms_depth_name(KMS_DEPTH_U16), "16-bit unsigned");
-    ck_assert_str_eq(kms_depth_name(KMS_DEPTH_S32), "32-bit signed");
-    ck_assert_str_eq(kms_depth_name(KMS_DEPTH_F32), "32-bit float");
+    /* the size and name of each of all_depths, in its order */
+    static const struct {
+        size_t size;
+        const char *name;
+    } want[] = {
+        {1, "8-bit unsigned"}, {2, "16-bit signed"}, {2, "16-bit unsigned"},
+        {4, "32-bit signed"},  {4, "32-bit float"},
+    };
+    _Static_assert(sizeof want / sizeof want[0] ==
+                       sizeof all_depths / sizeof all_depths[0],
+                   "one row per depth");
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        ck_assert_uint_eq(kms_depth_size(all_depths[i]), want[i].size);
+        ck_assert_str_eq(kms_depth_name(all_depths[i]), want[i].name);
+    }
 }
 END_TEST
-
-static const kms_depth all_depths[] = {KMS_DEPTH_U8, KMS_DEPTH_S16,
-                                       KMS_DEPTH_U16, KMS_DEPTH_S32,
-                                       KMS_DEPTH_F32};
 
 START_TEST(test_alloc_sizes_zeroed)
 {
@@ -551,9 +557,5 @@ static Suite *base_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(base_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kt_run_suite(base_suite());
 }

@@ -1,110 +1,41 @@
 /* Check suite for config (config/config.c): INI files as (section, key,
  * value, line) entries, and -s SECTION.KEY=VALUE overrides. */
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "test_util.h"
 
-/* ---- fixture: a temporary folder per test ------------------------------- */
-
-static char tmpdir[512];
-
-static void remove_tree(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            for (struct dirent *e; (e = readdir(d));) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char child[4096];
-                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-/* One folder per test case, made and removed in the runner's process, so
- * it goes even when a test dies before its own teardown; each test gets a
- * fresh folder inside it. */
-static char rootdir[256];
-
-static void setup_root(void)
-{
-    snprintf(rootdir, sizeof rootdir, "/tmp/check_config_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(rootdir));
-}
-
-static void teardown_root(void)
-{
-    remove_tree(rootdir);
-}
-
-static void setup(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "%s/t_XXXXXX", rootdir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown(void)
-{
-    remove_tree(tmpdir);
-}
-
-/* Writes text to tmpdir/name; path gets the full name. */
-static void write_text(const char *name, const char *text, char *path,
-                       size_t len)
-{
-    snprintf(path, len, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(text, 1, strlen(text), f), strlen(text));
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* Loads text as tmpdir/test.ini, expecting success. */
+/* Loads text as kt_tmpdir/test.ini, expecting success. */
 static void load_ok(const char *text, kms_config *cfg, char *path, size_t len)
 {
-    write_text("test.ini", text, path, len);
     kms_error err;
-    kms_error_clear(&err);
-    kms_status st = kms_config_load(cfg, path, &err);
+    kms_status st = kt_load_text("test.ini", text, cfg, &err, path, len);
     ck_assert_msg(st == KMS_OK, "load failed: %s:%d: %s", err.file, err.line,
                   err.message);
     ck_assert_int_eq(err.code, KMS_OK);
 }
 
-/* Loads text expecting failure; err gets the error. The config must be left
- * empty (freed). */
-static kms_status load_fail(const char *text, kms_error *err, char *path,
-                            size_t len)
+/* Loads text expecting a config error on the given line; err gets the
+ * error. The config must be left empty (freed). */
+static void load_fail(const char *text, int line, kms_error *err, char *path,
+                      size_t len)
 {
-    write_text("test.ini", text, path, len);
     kms_config cfg;
     memset(&cfg, 0x5A, sizeof cfg);
-    kms_error_clear(err);
-    kms_status st = kms_config_load(&cfg, path, err);
+    kms_status st = kt_load_text("test.ini", text, &cfg, err, path, len);
     ck_assert_int_ne(st, KMS_OK);
     ck_assert_int_eq(err->code, st);
+    ck_assert_int_eq(st, KMS_ERR_CONFIG);
+    ck_assert_int_eq(err->line, line);
     ck_assert_ptr_null(cfg.path);
     ck_assert_ptr_null(cfg.entries);
     ck_assert_ptr_null(cfg.sections);
     ck_assert_uint_eq(cfg.n_entries, 0);
     ck_assert_uint_eq(cfg.n_sections, 0);
-    return st;
 }
 
 static void assert_entry(const kms_config *cfg, size_t i, const char *section,
@@ -141,7 +72,7 @@ START_TEST(test_load_entries_and_lines)
     char path[4096];
     load_ok(notebook_like, &cfg, path, sizeof path);
     ck_assert_str_eq(cfg.path, path);
-    ck_assert_str_eq(cfg.dir, tmpdir);
+    ck_assert_str_eq(cfg.dir, kt_tmpdir);
     ck_assert_uint_eq(cfg.n_entries, 4);
     assert_entry(&cfg, 0, "pipeline", "input", "png", 4);
     assert_entry(&cfg, 1, "pipeline", "stages",
@@ -229,12 +160,10 @@ START_TEST(test_section_twice)
 {
     kms_error err;
     char path[4096];
-    kms_status st = load_fail("[read]\nmode = color\n\n[kmeans]\nk = 2\n"
-                              "[read]\nmode = grayscale\n",
-                              &err, path, sizeof path);
-    ck_assert_int_eq(st, KMS_ERR_CONFIG);
+    load_fail("[read]\nmode = color\n\n[kmeans]\nk = 2\n"
+              "[read]\nmode = grayscale\n",
+              6, &err, path, sizeof path);
     ck_assert_str_eq(err.file, path);
-    ck_assert_int_eq(err.line, 6);
     ck_assert_str_eq(err.message,
                      "section [read] defined twice (first on line 1)");
 }
@@ -244,11 +173,8 @@ START_TEST(test_key_outside_section)
 {
     kms_error err;
     char path[4096];
-    kms_status st = load_fail("; header\n\nk = 3\n[kmeans]\n", &err, path,
-                              sizeof path);
-    ck_assert_int_eq(st, KMS_ERR_CONFIG);
+    load_fail("; header\n\nk = 3\n[kmeans]\n", 3, &err, path, sizeof path);
     ck_assert_str_eq(err.file, path);
-    ck_assert_int_eq(err.line, 3);
     ck_assert_str_eq(err.key, "k");
     ck_assert_ptr_nonnull(strstr(err.message, "outside any section"));
 }
@@ -258,11 +184,9 @@ START_TEST(test_key_twice)
 {
     kms_error err;
     char path[4096];
-    kms_status st = load_fail("[kmeans]\nk = 2\nattempts = 3\nk = 4\n", &err,
-                              path, sizeof path);
-    ck_assert_int_eq(st, KMS_ERR_CONFIG);
+    load_fail("[kmeans]\nk = 2\nattempts = 3\nk = 4\n", 4, &err, path,
+              sizeof path);
     ck_assert_str_eq(err.file, path);
-    ck_assert_int_eq(err.line, 4);
     ck_assert_str_eq(err.message, "kmeans.k set twice (first on line 2)");
 }
 END_TEST
@@ -285,12 +209,9 @@ START_TEST(test_syntax_error_line)
 {
     kms_error err;
     char path[4096];
-    kms_status st = load_fail("[pipeline]\nstages = read\n\n[read]\nmode color\n"
-                              "x = 1\n",
-                              &err, path, sizeof path);
-    ck_assert_int_eq(st, KMS_ERR_CONFIG);
+    load_fail("[pipeline]\nstages = read\n\n[read]\nmode color\nx = 1\n", 5,
+              &err, path, sizeof path);
     ck_assert_str_eq(err.file, path);
-    ck_assert_int_eq(err.line, 5);
     ck_assert_ptr_nonnull(strstr(err.message, "syntax error"));
 }
 END_TEST
@@ -298,7 +219,7 @@ END_TEST
 START_TEST(test_missing_file)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/no/such.ini", tmpdir);
+    kt_tmp_path(path, sizeof path, "no/such.ini");
     kms_config cfg;
     memset(&cfg, 0x5A, sizeof cfg);
     kms_error err;
@@ -316,8 +237,8 @@ END_TEST
 START_TEST(test_relative_path_dir)
 {
     char path[4096];
-    write_text("rel.ini", "[read]\nmode = color\n", path, sizeof path);
-    ck_assert_int_eq(chdir(tmpdir), 0);
+    kt_write_tmp("rel.ini", "[read]\nmode = color\n", path, sizeof path);
+    ck_assert_int_eq(chdir(kt_tmpdir), 0);
     kms_config cfg;
     kms_error err;
     kms_error_clear(&err);
@@ -483,9 +404,8 @@ START_TEST(test_line_198_rejected)
     long_line_config(text, sizeof text, 198);
     kms_error err;
     char path[4096];
-    ck_assert_int_eq(load_fail(text, &err, path, sizeof path), KMS_ERR_CONFIG);
+    load_fail(text, 2, &err, path, sizeof path);
     ck_assert_str_eq(err.file, path);
-    ck_assert_int_eq(err.line, 2);
     ck_assert_ptr_nonnull(strstr(err.message, "longer than 197 characters"));
 }
 END_TEST
@@ -500,8 +420,7 @@ START_TEST(test_very_long_line_rejected)
     strcat(text, "\n");
     kms_error err;
     char path[4096];
-    ck_assert_int_eq(load_fail(text, &err, path, sizeof path), KMS_ERR_CONFIG);
-    ck_assert_int_eq(err.line, 3);
+    load_fail(text, 3, &err, path, sizeof path);
     ck_assert_ptr_nonnull(strstr(err.message, "longer than"));
 }
 END_TEST
@@ -522,9 +441,7 @@ START_TEST(test_section_twice_with_spaces)
     /* "[ read ]" names the same section as "[read]" */
     kms_error err;
     char path[4096];
-    ck_assert_int_eq(load_fail("[read]\n[ read ]\n", &err, path, sizeof path),
-                     KMS_ERR_CONFIG);
-    ck_assert_int_eq(err.line, 2);
+    load_fail("[read]\n[ read ]\n", 2, &err, path, sizeof path);
     ck_assert_str_eq(err.message,
                      "section [read] defined twice (first on line 1)");
 }
@@ -559,9 +476,7 @@ START_TEST(test_first_error_wins)
      * syntax error on line 1. The earliest line should win. */
     kms_error err;
     char path[4096];
-    ck_assert_int_eq(load_fail("[read\nmode = color\n", &err, path, sizeof path),
-                     KMS_ERR_CONFIG);
-    ck_assert_int_eq(err.line, 1);
+    load_fail("[read\nmode = color\n", 1, &err, path, sizeof path);
     ck_assert_ptr_nonnull(strstr(err.message, "syntax error"));
 }
 END_TEST
@@ -577,11 +492,11 @@ START_TEST(test_unreadable_path_is_folder)
     memset(&cfg, 0, sizeof cfg);
     kms_error err;
     kms_error_clear(&err);
-    kms_status st = kms_config_load(&cfg, tmpdir, &err);
+    kms_status st = kms_config_load(&cfg, kt_tmpdir, &err);
     if (st == KMS_OK)
         kms_config_free(&cfg);
     ck_assert_int_eq(st, KMS_ERR_IO);
-    ck_assert_str_eq(err.file, tmpdir);
+    ck_assert_str_eq(err.file, kt_tmpdir);
     ck_assert_ptr_null(cfg.path);
 }
 END_TEST
@@ -591,8 +506,7 @@ static Suite *config_suite(void)
     Suite *s = suite_create("config");
 
     TCase *core = tcase_create("Core");
-    tcase_add_unchecked_fixture(core, setup_root, teardown_root);
-    tcase_add_checked_fixture(core, setup, teardown);
+    kt_add_tmp_fixture(core, "check_config");
     tcase_add_test(core, test_load_entries_and_lines);
     tcase_add_test(core, test_get_and_section_find);
     tcase_add_test(core, test_empty_section_listed);
@@ -615,8 +529,7 @@ static Suite *config_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
-    tcase_add_unchecked_fixture(limits, setup_root, teardown_root);
-    tcase_add_checked_fixture(limits, setup, teardown);
+    kt_add_tmp_fixture(limits, "check_config");
     tcase_add_test(limits, test_line_197_accepted);
     tcase_add_test(limits, test_line_198_rejected);
     tcase_add_test(limits, test_very_long_line_rejected);
@@ -632,9 +545,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kt_run_suite(config_suite());
 }

@@ -9,6 +9,7 @@
 
 #include "kmeans.h"
 #include "kmeans_internal.h"
+#include "test_util.h"
 
 /* ---- reference numbers from OpenCV ------------------------------------------
  *
@@ -968,9 +969,5 @@ static Suite *kmeans_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(kmeans_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kt_run_suite(kmeans_suite());
 }

@@ -2,7 +2,6 @@
  * made here with nifti_clib itself, so nothing outside the repository is
  * needed; the real CT in ../shared is read only when it is there. */
 #include <check.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,86 +15,19 @@
 
 #include "nifti_io.h"
 #include "output.h"
+#include "test_util.h"
 
 #ifndef KMS_SOURCE_DIR
 #error "build with -DKMS_SOURCE_DIR=\"<repo root>\""
 #endif
 
-/* ---- fixture: a temporary folder per test ------------------------------- */
-
-static char tmpdir[256];
-
-static void remove_tree(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            for (struct dirent *e; (e = readdir(d));) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char child[4096];
-                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static void setup(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_nifti_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown(void)
-{
-    remove_tree(tmpdir);
-}
-
-static const char *tmp_path(char *buf, size_t len, const char *rel)
-{
-    snprintf(buf, len, "%s/%s", tmpdir, rel);
-    return buf;
-}
-
-static unsigned char *read_bytes(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    ck_assert_int_ge(n, 0);
-    rewind(f);
-    unsigned char *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-static void write_bytes(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 /* Keeps the first len bytes of path. */
 static void cut_file(const char *path, size_t len)
 {
     size_t n;
-    unsigned char *buf = read_bytes(path, &n);
+    unsigned char *buf = kt_read_file(path, &n);
     ck_assert_uint_lt(len, n);
-    write_bytes(path, buf, len);
+    kt_write_bytes(path, buf, len);
     free(buf);
 }
 
@@ -278,17 +210,54 @@ static void check_pattern(const kms_volume *vol, const double m[3][4],
             }
 }
 
-/* Writes the pattern with spec v to tmpdir/name and reads it back. */
+/* Writes the pattern with spec v to kt_tmpdir/rel; path gets the name. */
+static const char *write_pattern(const char *rel, const vspec *v, char *path,
+                                 size_t len)
+{
+    kt_tmp_path(path, len, rel);
+    double *vals = pattern_values(v);
+    write_volume(path, v, vals);
+    free(vals);
+    return path;
+}
+
+/* Writes the pattern with spec v to kt_tmpdir/name and reads it back. */
 static kms_status write_and_read(const char *name, const vspec *v,
                                  kms_volume *vol, kms_error *err)
 {
     char path[512];
-    tmp_path(path, sizeof path, name);
-    double *vals = pattern_values(v);
-    write_volume(path, v, vals);
-    free(vals);
+    write_pattern(name, v, path, sizeof path);
     kms_error_clear(err);
     return kms_nifti_read(path, vol, err);
+}
+
+/* For check_read_pattern: the depth is not checked. */
+#define ANY_DEPTH (-1)
+
+/* Reads path: the pattern written with spec v, times slope plus inter, laid
+ * out as its affine says, in the given depth. */
+static void check_read_pattern(const char *path, const vspec *v, int depth,
+                               double slope, double inter)
+{
+    kms_volume vol;
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_msg(kms_nifti_read(path, &vol, &err) == KMS_OK, "%s: %s", path,
+                  err.message);
+    if (depth != ANY_DEPTH)
+        ck_assert_int_eq(vol.img.depth, depth);
+    check_pattern(&vol, v->m, v->dims, slope, inter);
+    kms_volume_free(&vol);
+}
+
+/* Writes the pattern with spec v to kt_tmpdir/rel and checks it reads back
+ * (see check_read_pattern). */
+static void check_write_read(const char *rel, const vspec *v, int depth,
+                             double slope, double inter)
+{
+    char path[512];
+    write_pattern(rel, v, path, sizeof path);
+    check_read_pattern(path, v, depth, slope, inter);
 }
 
 /* ---- Core ---------------------------------------------------------------- */
@@ -322,12 +291,7 @@ START_TEST(test_read_orientations)
                 char name[64];
                 snprintf(name, sizeof name, "%s_%d.nii%s", names[mi], qonly,
                          gz ? ".gz" : "");
-                kms_volume vol;
-                kms_error err;
-                ck_assert_msg(write_and_read(name, &v, &vol, &err) == KMS_OK,
-                              "%s: %s", name, err.message);
-                check_pattern(&vol, mats[mi], v.dims, 1, 0);
-                kms_volume_free(&vol);
+                check_write_read(name, &v, ANY_DEPTH, 1, 0);
             }
 }
 END_TEST
@@ -366,23 +330,16 @@ START_TEST(test_read_method1_identity)
     /* no sform, no qform: i, j, k are taken as R, A, S */
     vspec v = spec(RAS, DT_INT16);
     v.sform_code = v.qform_code = 0;
-    kms_volume vol;
-    kms_error err;
-    ck_assert_int_eq(write_and_read("m1.nii", &v, &vol, &err), KMS_OK);
-    check_pattern(&vol, RAS, v.dims, 1, 0);
-    kms_volume_free(&vol);
+    check_write_read("m1.nii", &v, ANY_DEPTH, 1, 0);
 }
 END_TEST
 
 START_TEST(test_read_sform_over_qform)
 {
     /* sform says LPS, qform says RAS: the sform wins */
-    char path[512];
-    tmp_path(path, sizeof path, "both.nii");
     vspec v = spec(LPS, DT_INT16);
-    double *vals = pattern_values(&v);
-    write_volume(path, &v, vals);
-    free(vals);
+    char path[512];
+    write_pattern("both.nii", &v, path, sizeof path);
     /* rewrite the qform as RAS (identity rotation) */
     nifti_image *nim = nifti_image_read(path, 1);
     ck_assert_ptr_nonnull(nim);
@@ -390,12 +347,7 @@ START_TEST(test_read_sform_over_qform)
     nim->qfac = 1;
     nifti_image_write(nim);
     nifti_image_free(nim);
-
-    kms_volume vol;
-    kms_error err;
-    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
-    check_pattern(&vol, LPS, v.dims, 1, 0);
-    kms_volume_free(&vol);
+    check_read_pattern(path, &v, ANY_DEPTH, 1, 0);
 }
 END_TEST
 
@@ -404,12 +356,7 @@ START_TEST(test_read_scaled_s16)
     vspec v = spec(PERM, DT_INT16);
     v.slope = 2;
     v.inter = -1024;
-    kms_volume vol;
-    kms_error err;
-    ck_assert_int_eq(write_and_read("scaled.nii.gz", &v, &vol, &err), KMS_OK);
-    ck_assert_int_eq(vol.img.depth, KMS_DEPTH_S16);
-    check_pattern(&vol, PERM, v.dims, 2, -1024);
-    kms_volume_free(&vol);
+    check_write_read("scaled.nii.gz", &v, KMS_DEPTH_S16, 2, -1024);
 }
 END_TEST
 
@@ -418,12 +365,7 @@ START_TEST(test_read_scaled_f32)
     vspec v = spec(RAS, DT_INT16);
     v.slope = 0.5;
     v.inter = 3;
-    kms_volume vol;
-    kms_error err;
-    ck_assert_int_eq(write_and_read("half.nii", &v, &vol, &err), KMS_OK);
-    ck_assert_int_eq(vol.img.depth, KMS_DEPTH_F32);
-    check_pattern(&vol, RAS, v.dims, 0.5, 3);
-    kms_volume_free(&vol);
+    check_write_read("half.nii", &v, KMS_DEPTH_F32, 0.5, 3);
 }
 END_TEST
 
@@ -435,12 +377,7 @@ START_TEST(test_read_slope_unset)
         vspec v = spec(LPS, DT_INT16);
         v.slope = slopes[s];
         v.inter = 77;
-        kms_volume vol;
-        kms_error err;
-        ck_assert_int_eq(write_and_read("noscale.nii", &v, &vol, &err), KMS_OK);
-        ck_assert_int_eq(vol.img.depth, KMS_DEPTH_S16);
-        check_pattern(&vol, LPS, v.dims, 1, 0);
-        kms_volume_free(&vol);
+        check_write_read("noscale.nii", &v, KMS_DEPTH_S16, 1, 0);
     }
 }
 END_TEST
@@ -462,7 +399,7 @@ START_TEST(test_read_datatypes)
         /* the pattern reaches 453: 8-bit types get i + 10 j only */
         bool small = cases[c].dt == DT_INT8 || cases[c].dt == DT_UINT8;
         char path[512];
-        tmp_path(path, sizeof path, "dt.nii");
+        kt_tmp_path(path, sizeof path, "dt.nii");
         double *vals = pattern_values(&v);
         if (small)
             for (size_t i = 0; i < spec_nvox(&v); i++)
@@ -495,7 +432,7 @@ START_TEST(test_read_wide_integers)
     for (size_t i = 0; i < n; i++)
         vals[i] = (double)(i * 4095 / (n - 1));
     char path[512];
-    tmp_path(path, sizeof path, "u16.nii");
+    kt_tmp_path(path, sizeof path, "u16.nii");
     v.inter = -1024;
     v.slope = 1;
     write_volume(path, &v, vals);
@@ -532,47 +469,31 @@ START_TEST(test_read_nifti2)
 {
     vspec v = spec(PERM, DT_FLOAT64);
     v.version = 2;
-    kms_volume vol;
-    kms_error err;
-    ck_assert_int_eq(write_and_read("v2.nii.gz", &v, &vol, &err), KMS_OK);
-    ck_assert_int_eq(vol.img.depth, KMS_DEPTH_F32);
-    check_pattern(&vol, PERM, v.dims, 1, 0);
-    kms_volume_free(&vol);
+    check_write_read("v2.nii.gz", &v, KMS_DEPTH_F32, 1, 0);
 }
 END_TEST
 
 START_TEST(test_read_big_endian)
 {
     /* nifti_clib writes native order; swap header and voxels by hand */
-    char path[512];
-    tmp_path(path, sizeof path, "be.nii");
     vspec v = spec(PERM, DT_INT16);
-    double *vals = pattern_values(&v);
-    write_volume(path, &v, vals);
-    free(vals);
+    char path[512];
+    write_pattern("be.nii", &v, path, sizeof path);
     size_t n;
-    unsigned char *buf = read_bytes(path, &n);
+    unsigned char *buf = kt_read_file(path, &n);
     ck_assert_uint_eq(n, 352 + spec_nvox(&v) * 2);
     swap_nifti_header(buf, 1);
     nifti_swap_2bytes((int64_t)spec_nvox(&v), buf + 352);
-    write_bytes(path, buf, n);
+    kt_write_bytes(path, buf, n);
     free(buf);
-
-    kms_volume vol;
-    kms_error err;
-    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
-    check_pattern(&vol, PERM, v.dims, 1, 0);
-    kms_volume_free(&vol);
+    check_read_pattern(path, &v, ANY_DEPTH, 1, 0);
 }
 END_TEST
 
 /* A mask with distinct values per canonical voxel. */
 static void make_mask(const kms_volume *vol, kms_image *mask)
 {
-    kms_error err;
-    ck_assert_int_eq(kms_image_alloc(mask, vol->nx, vol->ny * vol->nz, 1,
-                                     KMS_DEPTH_U8, &err),
-                     KMS_OK);
+    *mask = kt_image(vol->nx, vol->ny * vol->nz, 1, KMS_DEPTH_U8);
     for (int z = 0; z < vol->nz; z++)
         for (int y = 0; y < vol->ny; y++)
             for (int x = 0; x < vol->nx; x++)
@@ -584,12 +505,10 @@ START_TEST(test_read_hdr_img_pair)
 {
     /* a two-file NIfTI-1 (.hdr + .img): named by its .hdr; masks come out
      * as one .nii */
-    char path[512];
-    tmp_path(path, sizeof path, "pair.hdr");
     vspec v = spec(PERM, DT_INT16);
-    double *vals = pattern_values(&v);
-    write_volume(path, &v, vals); /* one file so far, rewritten as two */
-    free(vals);
+    char path[512];
+    /* one file so far, rewritten as two */
+    write_pattern("pair.hdr", &v, path, sizeof path);
     nifti_image *nim = nifti_image_read(path, 1);
     ck_assert_ptr_nonnull(nim);
     nim->nifti_type = NIFTI_FTYPE_NIFTI1_2;
@@ -598,7 +517,7 @@ START_TEST(test_read_hdr_img_pair)
     ck_assert_str_eq(nim->iname + strlen(nim->iname) - 4, ".img");
     nifti_image_free(nim);
     char img[512];
-    ck_assert_int_eq(access(tmp_path(img, sizeof img, "pair.img"), R_OK), 0);
+    ck_assert_int_eq(access(kt_tmp_path(img, sizeof img, "pair.img"), R_OK), 0);
 
     kms_volume vol;
     kms_error err;
@@ -607,11 +526,12 @@ START_TEST(test_read_hdr_img_pair)
     check_pattern(&vol, PERM, v.dims, 1, 0);
     kms_image mask = {0};
     make_mask(&vol, &mask);
-    ck_assert_int_eq(kms_nifti_write_mask(tmpdir, "pair_mask.nii", &vol, &mask,
-                                          NULL, &err),
+    ck_assert_int_eq(kms_nifti_write_mask(kt_tmpdir, "pair_mask.nii", &vol,
+                                          &mask, NULL, &err),
                      KMS_OK);
     char out[512];
-    nifti_image *m = nifti_image_read(tmp_path(out, sizeof out, "pair_mask.nii"), 0);
+    nifti_image *m =
+        nifti_image_read(kt_tmp_path(out, sizeof out, "pair_mask.nii"), 0);
     ck_assert_ptr_nonnull(m);
     ck_assert_int_eq(m->nifti_type, NIFTI_FTYPE_NIFTI1_1);
     ck_assert_int_eq(m->nx, v.dims[0]);
@@ -632,14 +552,14 @@ static void check_roundtrip(const vspec *v, const char *in_name,
                             const char *out_name)
 {
     char in_path[512], out_path[512];
-    tmp_path(in_path, sizeof in_path, in_name);
-    tmp_path(out_path, sizeof out_path, out_name);
+    kt_tmp_path(in_path, sizeof in_path, in_name);
+    kt_tmp_path(out_path, sizeof out_path, out_name);
     kms_volume vol;
     kms_error err;
     ck_assert_int_eq(write_and_read(in_name, v, &vol, &err), KMS_OK);
     kms_image mask = {0};
     make_mask(&vol, &mask);
-    ck_assert_msg(kms_nifti_write_mask(tmpdir, out_name, &vol, &mask, NULL,
+    ck_assert_msg(kms_nifti_write_mask(kt_tmpdir, out_name, &vol, &mask, NULL,
                                        &err) == KMS_OK,
                   "%s", err.message);
 
@@ -745,22 +665,17 @@ START_TEST(test_mask_replaces_product)
     kms_error err;
     ck_assert_int_eq(write_and_read("ct.nii", &v, &vol, &err), KMS_OK);
     char out[512];
-    write_bytes(tmp_path(out, sizeof out, "m.nii"), "old", 3);
+    kt_write_bytes(kt_tmp_path(out, sizeof out, "m.nii"), "old", 3);
     kms_image mask = {0};
     make_mask(&vol, &mask);
-    ck_assert_int_eq(kms_nifti_write_mask(tmpdir, "m.nii", &vol, &mask, NULL,
-                                          &err),
-                     KMS_OK);
+    ck_assert_int_eq(
+        kms_nifti_write_mask(kt_tmpdir, "m.nii", &vol, &mask, NULL, &err),
+        KMS_OK);
     size_t n;
-    free(read_bytes(out, &n));
+    free(kt_read_file(out, &n));
     ck_assert_uint_eq(n, 352 + 6 * 5 * 4);
     /* no temporary left behind */
-    DIR *d = opendir(tmpdir);
-    int files = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        files += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    ck_assert_int_eq(files, 2);
+    ck_assert_int_eq(kt_count_entries(kt_tmpdir, NULL), 2);
     kms_image_free(&mask);
     kms_volume_free(&vol);
 }
@@ -846,10 +761,7 @@ START_TEST(test_shared_lung_ct)
     ck_assert_int_eq(lung.nz, 30);
     long count = 0;
     int zmin = 30;
-    kms_image m8 = {0};
-    ck_assert_int_eq(kms_image_alloc(&m8, lung.nx, lung.ny * lung.nz, 1,
-                                     KMS_DEPTH_U8, &err),
-                     KMS_OK);
+    kms_image m8 = kt_image(lung.nx, lung.ny * lung.nz, 1, KMS_DEPTH_U8);
     for (int y = 0; y < lung.img.height; y++) {
         const int16_t *row = kms_image_row(&lung.img, y);
         uint8_t *out = kms_image_row(&m8, y);
@@ -865,13 +777,13 @@ START_TEST(test_shared_lung_ct)
     ck_assert_int_eq(zmin, 19);
 
     /* written back with the CT's header: the same voxels as lung_mask */
-    ck_assert_int_eq(kms_nifti_write_mask(tmpdir, "lung.nii.gz", &ct, &m8,
-                                          NULL, &err),
-                     KMS_OK);
+    ck_assert_int_eq(
+        kms_nifti_write_mask(kt_tmpdir, "lung.nii.gz", &ct, &m8, NULL, &err),
+        KMS_OK);
     char out_path[512];
     nifti_image *a = nifti_image_read(mask_path, 1);
-    nifti_image *b =
-        nifti_image_read(tmp_path(out_path, sizeof out_path, "lung.nii.gz"), 1);
+    nifti_image *b = nifti_image_read(
+        kt_tmp_path(out_path, sizeof out_path, "lung.nii.gz"), 1);
     ck_assert_ptr_nonnull(a);
     ck_assert_ptr_nonnull(b);
     ck_assert_int_eq(a->nvox, b->nvox);
@@ -925,7 +837,7 @@ static void check_read_fails(const char *path, kms_status code,
     /* nifti_clib must not print: stderr goes to a file meanwhile (Check
      * runs each test in its own process, so this touches nothing else) */
     char log[512];
-    tmp_path(log, sizeof log, "stderr.log");
+    kt_tmp_path(log, sizeof log, "stderr.log");
     fflush(stderr);
     int saved = dup(STDERR_FILENO);
     ck_assert_ptr_nonnull(freopen(log, "w", stderr));
@@ -934,8 +846,7 @@ static void check_read_fails(const char *path, kms_status code,
     ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
     close(saved);
     size_t printed;
-    char *text = (char *)read_bytes(log, &printed);
-    text[printed] = '\0';
+    char *text = kt_read_file(log, &printed);
     unlink(log);
     ck_assert_msg(printed == 0, "nifti_clib printed: %s", text);
     free(text);
@@ -953,12 +864,9 @@ static void check_read_fails(const char *path, kms_status code,
 
 START_TEST(test_truncated_nii)
 {
-    char path[512];
-    tmp_path(path, sizeof path, "cut.nii");
     vspec v = spec(RAS, DT_INT16);
-    double *vals = pattern_values(&v);
-    write_volume(path, &v, vals);
-    free(vals);
+    char path[512];
+    write_pattern("cut.nii", &v, path, sizeof path);
     cut_file(path, 352 + 100);
     check_read_fails(path, KMS_ERR_INPUT,
                      "truncated: expected 240 bytes of voxel data");
@@ -987,10 +895,10 @@ static void write_noise(const char *path)
 START_TEST(test_truncated_nii_gz)
 {
     char path[512];
-    tmp_path(path, sizeof path, "cut.nii.gz");
+    kt_tmp_path(path, sizeof path, "cut.nii.gz");
     write_noise(path);
     size_t len;
-    free(read_bytes(path, &len));
+    free(kt_read_file(path, &len));
     cut_file(path, len / 2);
     check_read_fails(path, KMS_ERR_INPUT,
                      "truncated: expected 128000 bytes of voxel data");
@@ -1000,8 +908,8 @@ END_TEST
 START_TEST(test_truncated_header)
 {
     char path[512], gz[512];
-    tmp_path(path, sizeof path, "hdr.nii");
-    tmp_path(gz, sizeof gz, "hdr.nii.gz");
+    kt_tmp_path(path, sizeof path, "hdr.nii");
+    kt_tmp_path(gz, sizeof gz, "hdr.nii.gz");
     vspec v = spec(RAS, DT_INT16);
     write_volume(path, &v, NULL);
     write_volume(gz, &v, NULL);
@@ -1017,22 +925,22 @@ END_TEST
 static void damage(const char *path, size_t at)
 {
     size_t len;
-    unsigned char *buf = read_bytes(path, &len);
+    unsigned char *buf = kt_read_file(path, &len);
     ck_assert_uint_le(at + 64, len);
     for (size_t i = at; i < at + 64; i++)
         buf[i] ^= 0xa5;
-    write_bytes(path, buf, len);
+    kt_write_bytes(path, buf, len);
     free(buf);
 }
 
 START_TEST(test_corrupt_gz)
 {
     char path[512];
-    tmp_path(path, sizeof path, "bad.nii.gz");
+    kt_tmp_path(path, sizeof path, "bad.nii.gz");
     /* damage far from the header: the voxels do not decompress */
     write_noise(path);
     size_t len;
-    free(read_bytes(path, &len));
+    free(kt_read_file(path, &len));
     damage(path, len - len / 4);
     check_read_fails(path, KMS_ERR_INPUT, "corrupt compressed data");
     /* damage near the start: zlib fails already on the header */
@@ -1042,56 +950,62 @@ START_TEST(test_corrupt_gz)
 }
 END_TEST
 
-START_TEST(test_nan_float32)
+/* A voxel of the pattern (file order) replaced by another value. */
+typedef struct voxel {
+    size_t at;
+    double value;
+} voxel;
+
+/* Writes the pattern with spec v and the n bad voxels to kt_tmpdir/rel and
+ * checks that reading it fails, the message naming what. */
+static void check_bad_voxels(const char *rel, const vspec *v, const voxel *bad,
+                             size_t n, const char *what)
 {
     char path[512];
-    tmp_path(path, sizeof path, "nan.nii");
-    vspec v = spec(PERM, DT_FLOAT32);
-    double *vals = pattern_values(&v);
-    const int *d = v.dims;
-    vals[2 + d[0] * (3 + d[1] * 1)] = NAN;     /* file (2, 3, 1) */
-    vals[1 + d[0] * (0 + d[1] * 4)] = INFINITY; /* later in file order */
-    write_volume(path, &v, vals);
+    kt_tmp_path(path, sizeof path, rel);
+    double *vals = pattern_values(v);
+    for (size_t i = 0; i < n; i++)
+        vals[bad[i].at] = bad[i].value;
+    write_volume(path, v, vals);
     free(vals);
-    check_read_fails(path, KMS_ERR_INPUT, "voxel (2, 3, 1) is NaN");
+    check_read_fails(path, KMS_ERR_INPUT, what);
+}
+
+START_TEST(test_nan_float32)
+{
+    vspec v = spec(PERM, DT_FLOAT32);
+    const int *d = v.dims;
+    const voxel bad[] = {
+        /* file (2, 3, 1), then an infinity later in file order */
+        {(size_t)(2 + d[0] * (3 + d[1] * 1)), NAN},
+        {(size_t)(1 + d[0] * (0 + d[1] * 4)), INFINITY},
+    };
+    check_bad_voxels("nan.nii", &v, bad, 2, "voxel (2, 3, 1) is NaN");
 }
 END_TEST
 
 START_TEST(test_inf_float64)
 {
-    char path[512];
-    tmp_path(path, sizeof path, "inf.nii.gz");
     vspec v = spec(RAS, DT_FLOAT64);
-    double *vals = pattern_values(&v);
-    vals[5] = -INFINITY; /* file (5, 0, 0) */
-    write_volume(path, &v, vals);
-    free(vals);
-    check_read_fails(path, KMS_ERR_INPUT, "voxel (5, 0, 0) is infinite");
+    const voxel bad[] = {{5, -INFINITY}}; /* file (5, 0, 0) */
+    check_bad_voxels("inf.nii.gz", &v, bad, 1, "voxel (5, 0, 0) is infinite");
 }
 END_TEST
 
 START_TEST(test_float_overflow)
 {
-    char path[512];
-    tmp_path(path, sizeof path, "huge.nii");
     vspec v = spec(RAS, DT_FLOAT64);
-    double *vals = pattern_values(&v);
-    vals[1] = 1e300;
-    write_volume(path, &v, vals);
-    free(vals);
-    check_read_fails(path, KMS_ERR_INPUT, "voxel (1, 0, 0) overflows");
+    const voxel bad[] = {{1, 1e300}};
+    check_bad_voxels("huge.nii", &v, bad, 1, "voxel (1, 0, 0) overflows");
 }
 END_TEST
 
 START_TEST(test_4d)
 {
-    char path[512];
-    tmp_path(path, sizeof path, "4d.nii.gz");
     vspec v = spec(RAS, DT_INT16);
     v.nt = 2;
-    double *vals = pattern_values(&v);
-    write_volume(path, &v, vals);
-    free(vals);
+    char path[512];
+    write_pattern("4d.nii.gz", &v, path, sizeof path);
     check_read_fails(path, KMS_ERR_INPUT,
                      "4-D volumes are not supported: nt = 2");
 }
@@ -1100,23 +1014,16 @@ END_TEST
 START_TEST(test_4d_single_volume)
 {
     /* dim[0] = 4 with nt = 1 is a 3-D volume */
-    char path[512];
-    tmp_path(path, sizeof path, "4d1.nii");
     vspec v = spec(LPS, DT_INT16);
-    double *vals = pattern_values(&v);
-    write_volume(path, &v, vals);
-    free(vals);
+    char path[512];
+    write_pattern("4d1.nii", &v, path, sizeof path);
     nifti_image *nim = nifti_image_read(path, 1);
     ck_assert_ptr_nonnull(nim);
     nim->ndim = nim->dim[0] = 4;
     nim->nt = nim->dim[4] = 1;
     nifti_image_write(nim);
     nifti_image_free(nim);
-    kms_volume vol;
-    kms_error err;
-    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
-    check_pattern(&vol, LPS, v.dims, 1, 0);
-    kms_volume_free(&vol);
+    check_read_pattern(path, &v, ANY_DEPTH, 1, 0);
 }
 END_TEST
 
@@ -1131,7 +1038,7 @@ START_TEST(test_unsupported_types)
                  {DT_INT64, "INT64"}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char path[512];
-        tmp_path(path, sizeof path, "rgb.nii");
+        kt_tmp_path(path, sizeof path, "rgb.nii");
         vspec v = spec(RAS, cases[c].dt);
         write_volume(path, &v, NULL);
         char what[64];
@@ -1144,11 +1051,11 @@ END_TEST
 START_TEST(test_missing)
 {
     char path[512];
-    tmp_path(path, sizeof path, "missing.nii.gz");
+    kt_tmp_path(path, sizeof path, "missing.nii.gz");
     check_read_fails(path, KMS_ERR_IO, "No such file");
     /* a folder is no file either */
     char dir[512];
-    tmp_path(dir, sizeof dir, "dir.nii");
+    kt_tmp_path(dir, sizeof dir, "dir.nii");
     ck_assert_int_eq(mkdir(dir, 0700), 0);
     check_read_fails(dir, KMS_ERR_IO, "not a regular file");
 }
@@ -1157,25 +1064,25 @@ END_TEST
 START_TEST(test_not_nifti)
 {
     char path[512];
-    tmp_path(path, sizeof path, "text.nii");
-    write_bytes(path, "hello, world\n", 13);
+    kt_tmp_path(path, sizeof path, "text.nii");
+    kt_write_bytes(path, "hello, world\n", 13);
     check_read_fails(path, KMS_ERR_INPUT, "not a NIfTI file");
-    tmp_path(path, sizeof path, "empty.nii.gz");
-    write_bytes(path, "", 0);
+    kt_tmp_path(path, sizeof path, "empty.nii.gz");
+    kt_write_bytes(path, "", 0);
     check_read_fails(path, KMS_ERR_INPUT, "not a NIfTI file");
     /* 400 zero bytes: long enough, but no header */
     unsigned char zeros[400] = {0};
-    tmp_path(path, sizeof path, "zeros.nii");
-    write_bytes(path, zeros, sizeof zeros);
+    kt_tmp_path(path, sizeof path, "zeros.nii");
+    kt_write_bytes(path, zeros, sizeof zeros);
     check_read_fails(path, KMS_ERR_INPUT, "not a NIfTI file");
     /* a good volume under a name nifti_clib does not take */
     char good[512];
     vspec v = spec(RAS, DT_INT16);
-    write_volume(tmp_path(good, sizeof good, "good.nii"), &v, NULL);
+    write_volume(kt_tmp_path(good, sizeof good, "good.nii"), &v, NULL);
     size_t n;
-    unsigned char *buf = read_bytes(good, &n);
-    tmp_path(path, sizeof path, "good.png");
-    write_bytes(path, buf, n);
+    unsigned char *buf = kt_read_file(good, &n);
+    kt_tmp_path(path, sizeof path, "good.png");
+    kt_write_bytes(path, buf, n);
     free(buf);
     check_read_fails(path, KMS_ERR_INPUT, "not a NIfTI file name");
 }
@@ -1186,27 +1093,27 @@ START_TEST(test_bad_header_fields)
     /* a header with its size right but dim[0] (the rank) out of 1..7;
      * nifti_clib itself turns other bad dimensions into 1 */
     char path[512];
-    tmp_path(path, sizeof path, "neg.nii");
+    kt_tmp_path(path, sizeof path, "neg.nii");
     vspec v = spec(RAS, DT_INT16);
     write_volume(path, &v, NULL);
     size_t n;
-    unsigned char *buf = read_bytes(path, &n);
+    unsigned char *buf = kt_read_file(path, &n);
     nifti_1_header h;
     memcpy(&h, buf, sizeof h);
     h.dim[0] = 9;
     memcpy(buf, &h, sizeof h);
-    write_bytes(path, buf, n);
+    kt_write_bytes(path, buf, n);
     check_read_fails(path, KMS_ERR_INPUT, "invalid NIfTI header: dim[0] = 9");
     /* the same for dim[1] and the datatype */
     h.dim[0] = 3;
     h.dim[1] = 0;
     memcpy(buf, &h, sizeof h);
-    write_bytes(path, buf, n);
+    kt_write_bytes(path, buf, n);
     check_read_fails(path, KMS_ERR_INPUT, "invalid NIfTI header: dim[1] = 0");
     h.dim[1] = 6;
     h.datatype = 9999;
     memcpy(buf, &h, sizeof h);
-    write_bytes(path, buf, n);
+    kt_write_bytes(path, buf, n);
     check_read_fails(path, KMS_ERR_INPUT, "unknown datatype 9999");
     free(buf);
 }
@@ -1219,9 +1126,9 @@ START_TEST(test_write_protected)
     kms_error err;
     ck_assert_int_eq(write_and_read("in.nii.gz", &v, &vol, &err), KMS_OK);
     char in[512];
-    tmp_path(in, sizeof in, "in.nii.gz");
+    kt_tmp_path(in, sizeof in, "in.nii.gz");
     size_t n0;
-    unsigned char *before = read_bytes(in, &n0);
+    unsigned char *before = kt_read_file(in, &n0);
     kms_file_set protect;
     const char *paths[] = {in};
     ck_assert_int_eq(kms_file_set_build(&protect, paths, 1, &err), KMS_OK);
@@ -1229,14 +1136,14 @@ START_TEST(test_write_protected)
     kms_image mask = {0};
     make_mask(&vol, &mask);
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_nifti_write_mask(tmpdir, "in.nii.gz", &vol, &mask,
+    ck_assert_int_eq(kms_nifti_write_mask(kt_tmpdir, "in.nii.gz", &vol, &mask,
                                           &protect, &err),
                      KMS_ERR_IO);
     ck_assert_str_eq(err.file, in);
     ck_assert_ptr_nonnull(strstr(err.message, "refusing to overwrite"));
     /* by another path to the same file, too */
     char other[512];
-    tmp_path(other, sizeof other, "sub");
+    kt_tmp_path(other, sizeof other, "sub");
     ck_assert_int_eq(mkdir(other, 0700), 0);
     char dotdot[600];
     snprintf(dotdot, sizeof dotdot, "%s/..", other);
@@ -1244,7 +1151,7 @@ START_TEST(test_write_protected)
                                           &protect, &err),
                      KMS_ERR_IO);
     size_t n1;
-    unsigned char *after = read_bytes(in, &n1);
+    unsigned char *after = kt_read_file(in, &n1);
     ck_assert_uint_eq(n0, n1);
     ck_assert_mem_eq(before, after, n0);
     /* elsewhere it is fine */
@@ -1268,44 +1175,34 @@ START_TEST(test_write_bad_arguments)
     kms_image mask = {0};
     make_mask(&vol, &mask);
 
-    ck_assert_int_eq(kms_nifti_write_mask(tmpdir, "m.png", &vol, &mask, NULL,
-                                          &err),
-                     KMS_ERR_USAGE);
+    ck_assert_int_eq(
+        kms_nifti_write_mask(kt_tmpdir, "m.png", &vol, &mask, NULL, &err),
+        KMS_ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(err.message, ".nii"));
 
-    kms_image wrong = {0};
-    ck_assert_int_eq(kms_image_alloc(&wrong, vol.nx, vol.ny, 1, KMS_DEPTH_U8,
-                                     &err),
-                     KMS_OK);
-    ck_assert_int_eq(kms_nifti_write_mask(tmpdir, "m.nii", &vol, &wrong, NULL,
-                                          &err),
-                     KMS_ERR_USAGE);
+    kms_image wrong = kt_image(vol.nx, vol.ny, 1, KMS_DEPTH_U8);
+    ck_assert_int_eq(
+        kms_nifti_write_mask(kt_tmpdir, "m.nii", &vol, &wrong, NULL, &err),
+        KMS_ERR_USAGE);
     kms_image_free(&wrong);
-    ck_assert_int_eq(kms_image_alloc(&wrong, vol.nx, vol.ny * vol.nz, 1,
-                                     KMS_DEPTH_S16, &err),
-                     KMS_OK);
-    ck_assert_int_eq(kms_nifti_write_mask(tmpdir, "m.nii", &vol, &wrong, NULL,
-                                          &err),
-                     KMS_ERR_USAGE);
+    wrong = kt_image(vol.nx, vol.ny * vol.nz, 1, KMS_DEPTH_S16);
+    ck_assert_int_eq(
+        kms_nifti_write_mask(kt_tmpdir, "m.nii", &vol, &wrong, NULL, &err),
+        KMS_ERR_USAGE);
     kms_image_free(&wrong);
 
     kms_volume empty = {0};
-    ck_assert_int_eq(kms_nifti_write_mask(tmpdir, "m.nii", &empty, &mask, NULL,
-                                          &err),
-                     KMS_ERR_USAGE);
+    ck_assert_int_eq(
+        kms_nifti_write_mask(kt_tmpdir, "m.nii", &empty, &mask, NULL, &err),
+        KMS_ERR_USAGE);
     /* a missing folder: an i/o error from the atomic write */
     char missing[512];
-    tmp_path(missing, sizeof missing, "no/such/dir");
+    kt_tmp_path(missing, sizeof missing, "no/such/dir");
     ck_assert_int_eq(kms_nifti_write_mask(missing, "m.nii.gz", &vol, &mask,
                                           NULL, &err),
                      KMS_ERR_IO);
     /* nothing was written */
-    DIR *d = opendir(tmpdir);
-    int files = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        files += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    ck_assert_int_eq(files, 1);
+    ck_assert_int_eq(kt_count_entries(kt_tmpdir, NULL), 1);
     kms_image_free(&mask);
     kms_volume_free(&vol);
 }
@@ -1316,7 +1213,7 @@ static Suite *nifti_suite(void)
     Suite *s = suite_create("nifti");
 
     TCase *core = tcase_create("Core");
-    tcase_add_checked_fixture(core, setup, teardown);
+    kt_add_tmp_fixture(core, "check_nifti");
     tcase_add_test(core, test_read_ras_int16);
     tcase_add_test(core, test_read_orientations);
     tcase_add_test(core, test_read_lps_layout_is_file_order);
@@ -1342,7 +1239,7 @@ static Suite *nifti_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
-    tcase_add_checked_fixture(limits, setup, teardown);
+    kt_add_tmp_fixture(limits, "check_nifti");
     tcase_add_test(limits, test_truncated_nii);
     tcase_add_test(limits, test_truncated_nii_gz);
     tcase_add_test(limits, test_truncated_header);
@@ -1365,9 +1262,5 @@ static Suite *nifti_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(nifti_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kt_run_suite(nifti_suite());
 }

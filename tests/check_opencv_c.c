@@ -1,24 +1,13 @@
 /* Check suite for opencv_c: the C wrapper over OpenCV. */
 #include <check.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "opencv_c.h"
+#include "test_util.h"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static kms_image make(int w, int h, int channels, kms_depth depth)
-{
-    kms_image img = {0};
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_image_alloc(&img, w, h, channels, depth, &err),
-                     KMS_OK);
-    return img;
-}
 
 static uint8_t *px8(const kms_image *img, int x, int y)
 {
@@ -82,7 +71,7 @@ static double variance8(const kms_image *img)
 
 static kms_image noisy_flat(int w, int h)
 {
-    kms_image img = make(w, h, 1, KMS_DEPTH_U8);
+    kms_image img = kt_image(w, h, 1, KMS_DEPTH_U8);
     lcg_state = 12345u;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
@@ -118,8 +107,8 @@ END_TEST
 
 START_TEST(test_roundtrip_png_u8)
 {
-    kms_image g = make(7, 5, 1, KMS_DEPTH_U8);
-    kms_image c = make(6, 4, 3, KMS_DEPTH_U8);
+    kms_image g = kt_image(7, 5, 1, KMS_DEPTH_U8);
+    kms_image c = kt_image(6, 4, 3, KMS_DEPTH_U8);
     for (int y = 0; y < 5; y++)
         for (int x = 0; x < 7; x++)
             *px8(&g, x, y) = (uint8_t)(x * 37 + y * 11);
@@ -136,7 +125,7 @@ END_TEST
 
 START_TEST(test_roundtrip_png_u16)
 {
-    kms_image img = make(5, 3, 1, KMS_DEPTH_U16);
+    kms_image img = kt_image(5, 3, 1, KMS_DEPTH_U16);
     const uint16_t v[] = {0, 1, 255, 256, 4095, 40000, 65535};
     for (int y = 0; y < 3; y++)
         for (int x = 0; x < 5; x++)
@@ -148,7 +137,7 @@ END_TEST
 
 START_TEST(test_roundtrip_tiff_s16)
 {
-    kms_image img = make(4, 2, 1, KMS_DEPTH_S16);
+    kms_image img = kt_image(4, 2, 1, KMS_DEPTH_S16);
     const int16_t v[] = {-2000, -1000, 0, 1500, -32768, 32767, -1, 1};
     for (int i = 0; i < 8; i++)
         ((int16_t *)kms_image_row(&img, i / 4))[i % 4] = v[i];
@@ -160,7 +149,7 @@ END_TEST
 
 START_TEST(test_roundtrip_tiff_f32)
 {
-    kms_image img = make(3, 3, 1, KMS_DEPTH_F32);
+    kms_image img = kt_image(3, 3, 1, KMS_DEPTH_F32);
     const float v[] = {-1024.5f,    0.0f,        3.14159265f, 1e-7f, -0.0f,
                        123456.789f, 1.0f / 3.0f, 2.5f,        -7.25f};
     for (int i = 0; i < 9; i++)
@@ -174,7 +163,7 @@ START_TEST(test_cvt_color_gray)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image bgr = make(3, 1, 3, KMS_DEPTH_U8), gray = {0};
+    kms_image bgr = kt_image(3, 1, 3, KMS_DEPTH_U8), gray = {0};
     px8(&bgr, 0, 0)[0] = 255; /* blue */
     px8(&bgr, 1, 0)[1] = 255; /* green */
     px8(&bgr, 2, 0)[2] = 255; /* red */
@@ -201,7 +190,7 @@ START_TEST(test_resize_nearest)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image img = make(2, 2, 1, KMS_DEPTH_U8), out = {0};
+    kms_image img = kt_image(2, 2, 1, KMS_DEPTH_U8), out = {0};
     *px8(&img, 0, 0) = 1;
     *px8(&img, 1, 0) = 2;
     *px8(&img, 0, 1) = 3;
@@ -228,7 +217,7 @@ START_TEST(test_convert)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image f = make(4, 1, 1, KMS_DEPTH_F32), u = {0};
+    kms_image f = kt_image(4, 1, 1, KMS_DEPTH_F32), u = {0};
     float *p = kms_image_row(&f, 0);
     p[0] = 300.0f;
     p[1] = -5.0f;
@@ -257,7 +246,7 @@ START_TEST(test_blurs)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image img = make(9, 9, 1, KMS_DEPTH_U8), out = {0};
+    kms_image img = kt_image(9, 9, 1, KMS_DEPTH_U8), out = {0};
     memset(img.data, 50, img.stride * 9);
     *px8(&img, 4, 4) = 255; /* salt */
     ck_assert_int_eq(kms_cv_median_blur(&img, &out, 3, &err), KMS_OK);
@@ -368,7 +357,7 @@ START_TEST(test_connected_components)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image mask = make(10, 10, 1, KMS_DEPTH_U8), labels = {0};
+    kms_image mask = kt_image(10, 10, 1, KMS_DEPTH_U8), labels = {0};
     for (int y = 1; y < 3; y++) /* blob 1: 3x2 at (1,1) */
         for (int x = 1; x < 4; x++)
             *px8(&mask, x, y) = 255;
@@ -414,7 +403,7 @@ START_TEST(test_flood_fill)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image img = make(8, 8, 1, KMS_DEPTH_U8);
+    kms_image img = kt_image(8, 8, 1, KMS_DEPTH_U8);
     for (int y = 0; y < 8; y++)
         *px8(&img, 4, y) = 255; /* wall at x = 4 */
     int area = 0;
@@ -432,7 +421,7 @@ START_TEST(test_morphology_close)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image img = make(11, 11, 1, KMS_DEPTH_U8), out = {0};
+    kms_image img = kt_image(11, 11, 1, KMS_DEPTH_U8), out = {0};
     for (int y = 3; y < 8; y++)
         for (int x = 3; x < 8; x++)
             *px8(&img, x, y) = 255;
@@ -453,8 +442,8 @@ START_TEST(test_draw_outline)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image img = make(12, 12, 3, KMS_DEPTH_U8);
-    kms_image mask = make(12, 12, 1, KMS_DEPTH_U8);
+    kms_image img = kt_image(12, 12, 3, KMS_DEPTH_U8);
+    kms_image mask = kt_image(12, 12, 1, KMS_DEPTH_U8);
     for (int y = 3; y < 9; y++)
         for (int x = 3; x < 9; x++)
             *px8(&mask, x, y) = 255;
@@ -488,7 +477,7 @@ START_TEST(test_drawing)
     kms_error err;
     kms_error_clear(&err);
     const double white[4] = {255, 255, 255, 255};
-    kms_image img = make(10, 10, 1, KMS_DEPTH_U8);
+    kms_image img = kt_image(10, 10, 1, KMS_DEPTH_U8);
     ck_assert_int_eq(kms_cv_line(&img, 0, 5, 9, 5, white, 1, &err), KMS_OK);
     for (int y = 0; y < 10; y++)
         for (int x = 0; x < 10; x++)
@@ -501,7 +490,7 @@ START_TEST(test_drawing)
     ck_assert_int_eq(*px8(&img, 8, 5), 0);
     kms_image_free(&img);
 
-    kms_image t = make(100, 40, 3, KMS_DEPTH_U8);
+    kms_image t = kt_image(100, 40, 3, KMS_DEPTH_U8);
     ck_assert_int_eq(kms_cv_put_text(&t, "Hi 42", 5, 30, 1.0, white, 2, &err),
                      KMS_OK);
     int changed = 0;
@@ -565,50 +554,13 @@ END_TEST
 
 /* ---- Limits: errors ------------------------------------------------------ */
 
-static char tmpdir[256];
-
-static void make_tmpdir(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/check_opencv_c_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        exit(EXIT_FAILURE);
-    }
-}
-
-static const char *const tmpnames[] = {"empty.png", "x.png", "ok.png",
-                                       "gone.png"};
-
-static void remove_tmpdir(void)
-{
-    char path[512];
-    for (size_t i = 0; i < sizeof tmpnames / sizeof *tmpnames; i++) {
-        snprintf(path, sizeof path, "%s/%s", tmpdir, tmpnames[i]);
-        unlink(path);
-    }
-    rmdir(tmpdir);
-}
-
-static void tmp_path(char *buf, size_t len, const char *name)
-{
-    snprintf(buf, len, "%s/%s", tmpdir, name);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 START_TEST(test_imread_ok)
 {
     char path[512];
-    tmp_path(path, sizeof path, "ok.png");
+    kt_tmp_path(path, sizeof path, "ok.png");
     kms_error err;
     kms_error_clear(&err);
-    kms_image img = make(5, 4, 1, KMS_DEPTH_U16), back = {0};
+    kms_image img = kt_image(5, 4, 1, KMS_DEPTH_U16), back = {0};
     for (int y = 0; y < 4; y++)
         for (int x = 0; x < 5; x++)
             ((uint16_t *)kms_image_row(&img, y))[x] = (uint16_t)(1000 * x + y);
@@ -616,7 +568,7 @@ START_TEST(test_imread_ok)
     size_t len = 0;
     ck_assert_int_eq(kms_cv_imencode(".PNG", &img, NULL, 0, &buf, &len, &err),
                      KMS_OK);
-    write_file(path, buf, len);
+    kt_write_bytes(path, buf, len);
     free(buf);
     ck_assert_int_eq(kms_cv_imread(path, KMS_CV_IMREAD_UNCHANGED, &back, &err),
                      KMS_OK);
@@ -633,7 +585,7 @@ END_TEST
 START_TEST(test_imread_missing)
 {
     char path[512];
-    tmp_path(path, sizeof path, "gone.png");
+    kt_tmp_path(path, sizeof path, "gone.png");
     kms_error err;
     kms_error_clear(&err);
     kms_image img = {0};
@@ -644,9 +596,10 @@ START_TEST(test_imread_missing)
     ck_assert_ptr_nonnull(strstr(err.message, "No such file"));
     ck_assert_ptr_null(img.data);
     /* A directory is not a readable file either. */
-    ck_assert_int_eq(kms_cv_imread(tmpdir, KMS_CV_IMREAD_UNCHANGED, &img, &err),
-                     KMS_ERR_IO);
-    ck_assert_str_eq(err.file, tmpdir);
+    ck_assert_int_eq(
+        kms_cv_imread(kt_tmpdir, KMS_CV_IMREAD_UNCHANGED, &img, &err),
+        KMS_ERR_IO);
+    ck_assert_str_eq(err.file, kt_tmpdir);
 }
 END_TEST
 
@@ -656,16 +609,16 @@ START_TEST(test_imread_not_image)
     kms_error err;
     kms_error_clear(&err);
     kms_image img = {0};
-    tmp_path(path, sizeof path, "empty.png");
-    write_file(path, "", 0);
+    kt_tmp_path(path, sizeof path, "empty.png");
+    kt_write_bytes(path, "", 0);
     ck_assert_int_eq(kms_cv_imread(path, KMS_CV_IMREAD_UNCHANGED, &img, &err),
                      KMS_ERR_INPUT);
     ck_assert_str_eq(err.file, path);
     ck_assert_str_eq(err.message, "empty file");
 
-    tmp_path(path, sizeof path, "x.png");
+    kt_tmp_path(path, sizeof path, "x.png");
     const char text[] = "this is not a PNG\n";
-    write_file(path, text, sizeof text - 1);
+    kt_write_bytes(path, text, sizeof text - 1);
     kms_error_clear(&err);
     ck_assert_int_eq(kms_cv_imread(path, KMS_CV_IMREAD_UNCHANGED, &img, &err),
                      KMS_ERR_INPUT);
@@ -690,8 +643,8 @@ START_TEST(test_imencode_refuses_conversion)
     kms_error_clear(&err);
     unsigned char *buf = (unsigned char *)"sentinel";
     size_t len = 99;
-    kms_image s16 = make(4, 4, 1, KMS_DEPTH_S16);
-    kms_image f32 = make(4, 4, 1, KMS_DEPTH_F32);
+    kms_image s16 = kt_image(4, 4, 1, KMS_DEPTH_S16);
+    kms_image f32 = kt_image(4, 4, 1, KMS_DEPTH_F32);
     /* OpenCV 4.6 would silently write these as 8-bit. */
     ck_assert_int_eq(kms_cv_imencode(".png", &s16, NULL, 0, &buf, &len, &err),
                      KMS_ERR_USAGE);
@@ -705,13 +658,13 @@ START_TEST(test_imencode_refuses_conversion)
     ck_assert_int_eq(kms_cv_imencode("png", &s16, NULL, 0, &buf, &len, &err),
                      KMS_ERR_USAGE);
     /* Odd params: OpenCV would read past the end of them. */
-    kms_image u8 = make(4, 4, 1, KMS_DEPTH_U8);
+    kms_image u8 = kt_image(4, 4, 1, KMS_DEPTH_U8);
     const int params[] = {16 /* IMWRITE_PNG_COMPRESSION */};
     ck_assert_int_eq(kms_cv_imencode(".png", &u8, params, 1, &buf, &len, &err),
                      KMS_ERR_USAGE);
     ck_assert_ptr_null(buf);
     /* OpenCV's own check (no 2-channel images) becomes a status. */
-    kms_image two = make(4, 4, 2, KMS_DEPTH_U8);
+    kms_image two = kt_image(4, 4, 2, KMS_DEPTH_U8);
     assert_one_line_opencv_error(
         kms_cv_imencode(".png", &two, NULL, 0, &buf, &len, &err), &err);
     ck_assert_ptr_null(buf);
@@ -730,8 +683,8 @@ START_TEST(test_opencv_exceptions)
 {
     kms_error err;
     kms_error_clear(&err);
-    kms_image img = make(8, 8, 1, KMS_DEPTH_U8);
-    kms_image out = make(2, 2, 1, KMS_DEPTH_U8);
+    kms_image img = kt_image(8, 8, 1, KMS_DEPTH_U8);
+    kms_image out = kt_image(2, 2, 1, KMS_DEPTH_U8);
     void *old = out.data;
 
     assert_one_line_opencv_error(kms_cv_median_blur(&img, &out, 4, &err), &err);
@@ -776,9 +729,9 @@ START_TEST(test_usage_errors)
     kms_error err;
     kms_error_clear(&err);
     kms_image empty = {0}, out = {0};
-    kms_image f = make(4, 4, 1, KMS_DEPTH_F32);
-    kms_image rgb = make(4, 4, 3, KMS_DEPTH_U8);
-    kms_image small = make(3, 3, 1, KMS_DEPTH_U8);
+    kms_image f = kt_image(4, 4, 1, KMS_DEPTH_F32);
+    kms_image rgb = kt_image(4, 4, 3, KMS_DEPTH_U8);
+    kms_image small = kt_image(3, 3, 1, KMS_DEPTH_U8);
     const double white[4] = {255, 255, 255, 0};
     ck_assert_int_eq(kms_cv_median_blur(&empty, &out, 3, &err), KMS_ERR_USAGE);
     ck_assert_int_eq(kms_cv_median_blur(NULL, &out, 3, &err), KMS_ERR_USAGE);
@@ -830,7 +783,7 @@ static Suite *opencv_c_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
-    tcase_add_unchecked_fixture(limits, make_tmpdir, remove_tmpdir);
+    kt_add_tmp_fixture(limits, "check_opencv_c");
     tcase_add_test(limits, test_imread_ok);
     tcase_add_test(limits, test_imread_missing);
     tcase_add_test(limits, test_imread_not_image);
@@ -843,9 +796,5 @@ static Suite *opencv_c_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(opencv_c_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kt_run_suite(opencv_c_suite());
 }

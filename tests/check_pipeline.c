@@ -2,7 +2,6 @@
  * building a pipeline from a config (pipeline/pipeline.c), input lists
  * (pipeline/inputs.c) and atomic product writing (pipeline/output.c). */
 #include <check.h>
-#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,124 +16,11 @@
 #include "output.h"
 #include "pipeline.h"
 #include "stage.h"
+#include "test_util.h"
 
 #ifndef KMS_SOURCE_DIR
 #error "build with -DKMS_SOURCE_DIR=\"<repo root>\""
 #endif
-
-/* ---- fixture: a temporary folder per test ------------------------------- */
-
-static char tmpdir[512];
-
-static void remove_tree(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        chmod(path, 0700);
-        DIR *d = opendir(path);
-        if (d) {
-            for (struct dirent *e; (e = readdir(d));) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char child[4096];
-                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-/* One folder per test case, made and removed in the runner's process, so
- * it goes even when a test dies before its own teardown; each test gets a
- * fresh folder inside it. */
-static char rootdir[256];
-
-static void setup_root(void)
-{
-    snprintf(rootdir, sizeof rootdir, "/tmp/check_pipeline_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(rootdir));
-}
-
-static void teardown_root(void)
-{
-    remove_tree(rootdir);
-}
-
-static void setup(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "%s/t_XXXXXX", rootdir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void teardown(void)
-{
-    remove_tree(tmpdir);
-}
-
-/* tmpdir/rel into buf */
-static const char *tmp_path(char *buf, size_t len, const char *rel)
-{
-    snprintf(buf, len, "%s/%s", tmpdir, rel);
-    return buf;
-}
-
-static void write_bytes(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_msg(f != NULL, "cannot create %s", path);
-    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
-/* Creates tmpdir/rel (any folders in rel must exist) holding text. */
-static void touch(const char *rel, const char *text)
-{
-    char path[4096];
-    write_bytes(tmp_path(path, sizeof path, rel), text, strlen(text));
-}
-
-static void make_dir(const char *rel)
-{
-    char path[4096];
-    ck_assert_int_eq(mkdir(tmp_path(path, sizeof path, rel), 0777), 0);
-}
-
-/* Reads a whole file; returns malloc'ed bytes (NUL-terminated) and *len. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    long n = ftell(f);
-    ck_assert_int_ge(n, 0);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-/* Number of entries of dir whose name contains needle. */
-static int count_named(const char *dir, const char *needle)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strstr(e->d_name, needle))
-            n++;
-    closedir(d);
-    return n;
-}
 
 static bool contains(const char *haystack, const char *needle)
 {
@@ -217,20 +103,47 @@ static void assert_rejected(const char *name, const char *text,
     ck_assert_int_eq(memcmp(&t, &before, sizeof t), 0);
 }
 
-START_TEST(test_param_int)
+/* text is accepted for the int (or choice) field name, which becomes want. */
+static void assert_parses_int(const char *name, const char *text, int want)
 {
     test_params t = sentinel();
     kms_error err;
-    ck_assert_int_eq(parse("i", "42", &t, &err), KMS_OK);
-    ck_assert_int_eq(t.i, 42);
-    ck_assert_int_eq(parse("i", "-10", &t, &err), KMS_OK); /* min */
-    ck_assert_int_eq(t.i, -10);
-    ck_assert_int_eq(parse("i", "300", &t, &err), KMS_OK); /* max */
-    ck_assert_int_eq(t.i, 300);
-    ck_assert_int_eq(parse("i", " 7  ", &t, &err), KMS_OK);
-    ck_assert_int_eq(t.i, 7);
-    ck_assert_int_eq(parse("i", "+0", &t, &err), KMS_OK);
-    ck_assert_int_eq(t.i, 0);
+    ck_assert_int_eq(parse(name, text, &t, &err), KMS_OK);
+    ck_assert_int_eq(*(const int *)((const char *)&t + tparam(name)->offset),
+                     want);
+}
+
+/* The same for a double field. */
+static void assert_parses_double(const char *name, const char *text,
+                                 double want)
+{
+    test_params t = sentinel();
+    kms_error err;
+    ck_assert_int_eq(parse(name, text, &t, &err), KMS_OK);
+    ck_assert_double_eq(
+        *(const double *)((const char *)&t + tparam(name)->offset), want);
+}
+
+/* A zeroed params struct of the registered stage; *p gets its key. */
+static char *stage_params(const char *stage, const char *key,
+                          const kms_param **p)
+{
+    const kms_stage_class *c = kms_stage_find(stage);
+    ck_assert_ptr_nonnull(c);
+    *p = kms_param_find(c->params, key);
+    ck_assert_ptr_nonnull(*p);
+    char *buf = calloc(1, c->params_size);
+    ck_assert_ptr_nonnull(buf);
+    return buf;
+}
+
+START_TEST(test_param_int)
+{
+    assert_parses_int("i", "42", 42);
+    assert_parses_int("i", "-10", -10); /* min */
+    assert_parses_int("i", "300", 300); /* max */
+    assert_parses_int("i", " 7  ", 7);
+    assert_parses_int("i", "+0", 0);
 }
 END_TEST
 
@@ -250,12 +163,8 @@ END_TEST
 START_TEST(test_param_real_int_edges)
 {
     /* kmeans.k is 1..255 and pipeline.seed 0..2^31-1 */
-    const kms_stage_class *km = kms_stage_find("kmeans");
-    ck_assert_ptr_nonnull(km);
-    const kms_param *k = kms_param_find(km->params, "k");
-    ck_assert_ptr_nonnull(k);
-    char *buf = calloc(1, km->params_size);
-    ck_assert_ptr_nonnull(buf);
+    const kms_param *k;
+    char *buf = stage_params("kmeans", "k", &k);
     int *kv = (int *)(buf + k->offset);
     kms_error err;
     kms_error_clear(&err);
@@ -290,16 +199,10 @@ END_TEST
 
 START_TEST(test_param_double)
 {
-    test_params t = sentinel();
-    kms_error err;
-    ck_assert_int_eq(parse("d", "0.25", &t, &err), KMS_OK);
-    ck_assert_double_eq(t.d, 0.25);
-    ck_assert_int_eq(parse("d", "0", &t, &err), KMS_OK);
-    ck_assert_double_eq(t.d, 0.0);
-    ck_assert_int_eq(parse("d", "1", &t, &err), KMS_OK);
-    ck_assert_double_eq(t.d, 1.0);
-    ck_assert_int_eq(parse("d", "2.5e-1 ", &t, &err), KMS_OK);
-    ck_assert_double_eq(t.d, 0.25);
+    assert_parses_double("d", "0.25", 0.25);
+    assert_parses_double("d", "0", 0.0);
+    assert_parses_double("d", "1", 1.0);
+    assert_parses_double("d", "2.5e-1 ", 0.25);
     assert_rejected("d", "1.0000001", "1.0000001 is out of range [0, 1]");
     assert_rejected("d", "-0.5", "-0.5 is out of range [0, 1]");
     assert_rejected("d", "abc", "'abc' is not a number");
@@ -332,23 +235,16 @@ END_TEST
 
 START_TEST(test_param_choice)
 {
-    test_params t = sentinel();
-    kms_error err;
-    ck_assert_int_eq(parse("c", "red", &t, &err), KMS_OK);
-    ck_assert_int_eq(t.c, 0);
-    ck_assert_int_eq(parse("c", "BLUE", &t, &err), KMS_OK);
-    ck_assert_int_eq(t.c, 2);
-    ck_assert_int_eq(parse("c", "gReEn", &t, &err), KMS_OK);
-    ck_assert_int_eq(t.c, 1);
+    assert_parses_int("c", "red", 0);
+    assert_parses_int("c", "BLUE", 2);
+    assert_parses_int("c", "gReEn", 1);
     assert_rejected("c", "gren", "'gren' is not one of: red, green, blue");
     assert_rejected("c", "", "'' is not one of: red, green, blue");
 
     /* the real kmeans.backend */
-    const kms_stage_class *km = kms_stage_find("kmeans");
-    const kms_param *backend = kms_param_find(km->params, "backend");
-    ck_assert_ptr_nonnull(backend);
-    char *buf = calloc(1, km->params_size);
-    ck_assert_ptr_nonnull(buf);
+    const kms_param *backend;
+    char *buf = stage_params("kmeans", "backend", &backend);
+    kms_error err;
     kms_error_clear(&err);
     ck_assert_int_eq(kms_param_parse(backend, "OpenCV", buf, &err), KMS_OK);
     ck_assert_int_eq(*(int *)(buf + backend->offset), 1);
@@ -361,12 +257,8 @@ END_TEST
 
 START_TEST(test_param_flags)
 {
-    const kms_stage_class *wr = kms_stage_find("write");
-    ck_assert_ptr_nonnull(wr);
-    const kms_param *products = kms_param_find(wr->params, "products");
-    ck_assert_ptr_nonnull(products);
-    char *buf = calloc(1, wr->params_size);
-    ck_assert_ptr_nonnull(buf);
+    const kms_param *products;
+    char *buf = stage_params("write", "products", &products);
     unsigned *v = (unsigned *)(buf + products->offset);
     kms_error err;
     kms_error_clear(&err);
@@ -576,27 +468,6 @@ END_TEST
 
 /* ==== pipeline.c ========================================================= */
 
-/* Loads text as tmpdir/p.ini, applies the NULL-terminated overrides (which
- * must be well-formed) and builds. */
-static kms_status build_text(const char *text, const char *const *overrides,
-                             kms_pipeline *pl, kms_error *err, char *path,
-                             size_t len)
-{
-    tmp_path(path, len, "p.ini");
-    write_bytes(path, text, strlen(text));
-    kms_config cfg;
-    kms_error_clear(err);
-    kms_status st = kms_config_load(&cfg, path, err);
-    ck_assert_msg(st == KMS_OK, "config: %s:%d: %s", err->file, err->line,
-                  err->message);
-    for (const char *const *o = overrides; o && *o; o++)
-        ck_assert_int_eq(kms_config_override(&cfg, *o, err), KMS_OK);
-    kms_error_clear(err);
-    st = kms_pipeline_build(pl, &cfg, err);
-    kms_config_free(&cfg);
-    return st;
-}
-
 /* A failed build is KMS_ERR_CONFIG naming file, line and key exactly, and
  * leaves pl empty. */
 static void assert_build_error(const char *text, const char *const *overrides,
@@ -607,7 +478,8 @@ static void assert_build_error(const char *text, const char *const *overrides,
     kms_error err;
     char path[4096];
     memset(&pl, 0x5A, sizeof pl);
-    kms_status st = build_text(text, overrides, &pl, &err, path, sizeof path);
+    kms_status st =
+        kt_build_text(text, overrides, &pl, &err, path, sizeof path);
     ck_assert_int_eq(st, KMS_ERR_CONFIG);
     ck_assert_int_eq(err.code, KMS_ERR_CONFIG);
     ck_assert_str_eq(err.file, file ? file : path);
@@ -659,7 +531,8 @@ START_TEST(test_build_good)
     kms_pipeline pl;
     kms_error err;
     char path[4096];
-    kms_status st = build_text(good_config, NULL, &pl, &err, path, sizeof path);
+    kms_status st =
+        kt_build_text(good_config, NULL, &pl, &err, path, sizeof path);
     ck_assert_msg(st == KMS_OK, "%s:%d: %s: %s", err.file, err.line, err.key,
                   err.message);
     static const char *const order[] = {"read", "reshape", "kmeans", "recolor",
@@ -673,7 +546,7 @@ START_TEST(test_build_good)
     ck_assert_str_eq(pl.params.output, "out/notebook");
     ck_assert_str_eq(pl.params.stages, "read, reshape, kmeans, recolor, write");
     ck_assert_int_eq(pl.params.seed, 42);
-    ck_assert_str_eq(pl.base_dir, tmpdir);
+    ck_assert_str_eq(pl.base_dir, kt_tmpdir);
     ck_assert_int_eq(stage_int(&pl, "read", "mode"), 0); /* color */
     ck_assert_int_eq(stage_int(&pl, "reshape", "width"), 128);
     ck_assert_int_eq(stage_int(&pl, "kmeans", "backend"), 1); /* opencv */
@@ -720,7 +593,8 @@ START_TEST(test_build_override_applies)
     kms_pipeline pl;
     kms_error err;
     char path[4096];
-    ck_assert_int_eq(build_text(text, ov, &pl, &err, path, sizeof path), KMS_OK);
+    ck_assert_int_eq(kt_build_text(text, ov, &pl, &err, path, sizeof path),
+                     KMS_OK);
     ck_assert_int_eq(stage_int(&pl, "kmeans", "k"), 3);
     ck_assert_int_eq(stage_int(&pl, "denoise", "method"), 2); /* median */
     ck_assert_int_eq(pl.params.seed, 7);
@@ -739,7 +613,8 @@ START_TEST(test_build_stage_list_forms)
     kms_pipeline pl;
     kms_error err;
     char path[4096];
-    ck_assert_int_eq(build_text(text, NULL, &pl, &err, path, sizeof path), KMS_OK);
+    ck_assert_int_eq(kt_build_text(text, NULL, &pl, &err, path, sizeof path),
+                     KMS_OK);
     ck_assert_uint_eq(pl.n_stages, 4);
     ck_assert_str_eq(pl.stages[2].cls->name, "kmeans");
     ck_assert_str_eq(pl.stages[3].cls->name, "kmeans");
@@ -781,7 +656,7 @@ START_TEST(test_build_bad_value)
     kms_pipeline pl;
     kms_error err;
     char path[1024], line[2048], expected[2048];
-    ck_assert_int_eq(build_text(text, NULL, &pl, &err, path, sizeof path),
+    ck_assert_int_eq(kt_build_text(text, NULL, &pl, &err, path, sizeof path),
                      KMS_ERR_CONFIG);
     kms_error_format(&err, line, sizeof line);
     snprintf(expected, sizeof expected, "%s:6: kmeans.k: 0 is out of range [1, 255]",
@@ -889,19 +764,44 @@ END_TEST
 
 /* ==== inputs.c =========================================================== */
 
-/* tmpdir/imgs: images in a scrambled order, plus things that are not */
+/* kt_tmpdir/imgs: images in a scrambled order, plus things that are not */
 static void make_image_folder(void)
 {
-    make_dir("imgs");
-    touch("imgs/b.png", "b");
-    touch("imgs/a.tif", "a");
-    touch("imgs/notes.txt", "not an image");
-    touch("imgs/.hidden.png", "hidden");
-    touch("imgs/d.JPG", "d");
-    touch("imgs/e.nii.gz", "e");
-    touch("imgs/c.png.bak", "backup");
-    make_dir("imgs/sub");
-    touch("imgs/sub/z.png", "z");
+    kt_make_dir("imgs");
+    kt_touch("imgs/b.png", "b");
+    kt_touch("imgs/a.tif", "a");
+    kt_touch("imgs/notes.txt", "not an image");
+    kt_touch("imgs/.hidden.png", "hidden");
+    kt_touch("imgs/d.JPG", "d");
+    kt_touch("imgs/e.nii.gz", "e");
+    kt_touch("imgs/c.png.bak", "backup");
+    kt_make_dir("imgs/sub");
+    kt_touch("imgs/sub/z.png", "z");
+}
+
+/* The list spec (relative to kt_tmpdir) gives: the call must succeed, with
+ * n items. */
+static kms_input_list spec_list(const char *spec, bool recursive, size_t n)
+{
+    kms_input_list list = {0};
+    list.recursive = recursive;
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, spec, kt_tmpdir, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, n);
+    return list;
+}
+
+/* The list a comma-separated text of paths gives, with no base folder: the
+ * call must succeed, with n items. */
+static kms_input_list text_list(const char *text, size_t n)
+{
+    kms_input_list list = {0};
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_inputs_add_list(&list, text, NULL, &err), KMS_OK);
+    ck_assert_uint_eq(list.n, n);
+    return list;
 }
 
 /* An item's status: KMS_OK unless its spec failed. */
@@ -924,7 +824,7 @@ static void assert_item(const kms_input_list *list, size_t i, const char *rel,
 {
     char path[4096];
     ck_assert_uint_lt(i, list->n);
-    ck_assert_str_eq(list->items[i].path, tmp_path(path, sizeof path, rel));
+    ck_assert_str_eq(list->items[i].path, kt_tmp_path(path, sizeof path, rel));
     ck_assert_str_eq(list->items[i].stem, stem);
     ck_assert_int_eq(item_status(&list->items[i]), KMS_OK);
 }
@@ -936,7 +836,8 @@ START_TEST(test_inputs_folder)
     kms_error err;
     kms_error_clear(&err);
     char dir[4096];
-    ck_assert_int_eq(kms_inputs_add_spec(&list, tmp_path(dir, sizeof dir, "imgs"),
+    ck_assert_int_eq(kms_inputs_add_spec(&list,
+                                         kt_tmp_path(dir, sizeof dir, "imgs"),
                                          NULL, &err),
                      KMS_OK);
     ck_assert_uint_eq(list.n, 4);
@@ -953,14 +854,10 @@ END_TEST
 START_TEST(test_inputs_folder_relative_to_base)
 {
     make_image_folder();
-    kms_input_list list = {0};
-    kms_error err;
-    kms_error_clear(&err);
     /* a trailing slash does not double up */
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/", tmpdir, &err), KMS_OK);
-    ck_assert_uint_eq(list.n, 4);
+    kms_input_list list = spec_list("imgs/", false, 4);
     char expected[4096];
-    snprintf(expected, sizeof expected, "%s/imgs/a.tif", tmpdir);
+    snprintf(expected, sizeof expected, "%s/imgs/a.tif", kt_tmpdir);
     ck_assert_str_eq(list.items[0].path, expected);
     kms_inputs_free(&list);
 }
@@ -969,22 +866,23 @@ END_TEST
 START_TEST(test_inputs_glob)
 {
     make_image_folder();
-    touch("imgs/a.png", "a");
+    kt_touch("imgs/a.png", "a");
     kms_input_list list = {0};
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*.png", tmpdir, &err),
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*.png", kt_tmpdir, &err),
                      KMS_OK);
     ck_assert_uint_eq(list.n, 2); /* not .hidden.png, not sub/z.png */
     assert_item(&list, 0, "imgs/a.png", "a");
     assert_item(&list, 1, "imgs/b.png", "b");
     /* a glob may match folders: they are skipped */
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*", tmpdir, &err), KMS_OK);
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*", kt_tmpdir, &err),
+                     KMS_OK);
     ck_assert_uint_eq(list.n, 2 + 7); /* all files but the hidden; not sub/ */
     for (size_t i = 2; i < list.n; i++)
         ck_assert(!contains(list.items[i].path, "/sub"));
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/*/*.png", tmpdir, &err),
-                     KMS_OK);
+    ck_assert_int_eq(
+        kms_inputs_add_spec(&list, "imgs/*/*.png", kt_tmpdir, &err), KMS_OK);
     ck_assert_uint_eq(list.n, 10);
     assert_item(&list, 9, "imgs/sub/z.png", "z");
     kms_inputs_free(&list);
@@ -993,13 +891,13 @@ END_TEST
 
 START_TEST(test_inputs_empty_folder)
 {
-    make_dir("empty");
-    touch("empty/readme.txt", "no images here");
+    kt_make_dir("empty");
+    kt_touch("empty/readme.txt", "no images here");
     kms_input_list list = {0};
     kms_error err;
     kms_error_clear(&err);
     char dir[4096];
-    tmp_path(dir, sizeof dir, "empty");
+    kt_tmp_path(dir, sizeof dir, "empty");
     ck_assert_int_eq(kms_inputs_add_spec(&list, dir, NULL, &err), KMS_OK);
     ck_assert_int_eq(err.code, KMS_OK); /* the item fails, not the call */
     ck_assert_uint_eq(list.n, 1);
@@ -1017,7 +915,7 @@ START_TEST(test_inputs_glob_no_match)
     kms_error err;
     kms_error_clear(&err);
     char pattern[4096];
-    tmp_path(pattern, sizeof pattern, "*.png");
+    kt_tmp_path(pattern, sizeof pattern, "*.png");
     ck_assert_int_eq(kms_inputs_add_spec(&list, pattern, NULL, &err), KMS_OK);
     ck_assert_uint_eq(list.n, 1);
     ck_assert_str_eq(list.items[0].path, pattern);
@@ -1035,9 +933,9 @@ START_TEST(test_inputs_missing_file)
     kms_input_list list = {0};
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "/no/such/file.png", tmpdir,
-                                         &err),
-                     KMS_OK);
+    ck_assert_int_eq(
+        kms_inputs_add_spec(&list, "/no/such/file.png", kt_tmpdir, &err),
+        KMS_OK);
     ck_assert_uint_eq(list.n, 1);
     ck_assert_str_eq(list.items[0].path, "/no/such/file.png");
     ck_assert_str_eq(list.items[0].stem, "file");
@@ -1053,14 +951,15 @@ START_TEST(test_inputs_list)
     kms_error err;
     kms_error_clear(&err);
     ck_assert_int_eq(kms_inputs_add_list(&list, "  imgs/b.png , imgs/a.tif,, ",
-                                         tmpdir, &err),
+                                         kt_tmpdir, &err),
                      KMS_OK);
     ck_assert_uint_eq(list.n, 2);
     assert_item(&list, 0, "imgs/b.png", "b"); /* the order given */
     assert_item(&list, 1, "imgs/a.tif", "a");
-    ck_assert_int_eq(kms_inputs_add_list(&list, "", tmpdir, &err), KMS_OK);
+    ck_assert_int_eq(kms_inputs_add_list(&list, "", kt_tmpdir, &err), KMS_OK);
     ck_assert_uint_eq(list.n, 2);
-    ck_assert_int_eq(kms_inputs_add_list(&list, "imgs", tmpdir, &err), KMS_OK);
+    ck_assert_int_eq(kms_inputs_add_list(&list, "imgs", kt_tmpdir, &err),
+                     KMS_OK);
     ck_assert_uint_eq(list.n, 6);
     kms_inputs_free(&list);
 }
@@ -1069,17 +968,13 @@ END_TEST
 START_TEST(test_inputs_many)
 {
     /* more than the initial capacity, still sorted */
-    make_dir("many");
+    kt_make_dir("many");
     for (int i = 99; i >= 0; i--) {
         char rel[64];
         snprintf(rel, sizeof rel, "many/img_%03d.png", i);
-        touch(rel, "x");
+        kt_touch(rel, "x");
     }
-    kms_input_list list = {0};
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "many", tmpdir, &err), KMS_OK);
-    ck_assert_uint_eq(list.n, 100);
+    kms_input_list list = spec_list("many", false, 100);
     for (int i = 0; i < 100; i++) {
         char stem[64];
         snprintf(stem, sizeof stem, "img_%03d", i);
@@ -1117,14 +1012,8 @@ END_TEST
 
 START_TEST(test_inputs_duplicate_stems)
 {
-    kms_input_list list = {0};
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_list(&list, "a/x.png, b/x.tif, c/y.png, "
-                                                "d/x.nii.gz, e/y.bmp",
-                                         NULL, &err),
-                     KMS_OK);
-    ck_assert_uint_eq(list.n, 5);
+    kms_input_list list =
+        text_list("a/x.png, b/x.tif, c/y.png, d/x.nii.gz, e/y.bmp", 5);
     kms_inputs_check_stems(&list);
     ck_assert_int_eq(item_status(&list.items[0]), KMS_OK);
     ck_assert_int_eq(item_status(&list.items[2]), KMS_OK);
@@ -1148,8 +1037,8 @@ START_TEST(test_inputs_failed_items_not_duplicates)
     kms_error err;
     kms_error_clear(&err);
     char p1[4096], p2[4096];
-    tmp_path(p1, sizeof p1, "x*.png");
-    tmp_path(p2, sizeof p2, "other/x*.png");
+    kt_tmp_path(p1, sizeof p1, "x*.png");
+    kt_tmp_path(p2, sizeof p2, "other/x*.png");
     ck_assert_int_eq(kms_inputs_add_spec(&list, p1, NULL, &err), KMS_OK);
     ck_assert_int_eq(kms_inputs_add_spec(&list, p2, NULL, &err), KMS_OK);
     ck_assert_uint_eq(list.n, 2);
@@ -1169,14 +1058,10 @@ END_TEST
 START_TEST(test_inputs_folder_skips_subfolders)
 {
     /* a sub-folder whose name looks like an image is not an input */
-    make_dir("imgs");
-    touch("imgs/a.png", "a");
-    make_dir("imgs/old.png");
-    kms_input_list list = {0};
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs", tmpdir, &err), KMS_OK);
-    ck_assert_uint_eq(list.n, 1);
+    kt_make_dir("imgs");
+    kt_touch("imgs/a.png", "a");
+    kt_make_dir("imgs/old.png");
+    kms_input_list list = spec_list("imgs", false, 1);
     assert_item(&list, 0, "imgs/a.png", "a");
     kms_inputs_free(&list);
 }
@@ -1185,17 +1070,12 @@ END_TEST
 START_TEST(test_inputs_recursive)
 {
     make_image_folder();
-    make_dir("imgs/sub/deeper");
-    touch("imgs/sub/deeper/y.tif", "y");
-    make_dir("imgs/.git");
-    touch("imgs/.git/h.png", "hidden folder");
-    kms_input_list list = {0};
-    list.recursive = true;
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs", tmpdir, &err), KMS_OK);
+    kt_make_dir("imgs/sub/deeper");
+    kt_touch("imgs/sub/deeper/y.tif", "y");
+    kt_make_dir("imgs/.git");
+    kt_touch("imgs/.git/h.png", "hidden folder");
     /* full paths, sorted; hidden files and folders left out */
-    ck_assert_uint_eq(list.n, 6);
+    kms_input_list list = spec_list("imgs", true, 6);
     assert_item(&list, 0, "imgs/a.tif", "a");
     assert_item(&list, 1, "imgs/b.png", "b");
     assert_item(&list, 2, "imgs/d.JPG", "d");
@@ -1205,12 +1085,9 @@ START_TEST(test_inputs_recursive)
     kms_inputs_free(&list);
 
     /* an empty tree is one failed item */
-    make_dir("bare");
-    make_dir("bare/sub");
-    kms_input_list empty = {0};
-    empty.recursive = true;
-    ck_assert_int_eq(kms_inputs_add_spec(&empty, "bare", tmpdir, &err), KMS_OK);
-    ck_assert_uint_eq(empty.n, 1);
+    kt_make_dir("bare");
+    kt_make_dir("bare/sub");
+    kms_input_list empty = spec_list("bare", true, 1);
     ck_assert_int_eq(item_status(&empty.items[0]), KMS_ERR_INPUT);
     kms_inputs_free(&empty);
 }
@@ -1224,18 +1101,13 @@ START_TEST(test_inputs_recursive_symlink_loop)
      * longer fits in 4096 bytes: imgs/a.png is listed ~40 times (all but
      * one then fail as duplicate names). Fix: skip symlinked folders
      * (lstat), or remember (st_dev, st_ino) of visited folders. */
-    make_dir("imgs");
-    touch("imgs/a.png", "a");
+    kt_make_dir("imgs");
+    kt_touch("imgs/a.png", "a");
     char link_path[4096];
-    ck_assert_int_eq(symlink("..", tmp_path(link_path, sizeof link_path,
-                                            "imgs/loop")),
-                     0);
-    kms_input_list list = {0};
-    list.recursive = true;
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs", tmpdir, &err), KMS_OK);
-    ck_assert_uint_eq(list.n, 1);
+    ck_assert_int_eq(
+        symlink("..", kt_tmp_path(link_path, sizeof link_path, "imgs/loop")),
+        0);
+    kms_input_list list = spec_list("imgs", true, 1);
     assert_item(&list, 0, "imgs/a.png", "a");
     kms_inputs_free(&list);
 }
@@ -1244,19 +1116,14 @@ END_TEST
 START_TEST(test_inputs_list_file)
 {
     make_image_folder();
-    make_dir("lists");
-    touch("lists/batch.txt", "# the slices to run\n"
-                             "\n"
-                             "  ../imgs/b.png  \n"
-                             "../imgs/*.tif\n"
-                             "missing.png\n");
-    kms_input_list list = {0};
-    kms_error err;
-    kms_error_clear(&err);
+    kt_make_dir("lists");
+    kt_touch("lists/batch.txt", "# the slices to run\n"
+                                "\n"
+                                "  ../imgs/b.png  \n"
+                                "../imgs/*.tif\n"
+                                "missing.png\n");
     /* the list's own path is relative to base_dir, its lines to its folder */
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "@lists/batch.txt", tmpdir, &err),
-                     KMS_OK);
-    ck_assert_uint_eq(list.n, 3);
+    kms_input_list list = spec_list("@lists/batch.txt", false, 3);
     assert_item(&list, 0, "lists/../imgs/b.png", "b");
     assert_item(&list, 1, "lists/../imgs/a.tif", "a");
     assert_item(&list, 2, "lists/missing.png", "missing");
@@ -1270,8 +1137,8 @@ START_TEST(test_inputs_list_file_missing)
     kms_error err;
     kms_error_clear(&err);
     char path[4096];
-    tmp_path(path, sizeof path, "nope.txt");
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "@nope.txt", tmpdir, &err),
+    kt_tmp_path(path, sizeof path, "nope.txt");
+    ck_assert_int_eq(kms_inputs_add_spec(&list, "@nope.txt", kt_tmpdir, &err),
                      KMS_ERR_IO);
     ck_assert_int_eq(err.code, KMS_ERR_IO);
     ck_assert_str_eq(err.file, path);
@@ -1289,13 +1156,8 @@ START_TEST(test_inputs_list_file_empty)
      * of vanishing". Fix: if the list added no items, push the list path
      * with a KMS_ERR_INPUT "input list has no entries" error, as add_folder
      * does for an empty folder. */
-    touch("empty.txt", "# nothing yet\n\n");
-    kms_input_list list = {0};
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "@empty.txt", tmpdir, &err),
-                     KMS_OK);
-    ck_assert_uint_eq(list.n, 1);
+    kt_touch("empty.txt", "# nothing yet\n\n");
+    kms_input_list list = spec_list("@empty.txt", false, 1);
     ck_assert_int_eq(item_status(&list.items[0]), KMS_ERR_INPUT);
     kms_inputs_free(&list);
 }
@@ -1310,12 +1172,7 @@ START_TEST(test_inputs_glob_only_folders)
      * pushed items and, if none, push the pattern with an error ("matches
      * only folders"), as for GLOB_NOMATCH. */
     make_image_folder();
-    kms_input_list list = {0};
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_spec(&list, "imgs/s?b", tmpdir, &err),
-                     KMS_OK);
-    ck_assert_uint_eq(list.n, 1);
+    kms_input_list list = spec_list("imgs/s?b", false, 1);
     ck_assert_int_ne(item_status(&list.items[0]), KMS_OK);
     kms_inputs_free(&list);
 }
@@ -1330,12 +1187,12 @@ START_TEST(test_inputs_list_file_cycle)
      * (st_dev, st_ino) of the list files being read, and fail with
      * KMS_ERR_INPUT naming the list. Expected here: the call returns, with
      * an error, either for the call or as a failed item. */
-    touch("self.txt", "a.png\n@self.txt\n");
-    touch("a.png", "a");
+    kt_touch("self.txt", "a.png\n@self.txt\n");
+    kt_touch("a.png", "a");
     kms_input_list list = {0};
     kms_error err;
     kms_error_clear(&err);
-    kms_status st = kms_inputs_add_spec(&list, "@self.txt", tmpdir, &err);
+    kms_status st = kms_inputs_add_spec(&list, "@self.txt", kt_tmpdir, &err);
     bool failed_item = false;
     for (size_t i = 0; i < list.n; i++)
         failed_item |= item_status(&list.items[i]) != KMS_OK;
@@ -1346,14 +1203,9 @@ END_TEST
 
 START_TEST(test_inputs_shard)
 {
-    kms_input_list list = {0};
-    kms_error err;
-    kms_error_clear(&err);
-    ck_assert_int_eq(kms_inputs_add_list(&list, "s0.png, s1.png, s2.png, "
-                                                "s3.png, s4.png, s5.png, s6.png",
-                                         NULL, &err),
-                     KMS_OK);
-    ck_assert_uint_eq(list.n, 7);
+    static const char seven[] =
+        "s0.png, s1.png, s2.png, s3.png, s4.png, s5.png, s6.png";
+    kms_input_list list = text_list(seven, 7);
     kms_inputs_keep_shard(&list, 1, 3);
     ck_assert_uint_eq(list.n, 2);
     ck_assert_str_eq(list.items[0].path, "s1.png");
@@ -1361,13 +1213,12 @@ START_TEST(test_inputs_shard)
     kms_inputs_free(&list);
 
     /* the shards of a list are disjoint and cover it */
+    kms_error err;
+    kms_error_clear(&err);
     int seen[7] = {0};
     for (int shard = 0; shard < 3; shard++) {
         kms_input_list l = {0};
-        ck_assert_int_eq(kms_inputs_add_list(&l, "s0.png, s1.png, s2.png, "
-                                                 "s3.png, s4.png, s5.png, s6.png",
-                                             NULL, &err),
-                         KMS_OK);
+        ck_assert_int_eq(kms_inputs_add_list(&l, seven, NULL, &err), KMS_OK);
         kms_inputs_keep_shard(&l, shard, 3);
         for (size_t i = 0; i < l.n; i++)
             seen[l.items[i].path[1] - '0']++;
@@ -1393,18 +1244,19 @@ START_TEST(test_output_write_bytes)
     kms_error err;
     kms_error_clear(&err);
     mode_t old = umask(022);
-    ck_assert_int_eq(kms_output_prepare_dir(tmpdir, &err), KMS_OK);
-    ck_assert_int_eq(kms_output_write(tmpdir, "x_labels.png", data, sizeof data,
-                                      NULL, &err),
+    ck_assert_int_eq(kms_output_prepare_dir(kt_tmpdir, &err), KMS_OK);
+    ck_assert_int_eq(kms_output_write(kt_tmpdir, "x_labels.png", data,
+                                      sizeof data, NULL, &err),
                      KMS_OK);
     umask(old);
     char path[4096];
     size_t len;
-    char *back = slurp(tmp_path(path, sizeof path, "x_labels.png"), &len);
+    char *back =
+        kt_read_file(kt_tmp_path(path, sizeof path, "x_labels.png"), &len);
     ck_assert_uint_eq(len, sizeof data);
     ck_assert_int_eq(memcmp(back, data, sizeof data), 0);
     free(back);
-    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+    ck_assert_int_eq(kt_count_entries(kt_tmpdir, ".tmp-"), 0);
     /* an ordinary file, not mkstemp's 0600 */
     struct stat sb;
     ck_assert_int_eq(stat(path, &sb), 0);
@@ -1416,22 +1268,23 @@ START_TEST(test_output_write_replaces)
 {
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_output_write(tmpdir, "s.csv", "first, longer\n", 14,
-                                      NULL, &err),
-                     KMS_OK);
-    ck_assert_int_eq(kms_output_write(tmpdir, "s.csv", "2nd\n", 4, NULL, &err),
-                     KMS_OK);
+    ck_assert_int_eq(
+        kms_output_write(kt_tmpdir, "s.csv", "first, longer\n", 14, NULL, &err),
+        KMS_OK);
+    ck_assert_int_eq(
+        kms_output_write(kt_tmpdir, "s.csv", "2nd\n", 4, NULL, &err), KMS_OK);
     char path[4096];
     size_t len;
-    char *back = slurp(tmp_path(path, sizeof path, "s.csv"), &len);
+    char *back = kt_read_file(kt_tmp_path(path, sizeof path, "s.csv"), &len);
     ck_assert_str_eq(back, "2nd\n");
     free(back);
     /* an empty product is a file of 0 bytes */
-    ck_assert_int_eq(kms_output_write(tmpdir, "empty", "", 0, NULL, &err), KMS_OK);
-    back = slurp(tmp_path(path, sizeof path, "empty"), &len);
+    ck_assert_int_eq(kms_output_write(kt_tmpdir, "empty", "", 0, NULL, &err),
+                     KMS_OK);
+    back = kt_read_file(kt_tmp_path(path, sizeof path, "empty"), &len);
     ck_assert_uint_eq(len, 0);
     free(back);
-    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+    ck_assert_int_eq(kt_count_entries(kt_tmpdir, ".tmp-"), 0);
 }
 END_TEST
 
@@ -1447,15 +1300,15 @@ static kms_file_set protect_set(const char *const *paths, size_t n)
 
 START_TEST(test_file_set)
 {
-    touch("a.png", "a");
-    touch("b.png", "b");
-    touch("c.png", "c");
+    kt_touch("a.png", "a");
+    kt_touch("b.png", "b");
+    kt_touch("c.png", "c");
     char a[4096], b[4096], c[4096], missing[4096], alias[4096];
-    tmp_path(a, sizeof a, "a.png");
-    tmp_path(b, sizeof b, "b.png");
-    tmp_path(c, sizeof c, "c.png");
-    tmp_path(missing, sizeof missing, "missing.png");
-    tmp_path(alias, sizeof alias, "./a.png");
+    kt_tmp_path(a, sizeof a, "a.png");
+    kt_tmp_path(b, sizeof b, "b.png");
+    kt_tmp_path(c, sizeof c, "c.png");
+    kt_tmp_path(missing, sizeof missing, "missing.png");
+    kt_tmp_path(alias, sizeof alias, "./a.png");
     const char *const paths[] = {b, missing, a};
     kms_file_set set = protect_set(paths, 3);
     ck_assert_uint_eq(set.n, 2); /* the missing path is skipped */
@@ -1467,7 +1320,7 @@ START_TEST(test_file_set)
     ck_assert(!kms_file_set_contains(NULL, a));
     /* a hard link is the same file */
     char link_path[4096];
-    tmp_path(link_path, sizeof link_path, "link.png");
+    kt_tmp_path(link_path, sizeof link_path, "link.png");
     ck_assert_int_eq(link(c, link_path), 0);
     const char *const one[] = {link_path};
     kms_file_set by_link = protect_set(one, 1);
@@ -1487,28 +1340,28 @@ END_TEST
 
 START_TEST(test_output_protect)
 {
-    touch("ID_1.png", "ORIGINAL INPUT");
+    kt_touch("ID_1.png", "ORIGINAL INPUT");
     char input[4096];
-    tmp_path(input, sizeof input, "ID_1.png");
+    kt_tmp_path(input, sizeof input, "ID_1.png");
     const char *const paths[] = {input};
     kms_file_set set = protect_set(paths, 1);
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_output_write(tmpdir, "ID_1.png", "PRODUCT", 7, &set,
-                                      &err),
-                     KMS_ERR_IO);
+    ck_assert_int_eq(
+        kms_output_write(kt_tmpdir, "ID_1.png", "PRODUCT", 7, &set, &err),
+        KMS_ERR_IO);
     ck_assert_int_eq(err.code, KMS_ERR_IO);
     ck_assert_str_eq(err.file, input);
     ck_assert(contains(err.message, "refusing to overwrite the input"));
     size_t len;
-    char *back = slurp(input, &len);
+    char *back = kt_read_file(input, &len);
     ck_assert_str_eq(back, "ORIGINAL INPUT");
     free(back);
-    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+    ck_assert_int_eq(kt_count_entries(kt_tmpdir, ".tmp-"), 0);
     /* another name next to the input is fine */
-    ck_assert_int_eq(kms_output_write(tmpdir, "ID_1_recolor.png", "P", 1, &set,
-                                      &err),
-                     KMS_OK);
+    ck_assert_int_eq(
+        kms_output_write(kt_tmpdir, "ID_1_recolor.png", "P", 1, &set, &err),
+        KMS_OK);
     kms_file_set_free(&set);
 }
 END_TEST
@@ -1517,13 +1370,14 @@ START_TEST(test_output_protect_other_folder)
 {
     /* the output folder is reached through another path (a symlink) than
      * the input: the file is still recognised */
-    make_dir("in");
-    touch("in/x.png", "INPUT");
+    kt_make_dir("in");
+    kt_touch("in/x.png", "INPUT");
     char input[4096], link_dir[4096];
-    tmp_path(input, sizeof input, "in/x.png");
-    tmp_path(link_dir, sizeof link_dir, "out");
+    kt_tmp_path(input, sizeof input, "in/x.png");
+    kt_tmp_path(link_dir, sizeof link_dir, "out");
     char target[4096];
-    ck_assert_int_eq(symlink(tmp_path(target, sizeof target, "in"), link_dir), 0);
+    ck_assert_int_eq(
+        symlink(kt_tmp_path(target, sizeof target, "in"), link_dir), 0);
     const char *const paths[] = {input};
     kms_file_set set = protect_set(paths, 1);
     kms_error err;
@@ -1531,7 +1385,7 @@ START_TEST(test_output_protect_other_folder)
     ck_assert_int_eq(kms_output_write(link_dir, "x.png", "PRODUCT", 7, &set, &err),
                      KMS_ERR_IO);
     size_t len;
-    char *back = slurp(input, &len);
+    char *back = kt_read_file(input, &len);
     ck_assert_str_eq(back, "INPUT");
     free(back);
     kms_file_set_free(&set);
@@ -1541,7 +1395,7 @@ END_TEST
 START_TEST(test_output_write_missing_dir)
 {
     char dir[1024], path[2048];
-    tmp_path(dir, sizeof dir, "missing");
+    kt_tmp_path(dir, sizeof dir, "missing");
     snprintf(path, sizeof path, "%s/p.png", dir);
     kms_error err;
     kms_error_clear(&err);
@@ -1549,28 +1403,29 @@ START_TEST(test_output_write_missing_dir)
                      KMS_ERR_IO);
     ck_assert_str_eq(err.file, path);
     ck_assert(contains(err.message, "cannot write"));
-    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+    ck_assert_int_eq(kt_count_entries(kt_tmpdir, ".tmp-"), 0);
 }
 END_TEST
 
 START_TEST(test_output_write_over_folder)
 {
     /* the target is a folder: rename fails and the temporary is removed */
-    make_dir("taken.png");
+    kt_make_dir("taken.png");
     kms_error err;
     kms_error_clear(&err);
     char path[4096];
-    ck_assert_int_eq(kms_output_write(tmpdir, "taken.png", "x", 1, NULL, &err),
-                     KMS_ERR_IO);
-    ck_assert_str_eq(err.file, tmp_path(path, sizeof path, "taken.png"));
-    ck_assert_int_eq(count_named(tmpdir, ".tmp-"), 0);
+    ck_assert_int_eq(
+        kms_output_write(kt_tmpdir, "taken.png", "x", 1, NULL, &err),
+        KMS_ERR_IO);
+    ck_assert_str_eq(err.file, kt_tmp_path(path, sizeof path, "taken.png"));
+    ck_assert_int_eq(kt_count_entries(kt_tmpdir, ".tmp-"), 0);
 }
 END_TEST
 
 START_TEST(test_prepare_dir_nested)
 {
     char dir[4096];
-    tmp_path(dir, sizeof dir, "out/a/b/c");
+    kt_tmp_path(dir, sizeof dir, "out/a/b/c");
     kms_error err;
     kms_error_clear(&err);
     ck_assert_int_eq(kms_output_prepare_dir(dir, &err), KMS_OK);
@@ -1587,22 +1442,22 @@ END_TEST
 
 START_TEST(test_prepare_dir_relative)
 {
-    ck_assert_int_eq(chdir(tmpdir), 0);
+    ck_assert_int_eq(chdir(kt_tmpdir), 0);
     kms_error err;
     kms_error_clear(&err);
     ck_assert_int_eq(kms_output_prepare_dir("rel/out", &err), KMS_OK);
     struct stat sb;
     char path[4096];
-    ck_assert_int_eq(stat(tmp_path(path, sizeof path, "rel/out"), &sb), 0);
+    ck_assert_int_eq(stat(kt_tmp_path(path, sizeof path, "rel/out"), &sb), 0);
     ck_assert(S_ISDIR(sb.st_mode));
 }
 END_TEST
 
 START_TEST(test_prepare_dir_parent_is_file)
 {
-    touch("file", "a regular file");
+    kt_touch("file", "a regular file");
     char dir[4096];
-    tmp_path(dir, sizeof dir, "file/sub/out");
+    kt_tmp_path(dir, sizeof dir, "file/sub/out");
     kms_error err;
     kms_error_clear(&err);
     ck_assert_int_eq(kms_output_prepare_dir(dir, &err), KMS_ERR_IO);
@@ -1614,9 +1469,9 @@ END_TEST
 
 START_TEST(test_prepare_dir_is_file)
 {
-    touch("plain", "a regular file");
+    kt_touch("plain", "a regular file");
     char dir[4096];
-    tmp_path(dir, sizeof dir, "plain");
+    kt_tmp_path(dir, sizeof dir, "plain");
     kms_error err;
     kms_error_clear(&err);
     ck_assert_int_eq(kms_output_prepare_dir(dir, &err), KMS_ERR_IO);
@@ -1690,8 +1545,7 @@ static Suite *pipeline_suite(void)
     suite_add_tcase(s, params);
 
     TCase *core = tcase_create("Core");
-    tcase_add_unchecked_fixture(core, setup_root, teardown_root);
-    tcase_add_checked_fixture(core, setup, teardown);
+    kt_add_tmp_fixture(core, "check_pipeline");
     tcase_add_test(core, test_build_good);
     tcase_add_test(core, test_build_sample_notebook);
     tcase_add_test(core, test_build_override_applies);
@@ -1729,8 +1583,7 @@ static Suite *pipeline_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
-    tcase_add_unchecked_fixture(limits, setup_root, teardown_root);
-    tcase_add_checked_fixture(limits, setup, teardown);
+    kt_add_tmp_fixture(limits, "check_pipeline");
     tcase_add_test(limits, test_param_ratio_long_numerator);
     tcase_add_test(limits, test_build_override_link_error);
     tcase_add_test(limits, test_inputs_many);
@@ -1754,9 +1607,5 @@ static Suite *pipeline_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(pipeline_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kt_run_suite(pipeline_suite());
 }

@@ -1,7 +1,6 @@
 /* Check suite for the stages (the files in stages/): pipelines built from config texts
  * and run with kms_pipeline_run on the sample CT slices. */
 #include <check.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,6 +15,7 @@
 #include "opencv_c.h"
 #include "output.h"
 #include "pipeline.h"
+#include "test_util.h"
 
 #ifndef KMS_SOURCE_DIR
 #error "build with -DKMS_SOURCE_DIR=\"<repo root>\""
@@ -25,83 +25,27 @@
 #define SAMPLE_CT KMS_SOURCE_DIR "/samples/ct/ID_0000_Z_0142.tif"
 #define SAMPLE_STEM "ID_0000_Z_0142"
 
-/* ---- fixture: a temporary folder per test, with an output folder -------- */
+/* ---- fixture: kt_tmpdir per test, with an output folder in it --------- */
 
-static char tmpdir[512];
 static char outdir[640];
 
-static void remove_tree(const char *path)
+/* Runs after kt_add_tmp_fixture's setup has made kt_tmpdir. */
+static void setup_outdir(void)
 {
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            for (struct dirent *e; (e = readdir(d));) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                char child[4096];
-                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-/* One folder per test case, made and removed in the runner's process, so
- * it goes even when a test dies before its own teardown; each test gets a
- * fresh folder inside it. */
-static char rootdir[256];
-
-static void setup_root(void)
-{
-    snprintf(rootdir, sizeof rootdir, "/tmp/check_stages_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(rootdir));
-}
-
-static void teardown_root(void)
-{
-    remove_tree(rootdir);
-}
-
-static void setup(void)
-{
-    snprintf(tmpdir, sizeof tmpdir, "%s/t_XXXXXX", rootdir);
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-    snprintf(outdir, sizeof outdir, "%s/out", tmpdir);
+    snprintf(outdir, sizeof outdir, "%s/out", kt_tmpdir);
     kms_error err;
     kms_error_clear(&err);
     ck_assert_int_eq(kms_output_prepare_dir(outdir, &err), KMS_OK);
 }
 
-static void teardown(void)
-{
-    remove_tree(tmpdir);
-}
-
 /* ---- helpers -------------------------------------------------------------- */
 
-/* Builds a pipeline from a config text (written to tmpdir/stages.ini). */
+/* Builds a pipeline from a config text (written to kt_tmpdir/p.ini). */
 static void build(const char *text, kms_pipeline *pl)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/stages.ini", tmpdir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    ck_assert_int_eq(fclose(f), 0);
-    kms_config cfg;
+    char path[4096];
     kms_error err;
-    kms_error_clear(&err);
-    ck_assert_msg(kms_config_load(&cfg, path, &err) == KMS_OK, "%s:%d: %s",
-                  err.file, err.line, err.message);
-    kms_status st = kms_pipeline_build(pl, &cfg, &err);
-    kms_config_free(&cfg);
+    kms_status st = kt_build_text(text, NULL, pl, &err, path, sizeof path);
     ck_assert_msg(st == KMS_OK, "build: %s:%d: %s: %s", err.file, err.line,
                   err.key, err.message);
 }
@@ -114,7 +58,7 @@ static void context_for(kms_context *ctx, const char *input, const char *stem,
     ctx->input_path = input;
     snprintf(ctx->stem, sizeof ctx->stem, "%s", stem);
     ctx->output_dir = outdir;
-    ctx->base_dir = tmpdir;
+    ctx->base_dir = kt_tmpdir;
     ctx->seed = seed;
     ctx->threads = 1;
 }
@@ -146,18 +90,6 @@ static bool exists(const char *path)
 {
     struct stat sb;
     return stat(path, &sb) == 0;
-}
-
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
 }
 
 /* Distinct values of a 1-channel 8-bit image. */
@@ -361,40 +293,32 @@ static uint8_t u8_of_center(float c)
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-/* The three products decode to the labels, rint(centre * 255) and the
- * centres; nothing else is in the output folder. */
-static void assert_products(const kms_context *ctx)
+/* Reads the product outdir/<stem><suffix> as it is: 128 wide, one channel
+ * of the given depth. */
+static void read_product(const char *suffix, kms_depth depth, kms_image *img)
 {
     char path[1024];
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_int_eq(count_entries(outdir), 3);
-
-    kms_image labels = {0};
-    snprintf(path, sizeof path, "%s/%s_labels.png", outdir, SAMPLE_STEM);
-    ck_assert_msg(kms_cv_imread(path, KMS_CV_IMREAD_UNCHANGED, &labels, &err) ==
+    snprintf(path, sizeof path, "%s/%s%s", outdir, SAMPLE_STEM, suffix);
+    ck_assert_msg(kms_cv_imread(path, KMS_CV_IMREAD_UNCHANGED, img, &err) ==
                       KMS_OK,
-                  "%s", err.message);
-    ck_assert_int_eq(labels.width, 128);
+                  "%s: %s", path, err.message);
+    ck_assert_int_eq(img->width, 128);
+    ck_assert_int_eq(img->channels, 1);
+    ck_assert_int_eq(img->depth, depth);
+}
+
+/* The three products decode to the labels, rint(centre * 255) and the
+ * centres; nothing else is in the output folder. */
+static void assert_products(const kms_context *ctx)
+{
+    ck_assert_int_eq(kt_count_entries(outdir, NULL), 3);
+    kms_image labels = {0}, recolor = {0}, raw = {0};
+    read_product("_labels.png", KMS_DEPTH_U8, &labels);
     ck_assert_int_eq(labels.height, 128);
-    ck_assert_int_eq(labels.channels, 1);
-    ck_assert_int_eq(labels.depth, KMS_DEPTH_U8);
-
-    kms_image recolor = {0};
-    snprintf(path, sizeof path, "%s/%s_recolor.png", outdir, SAMPLE_STEM);
-    ck_assert_int_eq(kms_cv_imread(path, KMS_CV_IMREAD_UNCHANGED, &recolor, &err),
-                     KMS_OK);
-    ck_assert_int_eq(recolor.width, 128);
-    ck_assert_int_eq(recolor.channels, 1);
-    ck_assert_int_eq(recolor.depth, KMS_DEPTH_U8);
-
-    kms_image raw = {0};
-    snprintf(path, sizeof path, "%s/%s_recolor.tif", outdir, SAMPLE_STEM);
-    ck_assert_int_eq(kms_cv_imread(path, KMS_CV_IMREAD_UNCHANGED, &raw, &err),
-                     KMS_OK);
-    ck_assert_int_eq(raw.width, 128);
-    ck_assert_int_eq(raw.channels, 1);
-    ck_assert_int_eq(raw.depth, KMS_DEPTH_F32);
+    read_product("_recolor.png", KMS_DEPTH_U8, &recolor);
+    read_product("_recolor.tif", KMS_DEPTH_F32, &raw);
 
     for (int y = 0; y < 128; y++) {
         const uint8_t *lr = kms_image_row(&labels, y);
@@ -571,7 +495,7 @@ END_TEST
 START_TEST(test_missing_input)
 {
     char missing[1024];
-    snprintf(missing, sizeof missing, "%s/no_such_slice.png", tmpdir);
+    kt_tmp_path(missing, sizeof missing, "no_such_slice.png");
     char text[1024];
     notebook_config(text, sizeof text, "backend = opencv");
     kms_context ctx;
@@ -581,7 +505,7 @@ START_TEST(test_missing_input)
     ck_assert_str_eq(err.file, missing);
     ck_assert_str_eq(err.key, "read");
     ck_assert_ptr_null(ctx.labels);
-    ck_assert_int_eq(count_entries(outdir), 0);
+    ck_assert_int_eq(kt_count_entries(outdir, NULL), 0);
     kms_context_clear(&ctx);
 }
 END_TEST
@@ -589,11 +513,7 @@ END_TEST
 START_TEST(test_not_an_image)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/notes.png", tmpdir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("this is not a PNG\n", f);
-    fclose(f);
+    kt_write_tmp("notes.png", "this is not a PNG\n", path, sizeof path);
     kms_context ctx;
     kms_error err;
     ck_assert_int_eq(run_text(cfg_read_color, path, 0, &ctx, &err), KMS_ERR_INPUT);
@@ -606,18 +526,12 @@ END_TEST
 START_TEST(test_truncated_png)
 {
     /* the first half of a real PNG */
-    FILE *in = fopen(SAMPLE_PNG, "rb");
-    ck_assert_ptr_nonnull(in);
-    static unsigned char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf, in);
-    fclose(in);
+    size_t n;
+    unsigned char *buf = kt_read_file(SAMPLE_PNG, &n);
     ck_assert_uint_gt(n, 1000);
     char path[1024];
-    snprintf(path, sizeof path, "%s/cut.png", tmpdir);
-    FILE *out = fopen(path, "wb");
-    ck_assert_ptr_nonnull(out);
-    ck_assert_uint_eq(fwrite(buf, 1, n / 2, out), n / 2);
-    fclose(out);
+    kt_write_bytes(kt_tmp_path(path, sizeof path, "cut.png"), buf, n / 2);
+    free(buf);
     kms_context ctx;
     kms_error err;
     ck_assert_int_eq(run_text(cfg_read_color, path, 0, &ctx, &err), KMS_ERR_INPUT);
@@ -650,15 +564,9 @@ START_TEST(test_write_never_over_input)
      * input is unchanged */
     char input[1024];
     snprintf(input, sizeof input, "%s/x_labels.png", outdir);
-    FILE *in = fopen(SAMPLE_PNG, "rb");
-    ck_assert_ptr_nonnull(in);
-    static unsigned char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf, in);
-    fclose(in);
-    FILE *out = fopen(input, "wb");
-    ck_assert_ptr_nonnull(out);
-    ck_assert_uint_eq(fwrite(buf, 1, n, out), n);
-    fclose(out);
+    size_t n;
+    unsigned char *buf = kt_read_file(SAMPLE_PNG, &n);
+    kt_write_bytes(input, buf, n);
 
     kms_pipeline pl;
     char text[1024];
@@ -678,16 +586,16 @@ START_TEST(test_write_never_over_input)
     ck_assert_str_eq(err.file, labels);
     ck_assert_ptr_nonnull(strstr(err.message, "refusing to overwrite"));
     /* only the input is left */
-    ck_assert_int_eq(count_entries(outdir), 1);
+    ck_assert_int_eq(kt_count_entries(outdir, NULL), 1);
     char recolor[1024];
     snprintf(recolor, sizeof recolor, "%s/x_recolor.png", outdir);
     ck_assert(!exists(recolor));
-    FILE *again = fopen(input, "rb");
-    ck_assert_ptr_nonnull(again);
-    static unsigned char back[1 << 20];
-    ck_assert_uint_eq(fread(back, 1, sizeof back, again), n);
-    fclose(again);
+    size_t n_back;
+    unsigned char *back = kt_read_file(input, &n_back);
+    ck_assert_uint_eq(n_back, n);
     ck_assert_int_eq(memcmp(back, buf, n), 0);
+    free(back);
+    free(buf);
     kms_context_clear(&ctx);
     kms_file_set_free(&inputs);
     kms_pipeline_free(&pl);
@@ -701,7 +609,7 @@ START_TEST(test_write_missing_output_dir)
     kms_pipeline pl;
     build(text, &pl);
     char gone[1024];
-    snprintf(gone, sizeof gone, "%s/gone", tmpdir);
+    kt_tmp_path(gone, sizeof gone, "gone");
     kms_context ctx;
     context_for(&ctx, SAMPLE_PNG, SAMPLE_STEM, 42);
     ctx.output_dir = gone;
@@ -721,8 +629,8 @@ static Suite *stages_suite(void)
     Suite *s = suite_create("stages");
 
     TCase *core = tcase_create("Core");
-    tcase_add_unchecked_fixture(core, setup_root, teardown_root);
-    tcase_add_checked_fixture(core, setup, teardown);
+    kt_add_tmp_fixture(core, "check_stages");
+    tcase_add_checked_fixture(core, setup_outdir, NULL);
     tcase_set_timeout(core, 120);
     tcase_add_test(core, test_read_color);
     tcase_add_test(core, test_read_grayscale_matches_color);
@@ -738,8 +646,8 @@ static Suite *stages_suite(void)
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
-    tcase_add_unchecked_fixture(limits, setup_root, teardown_root);
-    tcase_add_checked_fixture(limits, setup, teardown);
+    kt_add_tmp_fixture(limits, "check_stages");
+    tcase_add_checked_fixture(limits, setup_outdir, NULL);
     tcase_set_timeout(limits, 120);
     tcase_add_test(limits, test_missing_input);
     tcase_add_test(limits, test_not_an_image);
@@ -754,9 +662,5 @@ static Suite *stages_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(stages_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return kt_run_suite(stages_suite());
 }
