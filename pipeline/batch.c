@@ -142,7 +142,7 @@ static char *dup_or_null(const char *s)
 }
 
 static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
-                     int threads, kms_row *r)
+                     int threads, kms_row *r, double *stage_ms)
 {
     const kms_input *in = &b->inputs.items[i];
     kms_context ctx;
@@ -176,6 +176,8 @@ static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
     r->dice = ctx.dice;
     r->iou = ctx.iou;
     r->note = dup_or_null(ctx.note);
+    for (size_t s = 0; s < pl->n_stages && s < KMS_MAX_STAGES; s++)
+        stage_ms[s] = ctx.stage_ms[s];
     if (st != KMS_OK) {
         char line[2600];
         kms_error_format(&err, line, sizeof line);
@@ -218,14 +220,17 @@ typedef struct shared {
     kms_row *rows;
     atomic_size_t next;
     int threads_per_item;
-    pthread_mutex_t lock;   /* guards progress, res and stderr */
+    pthread_mutex_t lock;   /* guards progress, res, stage_ms and stderr */
+    double stage_ms[KMS_MAX_STAGES]; /* summed over inputs */
     kms_progress progress;
     kms_batch_result *res;
 } shared;
 
-static void finish_item(shared *sh, const kms_row *r)
+static void finish_item(shared *sh, const kms_row *r, const double *stage_ms)
 {
     pthread_mutex_lock(&sh->lock);
+    for (int s = 0; s < KMS_MAX_STAGES; s++)
+        sh->stage_ms[s] += stage_ms[s];
     if (r->status != KMS_ROW_NOT_RUN) {
         sh->res->total++;
         sh->res->succeeded += r->status == KMS_ROW_OK;
@@ -254,15 +259,16 @@ static void *worker(void *arg)
             break;
         kms_row *r = &sh->rows[i];
         const kms_input *in = &sh->b->inputs.items[i];
+        double stage_ms[KMS_MAX_STAGES] = {0};
         if (sh->opt->resume && products_complete(sh->pl, sh->b, in)) {
             r->input = in->path;
             r->status = KMS_ROW_SKIPPED;
             const char *line = kms_summary_index_find(sh->previous, in->path);
             r->previous = line ? strdup(line) : NULL;
         } else {
-            run_item(sh->pl, sh->b, i, sh->threads_per_item, r);
+            run_item(sh->pl, sh->b, i, sh->threads_per_item, r, stage_ms);
         }
-        finish_item(sh, r);
+        finish_item(sh, r, stage_ms);
     }
     return NULL;
 }
@@ -291,6 +297,19 @@ static void print_scores(const kms_row *rows, size_t n)
                     "%.4f over %zu inputs with truth\n",
             dice_sum / (double)m, dice_min, rows[worst].input,
             iou_sum / (double)m, iou_min, m);
+}
+
+static void print_stage_times(const kms_pipeline *pl, const double *ms,
+                              int inputs)
+{
+    double total = 0;
+    for (size_t s = 0; s < pl->n_stages && s < KMS_MAX_STAGES; s++)
+        total += ms[s];
+    fprintf(stderr, "kmseg: time per input by stage (mean of %d):\n", inputs);
+    for (size_t s = 0; s < pl->n_stages && s < KMS_MAX_STAGES; s++)
+        fprintf(stderr, "  %-10s %8.3f ms %5.1f%%\n", pl->stages[s].cls->name,
+                inputs ? ms[s] / inputs : 0, total > 0 ? 100 * ms[s] / total : 0);
+    fprintf(stderr, "  %-10s %8.3f ms\n", "all", inputs ? total / inputs : 0);
 }
 
 static void print_end(const kms_batch_result *res, const kms_row *rows,
@@ -373,6 +392,8 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
     if (st == KMS_OK && !opt->quiet)
         print_end(res, sh.rows, n, kms_progress_elapsed(&sh.progress), b.out_dir,
                   summary);
+    if (opt->stage_times)
+        print_stage_times(pl, sh.stage_ms, res->total - res->skipped);
 out:
     for (size_t i = 0; sh.rows && i < n; i++)
         kms_row_clear(&sh.rows[i]);

@@ -25,6 +25,7 @@ typedef struct kms_batch_options {
     bool resume;               /* skip inputs whose products all exist */
     int shard_index, shard_count; /* run inputs i with i % count == index */
     bool timings;              /* ms_* columns in summary.csv */
+    bool stage_times;          /* print the time spent in each stage */
 } kms_batch_options;
 
 /* Defaults: all cores, progress on a terminal, timings on, no shards. */

@@ -53,18 +53,26 @@ static kms_status elbow_input(const kms_pipeline *pl, const kms_batch *b,
     kms_status st = kms_pipeline_run_span(pl, ctx, 0, es->kmeans_at, err);
     if (st != KMS_OK)
         return st;
-    if ((size_t)es->k_max > ctx->n_samples)
-        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "--k",
-                             "K up to %d needs %d samples, there are %zu",
-                             es->k_max, es->k_max, ctx->n_samples);
+    kms_sample_set set;
+    st = kms_context_sample_set(ctx, &set, err);
+    if (st != KMS_OK)
+        return st;
     int n = es->k_max - es->k_min + 1;
     double *wcss = malloc(sizeof *wcss * (size_t)n);
-    if (!wcss)
+    if (!wcss) {
+        kms_sample_set_free(&set);
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    }
     kms_kmeans_params kp;
     kms_kmeans_stage_native_params(pl->stages[es->kmeans_at].params, ctx, &kp);
-    st = kms_elbow_curve(ctx->samples, ctx->n_samples, ctx->dims, &kp,
-                         es->k_min, es->k_max, wcss, err);
+    if ((size_t)es->k_max > set.n)
+        st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "--k",
+                           "K up to %d needs %d samples, there are %zu",
+                           es->k_max, es->k_max, set.n);
+    else
+        st = kms_elbow_curve(set.x, set.n, ctx->dims, &kp, es->k_min,
+                             es->k_max, wcss, err);
+    kms_sample_set_free(&set);
     int knee = st == KMS_OK ? kms_kneedle(wcss, n) : 0;
     if (st == KMS_OK)
         st = write_plot(b, ctx, wcss, es->k_min, n, knee, err);

@@ -14,6 +14,8 @@ void kms_context_clear(kms_context *ctx)
     kms_image_free(&ctx->recolor);
     kms_image_free(&ctx->mask);
     free(ctx->samples);
+    free(ctx->sample_valid);
+    kms_image_free(&ctx->valid);
     free(ctx->labels);
     free(ctx->centers);
     memset(ctx, 0, sizeof *ctx);
@@ -58,4 +60,35 @@ kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
         kms_image_move(stack, &result);
     kms_image_free(&result);
     return st;
+}
+
+kms_status kms_context_sample_set(const kms_context *ctx, kms_sample_set *set,
+                                  kms_error *err)
+{
+    set->x = ctx->samples;
+    set->n = ctx->n_samples;
+    set->owned = NULL;
+    if (!ctx->sample_valid)
+        return KMS_OK;
+    size_t m = 0, d = (size_t)ctx->dims;
+    for (size_t i = 0; i < ctx->n_samples; i++)
+        m += ctx->sample_valid[i] != 0;
+    if (m == ctx->n_samples)
+        return KMS_OK;
+    set->owned = malloc((m ? m : 1) * d * sizeof *set->owned);
+    if (!set->owned)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    size_t j = 0;
+    for (size_t i = 0; i < ctx->n_samples; i++)
+        if (ctx->sample_valid[i])
+            memcpy(set->owned + j++ * d, ctx->samples + i * d, d * sizeof(float));
+    set->x = set->owned;
+    set->n = m;
+    return KMS_OK;
+}
+
+void kms_sample_set_free(kms_sample_set *set)
+{
+    free(set->owned);
+    set->owned = NULL;
 }

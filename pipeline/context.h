@@ -20,6 +20,8 @@ enum {
     KMS_PRODUCT_OVERLAY = 1u << 4      /* {stem}_overlay.png */
 };
 
+#define KMS_MAX_STAGES 32
+
 typedef struct kms_context {
     /* set by the runner */
     const char *input_path;
@@ -40,7 +42,9 @@ typedef struct kms_context {
     int slices;
     kms_volume volume;       /* NIfTI header and geometry (img unused) */
 
-    /* window: what the pixel values mean */
+    /* window: what the pixel values mean, and which pixels are real (0 =
+     * padding outside the field of view; empty image when all are) */
+    kms_image valid;
     bool hu;                 /* Hounsfield units (16-bit signed CT) */
     double display_lo, display_hi; /* window for looking at the image */
 
@@ -50,6 +54,7 @@ typedef struct kms_context {
     int dims;
     int sample_width, sample_height;
     double value_num, value_den; /* sample = pixel * num / den */
+    uint8_t *sample_valid;   /* n_samples flags, NULL: all; k-means skips 0s */
 
     /* kmeans: canonical labels (0 = darkest centre) and k x dims centres */
     int32_t *labels;
@@ -67,11 +72,26 @@ typedef struct kms_context {
     char note[160];          /* a warning that does not fail the input
                                 (e.g. "no lung found"): summary.csv note */
 
+    /* time each stage took on this input, by stage index (--stage-times) */
+    double stage_ms[KMS_MAX_STAGES];
+
     /* evaluate */
     kms_image truth;         /* 0/255, for the overlay */
     bool evaluated;
     double dice, iou;
 } kms_context;
+
+/* The samples k-means clusters: all of ctx->samples, or only the valid
+ * ones (padding left out), copied. */
+typedef struct kms_sample_set {
+    const float *x;
+    size_t n;
+    float *owned;  /* the copy, when one was made */
+} kms_sample_set;
+
+kms_status kms_context_sample_set(const kms_context *ctx, kms_sample_set *set,
+                                  kms_error *err);
+void kms_sample_set_free(kms_sample_set *set);
 
 /* A 2-D operation from src to a new dst (as the kms_cv_* filters are). */
 typedef kms_status (*kms_slice_fn)(const kms_image *src, kms_image *dst,

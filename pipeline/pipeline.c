@@ -1,5 +1,7 @@
 #include "pipeline.h"
 
+#include "output.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +151,11 @@ static kms_status build_stages(kms_pipeline *pl, const kms_config *cfg,
                                  p->name);
         }
     }
+    if (pl->n_stages > KMS_MAX_STAGES) {
+        kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
+                      "more than %d stages", KMS_MAX_STAGES);
+        return locate(err, cfg, list);
+    }
     if (pl->n_stages == 0) {
         kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL, "no stages listed");
         return locate(err, cfg, list);
@@ -257,7 +264,10 @@ kms_status kms_pipeline_run_span(const kms_pipeline *pl, kms_context *ctx,
 {
     for (size_t i = first; i < end && i < pl->n_stages; i++) {
         const kms_stage_class *cls = pl->stages[i].cls;
+        double t0 = kms_now_ms();
         kms_status st = cls->run(pl->stages[i].params, ctx, err);
+        if (i < KMS_MAX_STAGES)
+            ctx->stage_ms[i] += kms_now_ms() - t0;
         if (st == KMS_OK)
             continue;
         if (!err->file[0])

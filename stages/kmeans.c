@@ -2,6 +2,7 @@
  * library, and leaves canonical labels (0 = darkest centre). */
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "elbow.h"
@@ -92,15 +93,20 @@ static int term_type(criteria c)
 }
 
 static kms_status run_opencv(const kmeans_params *p, kms_context *ctx,
+                             const kms_sample_set *set, int32_t *labels,
                              kms_error *err)
 {
     int flags = p->init == INIT_PP ? KMS_CV_KMEANS_PP_CENTERS
                                    : KMS_CV_KMEANS_RANDOM_CENTERS;
     ctx->backend = "opencv";
-    return kms_cv_kmeans(ctx->samples, (int)ctx->n_samples, ctx->dims, ctx->k,
+    if (set->n > INT32_MAX)
+        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.backend",
+                             "%zu samples are more than cv::kmeans takes; use "
+                             "backend = native", set->n);
+    return kms_cv_kmeans(set->x, (int)set->n, ctx->dims, ctx->k,
                          term_type((criteria)p->criteria), p->max_iter,
-                         p->epsilon, p->attempts, flags, ctx->seed,
-                         ctx->labels, ctx->centers, &ctx->wcss, err);
+                         p->epsilon, p->attempts, flags, ctx->seed, labels,
+                         ctx->centers, &ctx->wcss, err);
 }
 
 void kms_kmeans_stage_native_params(const void *params,
@@ -121,14 +127,42 @@ void kms_kmeans_stage_native_params(const void *params,
 }
 
 static kms_status run_native(const kmeans_params *p, kms_context *ctx,
+                             const kms_sample_set *set, int32_t *labels,
                              kms_error *err)
 {
     kms_kmeans_params kp;
     kms_kmeans_stage_native_params(p, ctx, &kp);
     kp.k = ctx->k;
     ctx->backend = "native";
-    return kms_kmeans_run(ctx->samples, ctx->n_samples, ctx->dims, &kp,
-                          ctx->labels, ctx->centers, &ctx->wcss, err);
+    return kms_kmeans_run(set->x, set->n, ctx->dims, &kp, labels, ctx->centers,
+                          &ctx->wcss, err);
+}
+
+/* Labels for every sample of the grid: the clustered ones from labels, the
+ * left-out ones (padding) the nearest centre. */
+static void scatter_labels(kms_context *ctx, const int32_t *labels)
+{
+    size_t j = 0;
+    const int d = ctx->dims;
+    for (size_t i = 0; i < ctx->n_samples; i++) {
+        if (ctx->sample_valid[i]) {
+            ctx->labels[i] = labels[j++];
+            continue;
+        }
+        const float *x = ctx->samples + i * (size_t)d;
+        double best = INFINITY;
+        for (int c = 0; c < ctx->k; c++) {
+            double dist = 0;
+            for (int e = 0; e < d; e++) {
+                double t = x[e] - ctx->centers[(size_t)c * (size_t)d + (size_t)e];
+                dist += t * t;
+            }
+            if (dist < best) {
+                best = dist;
+                ctx->labels[i] = c;
+            }
+        }
+    }
 }
 
 /* k = auto: the knee of the WCSS curve, from the native library whatever
@@ -149,8 +183,12 @@ static kms_status choose_k(const kmeans_params *p, kms_context *ctx,
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     kms_kmeans_params kp;
     kms_kmeans_stage_native_params(p, ctx, &kp);
-    kms_status st = kms_elbow_curve(ctx->samples, ctx->n_samples, ctx->dims,
-                                    &kp, p->k_min, k_max, wcss, err);
+    kms_sample_set set;
+    kms_status st = kms_context_sample_set(ctx, &set, err);
+    if (st == KMS_OK)
+        st = kms_elbow_curve(set.x, set.n, ctx->dims, &kp, p->k_min, k_max,
+                             wcss, err);
+    kms_sample_set_free(&set);
     if (st == KMS_OK)
         ctx->k = p->k_min + kms_kneedle(wcss, n);
     free(wcss);
@@ -167,28 +205,44 @@ kms_status kms_kmeans_stage_cluster(const void *params, kms_context *ctx,
         if (st != KMS_OK)
             return st;
     }
-    if (ctx->n_samples < (size_t)ctx->k)
-        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.k",
-                             "k = %d is larger than the %zu samples", ctx->k,
-                             ctx->n_samples);
+    kms_sample_set set;
+    kms_status st = kms_context_sample_set(ctx, &set, err);
+    if (st != KMS_OK)
+        return st;
+    int32_t *labels = NULL;
+    if (set.n < (size_t)ctx->k) {
+        st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.k",
+                           "k = %d is larger than the %zu samples", ctx->k,
+                           set.n);
+        goto out;
+    }
     free(ctx->labels);
     free(ctx->centers);
     ctx->labels = calloc(ctx->n_samples, sizeof *ctx->labels);
     ctx->centers = calloc((size_t)ctx->k * (size_t)ctx->dims,
                           sizeof *ctx->centers);
-    if (!ctx->labels || !ctx->centers)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
-                             "cannot allocate labels for %zu samples",
-                             ctx->n_samples);
+    labels = set.owned ? calloc(set.n, sizeof *labels) : ctx->labels;
+    if (!ctx->labels || !ctx->centers || !labels) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                           "cannot allocate labels for %zu samples",
+                           ctx->n_samples);
+        goto out;
+    }
     double t0 = kms_now_ms();
-    kms_status st = backend == KMS_BACKEND_OPENCV ? run_opencv(p, ctx, err)
-                                                  : run_native(p, ctx, err);
+    st = backend == KMS_BACKEND_OPENCV ? run_opencv(p, ctx, &set, labels, err)
+                                       : run_native(p, ctx, &set, labels, err);
     ctx->ms_kmeans = kms_now_ms() - t0;
     if (st != KMS_OK)
-        return st;
+        goto out;
+    if (set.owned)
+        scatter_labels(ctx, labels);
     kms_kmeans_canonicalize(ctx->labels, ctx->n_samples, ctx->centers, ctx->k,
                             ctx->dims);
-    return KMS_OK;
+out:
+    if (labels != ctx->labels)
+        free(labels);
+    kms_sample_set_free(&set);
+    return st;
 }
 
 static kms_status kmeans_run(const void *params, kms_context *ctx,

@@ -35,70 +35,70 @@ long kms_mask_area(const kms_image *mask)
     return n;
 }
 
-/* One slice's holes: breadth-first search over background from the border;
- * what it never reaches is enclosed. */
-static kms_status fill_slice(kms_image *mask, uint8_t *outside, int32_t *queue)
+/* outside[i] = 1 for background pixels 4-connected to the border: one
+ * OpenCV flood fill (scanline, fast) from the corner of a copy padded with
+ * a ring of background, so every border pixel is reached from one seed. */
+static kms_status flood_from_border(const kms_image *mask, uint8_t *outside,
+                                    kms_error *err)
+{
+    enum { REACHED = 128 };
+    const int w = mask->width, h = mask->height;
+    kms_image pad = {0};
+    kms_status st = kms_image_alloc(&pad, w + 2, h + 2, 1, KMS_DEPTH_U8, err);
+    if (st != KMS_OK)
+        return st;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *m = kms_image_row(mask, y);
+        uint8_t *p = (uint8_t *)kms_image_row(&pad, y + 1) + 1;
+        for (int x = 0; x < w; x++)
+            p[x] = m[x] ? 255 : 0;
+    }
+    st = kms_cv_flood_fill(&pad, 0, 0, REACHED, 4, NULL, err);
+    for (int y = 0; st == KMS_OK && y < h; y++) {
+        const uint8_t *p = (const uint8_t *)kms_image_row(&pad, y + 1) + 1;
+        uint8_t *o = outside + (size_t)y * (size_t)w;
+        for (int x = 0; x < w; x++)
+            o[x] = p[x] == REACHED;
+    }
+    kms_image_free(&pad);
+    return st;
+}
+
+/* One slice's holes: what the flood from the border never reaches is
+ * enclosed. */
+static kms_status fill_slice(kms_image *mask, uint8_t *outside, kms_error *err)
 {
     const int w = mask->width, h = mask->height;
-    memset(outside, 0, (size_t)w * (size_t)h);
-    size_t head = 0, tail = 0;
-#define SEED(x, y)                                                             \
-    do {                                                                       \
-        size_t i_ = (size_t)(y) * (size_t)w + (size_t)(x);                     \
-        if (!outside[i_] &&                                                    \
-            ((const uint8_t *)kms_image_row(mask, (y)))[(x)] == 0) {           \
-            outside[i_] = 1;                                                   \
-            queue[tail++] = (int32_t)i_;                                       \
-        }                                                                      \
-    } while (0)
-    for (int x = 0; x < w; x++) {
-        SEED(x, 0);
-        SEED(x, h - 1);
-    }
-    for (int y = 0; y < h; y++) {
-        SEED(0, y);
-        SEED(w - 1, y);
-    }
-    while (head < tail) {
-        int i = queue[head++], x = i % w, y = i / w;
-        if (x > 0)
-            SEED(x - 1, y);
-        if (x + 1 < w)
-            SEED(x + 1, y);
-        if (y > 0)
-            SEED(x, y - 1);
-        if (y + 1 < h)
-            SEED(x, y + 1);
-    }
-#undef SEED
-    for (int y = 0; y < h; y++) {
+    kms_status st = flood_from_border(mask, outside, err);
+    for (int y = 0; st == KMS_OK && y < h; y++) {
         uint8_t *row = kms_image_row(mask, y);
+        const uint8_t *o = outside + (size_t)y * (size_t)w;
         for (int x = 0; x < w; x++)
-            if (!outside[(size_t)y * (size_t)w + (size_t)x])
-                row[x] = 255;
+            row[x] = o[x] ? row[x] : 255;
     }
-    return KMS_OK;
+    return st;
+}
+
+kms_status kms_mask_reach_border(const kms_image *mask, uint8_t *reach,
+                                 kms_error *err)
+{
+    return flood_from_border(mask, reach, err);
 }
 
 kms_status kms_mask_fill_holes(kms_image *mask, int slices, kms_error *err)
 {
     slices = slices > 1 ? slices : 1;
     int rows = mask->height / slices;
-    size_t n = (size_t)mask->width * (size_t)rows;
-    uint8_t *outside = malloc(n);
-    int32_t *queue = malloc(n * sizeof *queue);
-    if (!outside || !queue) {
-        free(outside);
-        free(queue);
+    uint8_t *outside = malloc((size_t)mask->width * (size_t)rows);
+    if (!outside)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-    }
-    for (int z = 0; z < slices; z++) {
+    kms_status st = KMS_OK;
+    for (int z = 0; z < slices && st == KMS_OK; z++) {
         kms_image slice = kms_image_rows(mask, z * rows, rows);
-        fill_slice(&slice, outside, queue);
+        st = fill_slice(&slice, outside, err);
     }
     free(outside);
-    free(queue);
-    return KMS_OK;
+    return st;
 }
 
 static kms_status morph_slice(const kms_image *src, kms_image *dst, void *arg,

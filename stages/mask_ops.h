@@ -24,6 +24,11 @@ kms_status kms_mask_from_labels(const int32_t *labels, int width, int height,
  * to 255. */
 kms_status kms_mask_fill_holes(kms_image *mask, int slices, kms_error *err);
 
+/* reach[i] = 1 for each 0-pixel of a 1-slice mask that is 4-connected to
+ * the image border through 0-pixels (reach: width * height bytes). */
+kms_status kms_mask_reach_border(const kms_image *mask, uint8_t *reach,
+                                 kms_error *err);
+
 /* Opening or closing with a disk of the given radius (0: nothing), per
  * slice. */
 kms_status kms_mask_open(kms_image *mask, int slices, int radius,

@@ -10,6 +10,7 @@ const kms_stage_class *const kms_stage_classes[] = {
     &kms_stage_kmeans,
     &kms_stage_recolor,
     &kms_stage_mask,
+    &kms_stage_lung_mask,
     &kms_stage_evaluate,
     &kms_stage_write,
     NULL,

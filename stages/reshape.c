@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "opencv_c.h"
 #include "stage.h"
@@ -114,6 +115,8 @@ static kms_status to_samples(const reshape_params *p, kms_context *ctx,
             for (int c = 0; c < img->channels; c++)
                 *out++ = sample_at(img, x, y, c) * num / den;
     free(ctx->samples);
+    free(ctx->sample_valid);
+    ctx->sample_valid = NULL;
     ctx->samples = s;
     ctx->n_samples = n;
     ctx->dims = img->channels;
@@ -135,6 +138,39 @@ static kms_status resize_slice(const kms_image *src, kms_image *dst, void *arg,
                          err);
 }
 
+static kms_status resize_nearest(const kms_image *src, kms_image *dst,
+                                 void *arg, kms_error *err)
+{
+    const kms_image *to = arg;
+    return kms_cv_resize(src, dst, to->width, to->height, 0, 0,
+                         KMS_CV_INTER_NEAREST, err);
+}
+
+/* Which samples are real pixels, not padding (window stage): k-means
+ * leaves the others out. */
+static kms_status valid_samples(const reshape_params *p, kms_context *ctx,
+                                int slices, kms_error *err)
+{
+    (void)p;
+    kms_image valid = {0}, slice_size = {0};
+    kms_status st = kms_image_copy(&valid, &ctx->valid, err);
+    slice_size.width = ctx->sample_width;
+    slice_size.height = ctx->sample_height / slices;
+    if (st == KMS_OK && (valid.width != ctx->sample_width ||
+                         valid.height != ctx->sample_height))
+        st = kms_map_slices(&valid, slices, resize_nearest, &slice_size, err);
+    uint8_t *flags = st == KMS_OK ? malloc(ctx->n_samples) : NULL;
+    if (st == KMS_OK && !flags)
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    for (int y = 0; st == KMS_OK && y < valid.height; y++)
+        memcpy(flags + (size_t)y * (size_t)valid.width, kms_image_row(&valid, y),
+               (size_t)valid.width);
+    if (st == KMS_OK)
+        ctx->sample_valid = flags;
+    kms_image_free(&valid);
+    return st;
+}
+
 static kms_status reshape_run(const void *params, kms_context *ctx,
                               kms_error *err)
 {
@@ -150,7 +186,10 @@ static kms_status reshape_run(const void *params, kms_context *ctx,
         st = kms_map_slices(img, slices, resize_slice, (void *)p, err);
     if (st != KMS_OK)
         return st;
-    return to_samples(p, ctx, err);
+    st = to_samples(p, ctx, err);
+    if (st == KMS_OK && ctx->valid.data)
+        st = valid_samples(p, ctx, slices, err);
+    return st;
 }
 
 const kms_stage_class kms_stage_reshape = {

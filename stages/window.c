@@ -2,6 +2,7 @@
  * clusters on tissue rather than on bone extremes or on the padding outside
  * the scanner's field of view. */
 #include <math.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,10 +29,12 @@ static const kms_param window_table[] = {
      "display units)"},
     {"hi", KMS_PARAM_STRING, "", 0, 0, NULL, offsetof(window_params, hi),
      "upper bound instead of level/width"},
-    {"padding_below", KMS_PARAM_DOUBLE, "-1500", -100000, 0, NULL,
+    {"padding_below", KMS_PARAM_DOUBLE, "-1100", -100000, 0, NULL,
      offsetof(window_params, padding_below),
-     "HU values below this are padding outside the field of view (air is "
-     "about -1000; padding here is -2000 and lower)"},
+     "HU at or below this is padding outside the field of view (air is about "
+     "-1000; scanners pad with -2000 and lower): it becomes padding_value and "
+     "is left out of k-means, which would otherwise spend a cluster on it or "
+     "drag the air centre"},
     {"padding_value", KMS_PARAM_DOUBLE, "-1000", -4000, 4000, NULL,
      offsetof(window_params, padding_value),
      "what padding becomes: air, so it joins the air outside the body"},
@@ -84,6 +87,45 @@ static double clip(double v, double lo, double hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* Clips one row; padding (HU only) becomes pad_value and is marked in
+ * valid (may be NULL). Returns how many padding pixels it found. */
+#define CLIP_ROW(type)                                                         \
+    static long clip_##type(type *v, size_t n, double lo, double hi,           \
+                            double pad_below, double pad_value,                \
+                            uint8_t *valid)                                    \
+    {                                                                          \
+        long padding = 0;                                                      \
+        for (size_t i = 0; i < n; i++) {                                       \
+            bool pad = v[i] <= pad_below;                                      \
+            v[i] = (type)(pad ? pad_value : clip(v[i], lo, hi));               \
+            padding += pad;                                                    \
+            if (valid)                                                         \
+                valid[i] = !pad;                                               \
+        }                                                                      \
+        return padding;                                                        \
+    }
+CLIP_ROW(uint8_t)
+CLIP_ROW(int16_t)
+CLIP_ROW(uint16_t)
+CLIP_ROW(int32_t)
+CLIP_ROW(float)
+#undef CLIP_ROW
+
+static long clip_row(kms_image *img, int y, double lo, double hi,
+                     double pad_below, double pad_value, uint8_t *valid)
+{
+    void *r = kms_image_row(img, y);
+    size_t n = (size_t)img->width * (size_t)img->channels;
+    switch (img->depth) {
+    case KMS_DEPTH_U8: return clip_uint8_t(r, n, lo, hi, pad_below, pad_value, valid);
+    case KMS_DEPTH_S16: return clip_int16_t(r, n, lo, hi, pad_below, pad_value, valid);
+    case KMS_DEPTH_U16: return clip_uint16_t(r, n, lo, hi, pad_below, pad_value, valid);
+    case KMS_DEPTH_S32: return clip_int32_t(r, n, lo, hi, pad_below, pad_value, valid);
+    case KMS_DEPTH_F32: return clip_float(r, n, lo, hi, pad_below, pad_value, valid);
+    }
+    abort();
+}
+
 static kms_status window_run(const void *params, kms_context *ctx,
                              kms_error *err)
 {
@@ -98,45 +140,22 @@ static kms_status window_run(const void *params, kms_context *ctx,
      * nothing there, so only explicit bounds (in its own units) apply. */
     if (!ctx->hu && !explicit_bounds)
         return KMS_OK;
+    kms_image valid = {0};
+    bool mark = ctx->hu && img->channels == 1;
+    if (mark) {
+        st = kms_image_alloc(&valid, img->width, img->height, 1, KMS_DEPTH_U8, err);
+        if (st != KMS_OK)
+            return st;
+    }
     double pad_below = ctx->hu ? p->padding_below : -INFINITY;
     double pad_value = clip(p->padding_value, lo, hi);
-    size_t row = (size_t)img->width * (size_t)img->channels;
-    for (int y = 0; y < img->height; y++) {
-        void *r = kms_image_row(img, y);
-        for (size_t i = 0; i < row; i++) {
-            switch (img->depth) {
-            case KMS_DEPTH_U8: {
-                uint8_t *v = (uint8_t *)r + i;
-                *v = (uint8_t)lrint(clip(*v, lo, hi));
-                break;
-            }
-            case KMS_DEPTH_S16: {
-                int16_t *v = (int16_t *)r + i;
-                *v = (int16_t)lrint(*v < pad_below ? pad_value : clip(*v, lo, hi));
-                break;
-            }
-            case KMS_DEPTH_U16: {
-                uint16_t *v = (uint16_t *)r + i;
-                *v = (uint16_t)lrint(clip(*v, lo, hi));
-                break;
-            }
-            case KMS_DEPTH_S32: {
-                int32_t *v = (int32_t *)r + i;
-                *v = (int32_t)lrint(*v < pad_below ? pad_value : clip(*v, lo, hi));
-                break;
-            }
-            case KMS_DEPTH_F32: {
-                float *v = (float *)r + i;
-                if (isnan(*v))
-                    return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, NULL,
-                                         "NaN at pixel (%zu, %d)",
-                                         i / (size_t)img->channels, y);
-                *v = (float)(*v < pad_below ? pad_value : clip(*v, lo, hi));
-                break;
-            }
-            }
-        }
-    }
+    long padding = 0;
+    for (int y = 0; y < img->height; y++)
+        padding += clip_row(img, y, lo, hi, pad_below, pad_value,
+                            mark ? kms_image_row(&valid, y) : NULL);
+    if (padding > 0)
+        kms_image_move(&ctx->valid, &valid);
+    kms_image_free(&valid);
     ctx->display_lo = lo;
     ctx->display_hi = hi;
     return KMS_OK;
