@@ -5,5 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh
 sh scripts/build.sh build
+# the notebook's workflow, then the lung masks of the slices and the volume
 ./build/pipeline/kmseg run samples/notebook.ini "$@"
-echo "products in samples/out/notebook/ (summary.csv lists them)"
+./build/pipeline/kmseg run samples/lung_ct.ini "$@"
+./build/pipeline/kmseg run samples/lung_volume.ini "$@"
+echo "products in samples/out/{notebook,lung_ct,lung_volume}/ (summary.csv lists them)"

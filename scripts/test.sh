@@ -64,6 +64,8 @@ suite() { # BUILD_DIR LABEL
     done
     echo "== [$label] command line"
     run_cases "$label cli" bash tests/cli_test.sh "$dir/pipeline/kmseg"
+    echo "== [$label] lung CT"
+    run_cases "$label lung" bash tests/lung_test.sh "$dir/pipeline/kmseg"
     echo "== [$label] batches"
     run_cases "$label batch" bash tests/batch_test.sh "$dir/pipeline/kmseg"
     echo "== [$label] notebook equality with cv2"

@@ -18,8 +18,9 @@ typedef struct evaluate_params {
 static const kms_param evaluate_table[] = {
     {"truth", KMS_PARAM_STRING, NULL, 0, 0, NULL,
      offsetof(evaluate_params, truth),
-     "truth mask path with {stem} for the input's name, e.g. "
-     "masks/{stem}.png (non-zero = inside); relative to the config's folder"},
+     "truth mask path; {stem} stands for the input's name, e.g. "
+     "masks/{stem}.png (non-zero = inside; PNG/TIFF, or NIfTI for volumes); "
+     "relative to the config's folder"},
     {0},
 };
 
@@ -31,11 +32,10 @@ static kms_status evaluate_prepare(const void *params, kms_link *link,
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "evaluate needs a mask: put mask or lung_mask "
                              "before it");
-    if (!strstr(p->truth, "{stem}"))
+    if (!p->truth[0])
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "truth",
-                             "'%s' has no {stem}: every input would be "
-                             "scored against the same file",
-                             p->truth);
+                             "empty: name the truth masks, e.g. "
+                             "masks/{stem}.png");
     return KMS_OK;
 }
 
