@@ -164,8 +164,9 @@ static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
     r->status = st == KMS_OK ? KMS_ROW_OK : KMS_ROW_ERROR;
     if (st == KMS_ERR_INTERRUPTED)
         r->status = KMS_ROW_NOT_RUN;
+    r->slices = ctx.input_width ? (ctx.slices > 1 ? ctx.slices : 1) : 0;
     r->width = ctx.input_width;
-    r->height = ctx.input_height;
+    r->height = r->slices ? ctx.input_height / r->slices : 0;
     if (ctx.backend) {
         r->k = ctx.k;
         r->backend = ctx.backend;

@@ -71,7 +71,10 @@ static void write_row(FILE *f, const kms_row *r, bool timings)
     csv_field(f, r->error);
     fputc(',', f);
     csv_field(f, r->note);
-    fputc('\n', f);
+    if (r->slices)
+        fprintf(f, ",%d\n", r->slices);
+    else
+        fputs(",\n", f);
 }
 
 kms_status kms_summary_write(const char *dir, const char *name,

@@ -12,7 +12,7 @@
 
 #define KMS_SUMMARY_HEADER                                                    \
     "input,status,width,height,k,backend,wcss,ms_kmeans,ms_total,dice,iou,"    \
-    "error,note"
+    "error,note,slices"
 
 typedef enum kms_row_status {
     KMS_ROW_NOT_RUN, /* not reached (interrupted): left out of the file */
@@ -27,7 +27,8 @@ typedef struct kms_row {
     char *error;             /* owned, NULL when none */
     char *note;              /* owned, NULL when none */
     char *previous;          /* owned: the row an earlier run wrote (resume) */
-    int width, height, k;
+    int width, height, k;    /* height: of one slice */
+    int slices;              /* 1 for images; volumes: axial slices */
     const char *backend;     /* static string */
     double wcss, ms_kmeans, ms_total;
     bool evaluated;
