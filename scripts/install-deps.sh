@@ -5,7 +5,7 @@
 # Does nothing (and needs no network) when everything is installed already.
 set -eu
 
-packages="gcc g++ pkg-config meson ninja-build libopencv-dev libinih-dev"
+packages="build-essential pkg-config meson ninja-build libopencv-dev libinih-dev"
 packages="$packages libnifti2-dev zlib1g-dev" # NIfTI volumes (zlib: .nii.gz masks)
 if [ "${1:-}" = "--test" ]; then
     # check: unit tests; python3-opencv: the notebook equality test, run with
