@@ -56,12 +56,14 @@ run_cases() { # LABEL COMMAND...
 }
 
 suite() { # BUILD_DIR LABEL
-    local dir=$1 label=$2
+    local dir=$1 label=$2 suites=0
     for t in "$dir"/tests/check_*; do
         [ -f "$t" ] && [ -x "$t" ] || continue
         echo "== [$label] $(basename "$t")"
         run_check "$t" "$label $(basename "$t")"
+        suites=$((suites + 1))
     done
+    [ "$suites" -gt 0 ] || note_fail "$label: no Check suites were built"
     echo "== [$label] command line"
     run_cases "$label cli" bash tests/cli_test.sh "$dir/pipeline/kmseg"
     echo "== [$label] lung CT"
@@ -78,7 +80,7 @@ suite() { # BUILD_DIR LABEL
     rm -rf "$out"
 }
 
-if sh scripts/build.sh build; then
+if sh scripts/build.sh build -Dtests=enabled; then
     suite build release
 else
     note_fail "release build"
@@ -89,7 +91,7 @@ fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
-if sh scripts/build.sh build-asan -Dbuildtype=debug \
+if sh scripts/build.sh build-asan -Dtests=enabled -Dbuildtype=debug \
     -Db_sanitize=address,undefined -Db_lundef=false; then
     suite build-asan sanitizers
 else
