@@ -224,11 +224,24 @@ touch "$T/a_file"
 cfg=$(config notdir "s|^output = .*|output = $T/a_file/sub|")
 run run "$cfg"
 expect "output under a file" 2 "$T/a_file/sub" "cannot create output folder"
-if [ "$(id -u)" = 0 ]; then unwritable=/sys/kmseg-test-out; else
-    mkdir -p "$T/ro"; chmod 555 "$T/ro"; unwritable=$T/ro/out; fi
-cfg=$(config ro "s|^output = .*|output = $unwritable|")
-run run "$cfg"
-expect "output folder not writable" 2 "$unwritable"
+# a read-only folder; root writes anywhere, so as root the run drops to
+# nobody (setpriv, util-linux) with a copy of everything it needs
+mkdir -p "$T/ro" "$T/roin"
+chmod 555 "$T/ro"
+cp "$SAMPLES/png/ID_0000_Z_0142.png" "$T/roin/"
+cfg=$(config ro "s|^output = .*|output = $T/ro/out|; s|^input = .*|input = $T/roin|")
+if [ "$(id -u)" = 0 ]; then
+    cp "$KMSEG" "$T/kmseg-copy"
+    chmod -R a+rX "$T"
+    setpriv --reuid=65534 --regid=65534 --clear-groups "$T/kmseg-copy" run "$cfg" \
+        >"$T/stdout" 2>"$T/stderr"
+    rc=$?
+    err=$(cat "$T/stderr")
+    grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$T/stderr" && rc=99
+else
+    run run "$cfg"
+fi
+expect "output folder not writable" 2 "$T/ro/out" "Permission denied"
 
 # --- config errors: exit 2, file:line: key --------------------------------------
 cfg_error() { # NAME SED PATTERN...
