@@ -46,7 +46,10 @@ void kms_kmeans_canonicalize(int32_t *labels, size_t n, float *centers, int k,
                sizeof *sorted * (size_t)dims);
     }
     memcpy(centers, sorted, sizeof *sorted * (size_t)k * (size_t)dims);
-    for (size_t i = 0; i < n; i++)
+    int moved = 0;
+    for (int j = 0; j < k; j++)
+        moved |= rank[j] != j;
+    for (size_t i = 0; moved && i < n; i++)
         if (labels[i] >= 0 && labels[i] < k)
             labels[i] = rank[labels[i]];
 out:

@@ -14,8 +14,13 @@
  * from a radix sort of the float bits otherwise (exact for any float). */
 #include "kmeans_internal.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,16 +56,40 @@ static kms_status distinct_alloc(distinct *t, size_t d)
     return t->value && t->weight ? KMS_OK : KMS_ERR_NOMEM;
 }
 
-/* Counting table; returns 1 when a sample is not an integer (try sorting). */
-static int count_integers(const float *x, size_t n, int32_t imin,
-                          uint32_t *count)
+/* Are all samples integers? They lie in the int32 range. No early exit,
+ * so the loop vectorises. */
+static bool all_integers(const float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        int32_t v = (int32_t)x[i];
-        if ((float)v != x[i])
-            return 1;
-        count[v - imin]++;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= (float)(int32_t)x[i] != x[i];
+    return !bad;
+}
+
+/* Counting table; returns 1 when a sample is not an integer (try sorting).
+ * Neighbouring samples often share a value, and one table would make each
+ * count wait for the last; four take turns. */
+static int count_integers(const float *x, size_t n, int32_t imin,
+                          size_t range, uint32_t *count)
+{
+    if (!all_integers(x, n))
+        return 1;
+    uint32_t *c[4] = {count, count + range, count + 2 * range,
+                      count + 3 * range};
+    enum { BLOCK = 512 };
+    int32_t idx[BLOCK];
+    for (size_t i = 0; i < n; i += BLOCK) {
+        size_t m = n - i < BLOCK ? n - i : BLOCK, j = 0;
+        for (size_t k = 0; k < m; k++) /* vectorises */
+            idx[k] = (int32_t)x[i + k] - imin;
+        for (; j + 4 <= m; j += 4)
+            for (int t = 0; t < 4; t++)
+                c[t][idx[j + t]]++;
+        for (; j < m; j++)
+            c[0][idx[j]]++;
     }
+    for (size_t v = 0; v < range; v++)
+        count[v] += c[1][v] + c[2][v] + c[3][v];
     return 0;
 }
 
@@ -70,11 +99,11 @@ static kms_status build_from_counts(const float *x, size_t n, float lo,
 {
     int32_t imin = (int32_t)floorf(lo);
     size_t range = (size_t)((int64_t)ceilf(hi) - imin) + 1, d = 0;
-    uint32_t *count = calloc(range, sizeof *count);
+    uint32_t *count = calloc(4 * range, sizeof *count);
     kms_status st = KMS_ERR_INTERNAL;
     if (!count)
         return KMS_ERR_NOMEM;
-    if (count_integers(x, n, imin, count))
+    if (count_integers(x, n, imin, range, count))
         goto out;
     for (size_t v = 0; v < range; v++)
         d += count[v] != 0;
@@ -167,13 +196,40 @@ out:
     return st;
 }
 
+/* Smallest and largest of n >= 1 finite samples (min/max of -0 and +0
+ * may be either: they floor and ceil alike). */
+static void min_max(const float *x, size_t n, float *lo, float *hi)
+{
+    float l = x[0], h = x[0];
+    size_t i = 0;
+#ifdef __SSE2__
+    /* four lanes per instruction; without SSE the compiler keeps one */
+    __m128 l4 = _mm_set1_ps(x[0]), h4 = l4;
+    for (; i + 4 <= n; i += 4) {
+        __m128 v = _mm_loadu_ps(x + i);
+        l4 = _mm_min_ps(l4, v);
+        h4 = _mm_max_ps(h4, v);
+    }
+    float lanes[8];
+    _mm_storeu_ps(lanes, l4);
+    _mm_storeu_ps(lanes + 4, h4);
+    for (int j = 0; j < 4; j++) {
+        l = lanes[j] < l ? lanes[j] : l;
+        h = lanes[4 + j] > h ? lanes[4 + j] : h;
+    }
+#endif
+    for (; i < n; i++) {
+        l = x[i] < l ? x[i] : l;
+        h = x[i] > h ? x[i] : h;
+    }
+    *lo = l;
+    *hi = h;
+}
+
 static kms_status build_distinct(const float *x, size_t n, distinct *t)
 {
-    float lo = x[0], hi = x[0];
-    for (size_t i = 1; i < n; i++) {
-        lo = x[i] < lo ? x[i] : lo;
-        hi = x[i] > hi ? x[i] : hi;
-    }
+    float lo, hi;
+    min_max(x, n, &lo, &hi);
     memset(t, 0, sizeof *t);
     if (lo >= -2147483648.0f && hi < 2147483648.0f
         && (double)ceilf(hi) - (double)floorf(lo) < MAX_INT_RANGE) {
@@ -327,6 +383,20 @@ static double centres_of(const distinct *t, const uint32_t *first, int k,
 static kms_status label_samples(const float *x, size_t n, const distinct *t,
                                 const uint32_t *first, int k, int32_t *labels)
 {
+    enum { FEW = 8 };
+    if (k <= FEW) {
+        /* the number of clusters whose top value lies below x: one compare
+         * per cluster boundary, which vectorises */
+        float top[FEW];
+        for (int c = 0; c + 1 < k; c++)
+            top[c] = t->value[first[c + 1] - 1];
+        for (size_t i = 0; i < n; i++)
+            labels[i] = k > 1 && x[i] > top[0];
+        for (int c = 1; c + 1 < k; c++)
+            for (size_t i = 0; i < n; i++)
+                labels[i] += x[i] > top[c];
+        return KMS_OK;
+    }
     if (t->range) { /* integer path: value -> cluster table */
         int32_t *lut = malloc(sizeof *lut * t->range);
         if (!lut)

@@ -1,5 +1,7 @@
 #include "context.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,26 +64,63 @@ kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
     return st;
 }
 
+kms_status kms_image_alloc_raw(kms_image *img, int width, int height,
+                               int channels, kms_depth depth, kms_error *err)
+{
+    if (width <= 0 || height <= 0 || channels <= 0 || channels > 4)
+        return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
+                             "bad image size %dx%dx%d", width, height, channels);
+    size_t stride = (size_t)width * (size_t)channels * kms_depth_size(depth);
+    void *data = malloc((size_t)height * stride);
+    if (!data)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                             "cannot allocate a %dx%d image", width, height);
+    *img = (kms_image){.width = width, .height = height, .channels = channels,
+                       .depth = depth, .stride = stride, .data = data};
+    return KMS_OK;
+}
+
+size_t kms_scan_bytes(const uint8_t *p, size_t n, bool want_zero)
+{
+    size_t i = 0;
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, sizeof v);
+        uint64_t hit = want_zero ? (v - ones) & ~v & highs : v;
+        if (hit)
+            return i + (size_t)__builtin_ctzll(hit) / 8;
+    }
+#endif
+    while (i < n && (p[i] == 0) != want_zero)
+        i++;
+    return i;
+}
+
 kms_status kms_context_sample_set(const kms_context *ctx, kms_sample_set *set,
                                   kms_error *err)
 {
     set->x = ctx->samples;
     set->n = ctx->n_samples;
     set->owned = NULL;
-    if (!ctx->sample_valid)
+    const uint8_t *valid = ctx->sample_valid;
+    size_t n = ctx->n_samples, d = (size_t)ctx->dims;
+    if (!valid || kms_scan_bytes(valid, n, true) == n)
         return KMS_OK;
-    size_t m = 0, d = (size_t)ctx->dims;
-    for (size_t i = 0; i < ctx->n_samples; i++)
-        m += ctx->sample_valid[i] != 0;
-    if (m == ctx->n_samples)
-        return KMS_OK;
-    set->owned = malloc((m ? m : 1) * d * sizeof *set->owned);
+    set->owned = malloc((n ? n : 1) * d * sizeof *set->owned);
     if (!set->owned)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-    size_t j = 0;
-    for (size_t i = 0; i < ctx->n_samples; i++)
-        if (ctx->sample_valid[i])
-            memcpy(set->owned + j++ * d, ctx->samples + i * d, d * sizeof(float));
+    /* run by run of valid samples: padding is the rim of a circular field
+     * of view, so the runs are long */
+    size_t m = 0;
+    for (size_t i = kms_scan_bytes(valid, n, false); i < n;) {
+        size_t end = i + kms_scan_bytes(valid + i, n - i, true);
+        memcpy(set->owned + m * d, ctx->samples + i * d,
+               (end - i) * d * sizeof *set->owned);
+        m += end - i;
+        i = end + (end < n ? kms_scan_bytes(valid + end, n - end, false) : 0);
+    }
     set->x = set->owned;
     set->n = m;
     return KMS_OK;

@@ -1,9 +1,11 @@
 /* kmeans: clusters the samples, with OpenCV's cv::kmeans or kmseg's native
  * library, and leaves canonical labels (0 = darkest centre). */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "elbow.h"
 #include "kmeans.h"
@@ -138,29 +140,61 @@ static kms_status run_native(const kmeans_params *p, kms_context *ctx,
                           &ctx->wcss, err);
 }
 
+/* Nearest centre of sample x (the first of equals). */
+static int32_t nearest_centre(const kms_context *ctx, const float *x)
+{
+    const int d = ctx->dims;
+    double best = INFINITY;
+    int32_t label = 0;
+    for (int c = 0; c < ctx->k; c++) {
+        double dist = 0;
+        for (int e = 0; e < d; e++) {
+            double t = x[e] - ctx->centers[(size_t)c * (size_t)d + (size_t)e];
+            dist += t * t;
+        }
+        if (dist < best) {
+            best = dist;
+            label = c;
+        }
+    }
+    return label;
+}
+
+static inline bool same_bits(const float *a, const float *b, size_t d)
+{
+    for (size_t e = 0; e < d; e++) {
+        uint32_t u, v;
+        memcpy(&u, &a[e], sizeof u);
+        memcpy(&v, &b[e], sizeof v);
+        if (u != v)
+            return false;
+    }
+    return true;
+}
+
 /* Labels for every sample of the grid: the clustered ones from labels, the
- * left-out ones (padding) the nearest centre. */
+ * left-out ones (padding) the nearest centre. Both come in long runs;
+ * padding mostly repeats one value, whose answer is kept. */
 static void scatter_labels(kms_context *ctx, const int32_t *labels)
 {
+    const uint8_t *valid = ctx->sample_valid;
+    const size_t n = ctx->n_samples, d = (size_t)ctx->dims;
+    const float *last = NULL;
+    int32_t last_label = 0;
     size_t j = 0;
-    const int d = ctx->dims;
-    for (size_t i = 0; i < ctx->n_samples; i++) {
-        if (ctx->sample_valid[i]) {
-            ctx->labels[i] = labels[j++];
-            continue;
-        }
-        const float *x = ctx->samples + i * (size_t)d;
-        double best = INFINITY;
-        for (int c = 0; c < ctx->k; c++) {
-            double dist = 0;
-            for (int e = 0; e < d; e++) {
-                double t = x[e] - ctx->centers[(size_t)c * (size_t)d + (size_t)e];
-                dist += t * t;
+    for (size_t i = 0; i < n;) {
+        size_t end = i + kms_scan_bytes(valid + i, n - i, true);
+        memcpy(ctx->labels + i, labels + j, (end - i) * sizeof *labels);
+        j += end - i;
+        i = end;
+        end = i + kms_scan_bytes(valid + i, n - i, false);
+        for (; i < end; i++) {
+            const float *x = ctx->samples + i * d;
+            if (!last || !same_bits(x, last, d)) {
+                last_label = nearest_centre(ctx, x);
+                last = x;
             }
-            if (dist < best) {
-                best = dist;
-                ctx->labels[i] = c;
-            }
+            ctx->labels[i] = last_label;
         }
     }
 }
@@ -218,10 +252,12 @@ kms_status kms_kmeans_stage_cluster(const void *params, kms_context *ctx,
     }
     free(ctx->labels);
     free(ctx->centers);
-    ctx->labels = calloc(ctx->n_samples, sizeof *ctx->labels);
+    /* every label is written (here or by the backend): no zeroing */
+    ctx->labels = malloc(ctx->n_samples * sizeof *ctx->labels);
     ctx->centers = calloc((size_t)ctx->k * (size_t)ctx->dims,
                           sizeof *ctx->centers);
-    labels = set.owned ? calloc(set.n, sizeof *labels) : ctx->labels;
+    labels = set.owned ? malloc((set.n ? set.n : 1) * sizeof *labels)
+                       : ctx->labels;
     if (!ctx->labels || !ctx->centers || !labels) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
                            "cannot allocate labels for %zu samples",

@@ -23,7 +23,15 @@
  *  8. per lung side: holes filled (vessels), a closing of ~7 mm smooths the
  *     border and takes in vessels at it.
  * Volumes: slice by slice, then 3-D components far smaller than the lungs
- * are dropped. Design and measurements: README.md, "Lung masks". */
+ * are dropped. Design and measurements: README.md, "Lung masks".
+ *
+ * Speed: masks are handled as runs of pixels per row (mask_ops.h), so
+ * components, their statistics, the erosions that find their cores and
+ * the body's extent, and hole filling cost O(runs); morphology on whole
+ * images is confined to the boxes where it can change something. Every
+ * step gives what the OpenCV calls it replaces give (same components,
+ * numbered alike, same border rules, sums in the same order), so the masks
+ * are the same. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -190,7 +198,47 @@ static kms_status lung_prepare(const void *params, kms_link *link,
 
 /* --- one slice at the reference scale -------------------------------------- */
 
-/* Working images of one slice, all w x h. */
+/* A rectangle x0 .. x1 - 1, y0 .. y1 - 1; empty while x1 <= x0. */
+typedef struct box {
+    int x0, y0, x1, y1;
+} box;
+
+static const box NO_BOX = {1 << 30, 1 << 30, -(1 << 30), -(1 << 30)};
+
+static bool box_empty(const box *b)
+{
+    return b->x1 <= b->x0 || b->y1 <= b->y0;
+}
+
+static void box_add(box *b, int x0, int y0, int x1, int y1)
+{
+    b->x0 = x0 < b->x0 ? x0 : b->x0;
+    b->y0 = y0 < b->y0 ? y0 : b->y0;
+    b->x1 = x1 > b->x1 ? x1 : b->x1;
+    b->y1 = y1 > b->y1 ? y1 : b->y1;
+}
+
+/* b grown by q on every side, within w x h. */
+static box box_grow(const box *b, int q, int w, int h)
+{
+    box g = {b->x0 - q, b->y0 - q, b->x1 + q, b->y1 + q};
+    g.x0 = g.x0 < 0 ? 0 : g.x0;
+    g.y0 = g.y0 < 0 ? 0 : g.y0;
+    g.x1 = g.x1 > w ? w : g.x1;
+    g.y1 = g.y1 > h ? h : g.y1;
+    return g;
+}
+
+/* The least integer v with v >= t, for comparing S16 pixels with a real
+ * level (v >= t exactly when v >= s16_at_least(t)); NaN: none. */
+static int s16_at_least(double t)
+{
+    if (isnan(t) || t > 32767)
+        return 32768;
+    return t <= -32768 ? -32768 : (int)ceil(t);
+}
+
+/* Working images of one slice, all w x h unless said. */
 typedef struct slice_work {
     const lung_params *p;
     double levels[MAX_LEVELS];
@@ -199,8 +247,9 @@ typedef struct slice_work {
     int w, h;
     kms_image hu;             /* S16: HU, padding already air */
     kms_image f;              /* S16: smoothed */
-    kms_image body;           /* U8 0/255 */
-    kms_image cand;           /* U8 0/255 */
+    kms_runs outside;         /* runs of outside air */
+    kms_runs body;            /* runs of the rest */
+    kms_image cand;           /* U8 0/1: dark pixels in the body */
     double A;                 /* body area */
     double air_ref, lung_ref, den;
 } slice_work;
@@ -209,10 +258,13 @@ static void slice_work_free(slice_work *s)
 {
     kms_image_free(&s->hu);
     kms_image_free(&s->f);
-    kms_image_free(&s->body);
+    kms_runs_free(&s->outside);
+    kms_runs_free(&s->body);
     kms_image_free(&s->cand);
 }
 
+/* OpenCV morphology with the elliptic element of this radius, on the small
+ * boxes where that is cheap enough (radius 0: a copy). */
 static kms_status morph(const kms_image *src, kms_image *dst, int op,
                         int radius, int iterations, kms_error *err)
 {
@@ -233,69 +285,147 @@ static double median_of_histogram(const long *hist, long count)
     return HU_HI;
 }
 
-/* Steps 1 and 3: smoothing, body, outside air. false when there is no body. */
-static kms_status find_body(slice_work *s, const kms_image *raw, bool *found,
-                            kms_error *err)
+/* Step 1: padding becomes air, then the smoothing. */
+static kms_status smooth(slice_work *s, const kms_image *raw, kms_error *err)
 {
-    const lung_params *p = s->p;
-    uint8_t *outside = NULL;
-    long *hist = NULL;
-    kms_image tissue = {0};
-    kms_status st = kms_image_alloc(&s->hu, raw->width, raw->height, 1,
-                                    KMS_DEPTH_S16, err);
-    if (st != KMS_OK)
-        return st;
-    for (int y = 0; y < s->h; y++) {
+    const int fov = (int)floor(s->p->fov_min); /* v <= fov_min, v integer */
+    kms_status st = kms_image_alloc_raw(&s->hu, raw->width, raw->height, 1,
+                                        KMS_DEPTH_S16, err);
+    for (int y = 0; st == KMS_OK && y < s->h; y++) {
         const int16_t *r = kms_image_row(raw, y);
         int16_t *o = kms_image_row(&s->hu, y);
         for (int x = 0; x < s->w; x++)
-            o[x] = r[x] <= p->fov_min ? -1000 : r[x];
+            o[x] = r[x] <= fov ? -1000 : r[x];
     }
-    st = p->smooth_sigma > 0
-             ? kms_cv_gaussian_blur(&s->hu, &s->f, 5, p->smooth_sigma, err)
-             : kms_image_copy(&s->f, &s->hu, err);
-    if (st == KMS_OK)
-        st = kms_image_alloc(&tissue, s->w, s->h, 1, KMS_DEPTH_U8, err);
-    outside = calloc((size_t)s->w * (size_t)s->h, 1);
-    hist = calloc(HU_HI - HU_LO + 1, sizeof *hist);
-    if (st == KMS_OK && (!outside || !hist))
-        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     if (st != KMS_OK)
-        goto out;
-    for (int y = 0; y < s->h; y++) {
+        return st;
+    return s->p->smooth_sigma > 0
+               ? kms_cv_gaussian_blur(&s->hu, &s->f, 5, s->p->smooth_sigma, err)
+               : kms_image_copy(&s->f, &s->hu, err);
+}
+
+/* Step 2: the dark pixels (0/1) into the candidate mask, which outside
+ * air is taken from next. */
+static kms_status find_dark(slice_work *s, kms_error *err)
+{
+    const int tissue = s16_at_least(s->T);
+    kms_status st = kms_image_alloc_raw(&s->cand, s->w, s->h, 1, KMS_DEPTH_U8,
+                                        err);
+    const int w = s->w; /* a local: byte stores could alias s->w */
+    for (int y = 0; st == KMS_OK && y < s->h; y++) {
         const int16_t *f = kms_image_row(&s->f, y);
-        uint8_t *t = kms_image_row(&tissue, y);
-        for (int x = 0; x < s->w; x++)
-            t[x] = f[x] >= s->T ? 255 : 0;
+        uint8_t *c = (uint8_t *)kms_image_row(&s->cand, y);
+        for (int x = 0; x < w; x++)
+            c[x] = f[x] < tissue;
     }
-    /* outside air: dark pixels reached from the border through dark */
-    st = kms_mask_reach_border(&tissue, outside, err);
+    return st;
+}
+
+/* HU of r[x0 .. x1) above fov into the histogram; how many. */
+static long count_air(const int16_t *r, int x0, int x1, int fov, long *hist)
+{
+    long n = 0;
+    for (int x = x0; x < x1; x++) {
+        if (r[x] <= fov)
+            continue;
+        int v = r[x] < HU_LO ? HU_LO : r[x] > HU_HI ? HU_HI : r[x];
+        hist[v - HU_LO]++;
+        n++;
+    }
+    return n;
+}
+
+/* Step 3, outside air: the dark components (4-connected) that reach the
+ * border of the image, as a flood fill from the border would find them.
+ * They leave the candidate mask, and their HU go into the histogram
+ * (padding left out); returns how many did, *area the outside's size. */
+static kms_status find_outside(slice_work *s, const kms_image *raw, long *hist,
+                               long *air, long *area, kms_error *err)
+{
+    const int fov = (int)floor(s->p->fov_min); /* v <= fov_min, v integer */
+    kms_runs dark = {0}, *d = &dark, *o = &s->outside;
+    kms_status st = kms_runs_find(d, s->cand.data, (ptrdiff_t)s->cand.stride,
+                                  s->w, s->h, KMS_RUNS_LABEL4, err);
+    bool *border = st == KMS_OK ? calloc((size_t)d->n_labels + 1, 1) : NULL;
+    if (st == KMS_OK && !border)
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     if (st == KMS_OK)
-        st = kms_image_alloc(&s->body, s->w, s->h, 1, KMS_DEPTH_U8, err);
+        st = kms_runs_reserve(o, s->w, s->h, d->n, err);
     if (st != KMS_OK)
         goto out;
-    long air = 0;
-    s->A = 0;
+    for (size_t k = 0; k < d->n; k++) {
+        const kms_run *u = &d->run[k];
+        border[u->label] |= u->y == 0 || u->y == s->h - 1 || u->x0 == 0 ||
+                            u->x1 == s->w;
+    }
+    long n_air = 0, n_out = 0; /* locals: hist's stores could alias them */
+    o->n = 0;
     for (int y = 0; y < s->h; y++) {
         const int16_t *r = kms_image_row(raw, y);
-        uint8_t *b = kms_image_row(&s->body, y);
-        for (int x = 0; x < s->w; x++) {
-            size_t i = (size_t)y * (size_t)s->w + (size_t)x;
-            b[x] = outside[i] ? 0 : 255;
-            s->A += !outside[i];
-            if (outside[i] && r[x] > p->fov_min) {
-                int v = r[x] < HU_LO ? HU_LO : r[x] > HU_HI ? HU_HI : r[x];
-                hist[v - HU_LO]++;
-                air++;
-            }
+        uint8_t *c = (uint8_t *)kms_image_row(&s->cand, y);
+        o->row[y] = o->n;
+        for (size_t k = d->row[y]; k < d->row[y + 1]; k++) {
+            const kms_run *u = &d->run[k];
+            if (!border[u->label])
+                continue;
+            o->run[o->n++] = *u;
+            n_out += u->x1 - u->x0;
+            memset(c + u->x0, 0, (size_t)(u->x1 - u->x0));
+            n_air += count_air(r, u->x0, u->x1, fov, hist);
         }
     }
-    /* the median: skin partial volume pulls a mean up */
-    s->air_ref = air >= 500 ? median_of_histogram(hist, air) : -1000;
-    *found = s->A > 0;
+    o->row[s->h] = o->n;
+    *air = n_air;
+    *area = n_out;
 out:
-    kms_image_free(&tissue);
-    free(outside);
+    free(border);
+    kms_runs_free(&dark);
+    return st;
+}
+
+/* The body's runs: the gaps between outside runs, row by row. */
+static kms_status body_runs(slice_work *s, kms_error *err)
+{
+    const kms_runs *o = &s->outside;
+    kms_runs *b = &s->body;
+    kms_status st = kms_runs_reserve(b, s->w, s->h, o->n + (size_t)s->h, err);
+    for (int y = 0; st == KMS_OK && y < s->h; y++) {
+        int x = 0;
+        b->row[y] = b->n;
+        for (size_t k = o->row[y]; k <= o->row[y + 1]; k++) {
+            int end = k < o->row[y + 1] ? o->run[k].x0 : s->w;
+            if (x < end)
+                b->run[b->n++] = (kms_run){y, x, end, 0};
+            if (k < o->row[y + 1])
+                x = o->run[k].x1;
+        }
+    }
+    if (st == KMS_OK)
+        b->row[s->h] = b->n;
+    return st;
+}
+
+/* Steps 1 and 3: smoothing, body, outside air, candidates (step 4's
+ * pixels). false when there is no body. */
+static kms_status find_body(slice_work *s, const kms_image *raw, bool *found,
+                            kms_error *err)
+{
+    long *hist = calloc(HU_HI - HU_LO + 1, sizeof *hist), air = 0, outside = 0;
+    kms_status st = hist ? smooth(s, raw, err)
+                         : kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                                         "out of memory");
+    if (st == KMS_OK)
+        st = find_dark(s, err);
+    if (st == KMS_OK)
+        st = find_outside(s, raw, hist, &air, &outside, err);
+    if (st == KMS_OK)
+        st = body_runs(s, err);
+    if (st == KMS_OK) {
+        s->A = (double)s->w * (double)s->h - (double)outside;
+        /* the median: skin partial volume pulls a mean up */
+        s->air_ref = air >= 500 ? median_of_histogram(hist, air) : -1000;
+        *found = s->A > 0;
+    }
     free(hist);
     return st;
 }
@@ -306,23 +436,21 @@ static kms_status body_extent(const slice_work *s, double *top, double *height,
                               double *xmid, bool *found, kms_error *err)
 {
     enum { OPEN_R = 4 };
-    kms_image core = {0};
-    kms_status st = morph(&s->body, &core, KMS_CV_MORPH_ERODE, OPEN_R, 1, err);
+    kms_eroder e;
+    kms_status st = kms_eroder_init(&e, s->w, OPEN_R, err);
     if (st != KMS_OK)
         return st;
     int y0 = s->h, y1 = -1, x0 = s->w, x1 = -1;
     for (int y = 0; y < s->h; y++) {
-        const uint8_t *r = kms_image_row(&core, y);
-        for (int x = 0; x < s->w; x++) {
-            if (!r[x])
-                continue;
-            y0 = y < y0 ? y : y0;
-            y1 = y;
-            x0 = x < x0 ? x : x0;
-            x1 = x > x1 ? x : x1;
-        }
+        int n = kms_eroder_row(&e, &s->body, y);
+        if (n == 0)
+            continue;
+        y0 = y < y0 ? y : y0;
+        y1 = y;
+        x0 = e.cur[0] < x0 ? e.cur[0] : x0;
+        x1 = e.cur[2 * n - 1] - 1 > x1 ? e.cur[2 * n - 1] - 1 : x1;
     }
-    kms_image_free(&core);
+    kms_eroder_free(&e);
     *found = y1 >= 0;
     *top = y0 - OPEN_R;
     *height = y1 - y0 + 1 + 2 * OPEN_R;
@@ -332,7 +460,7 @@ static kms_status body_extent(const slice_work *s, double *top, double *height,
 
 /* Components of a mask with the statistics the rules need. */
 typedef struct comps {
-    int32_t *labels;
+    kms_runs r;         /* the mask's runs, labelled */
     kms_component *c;   /* [1..n] */
     int n;
     double *mean;       /* core mean HU (all pixels when the core is tiny) */
@@ -343,7 +471,7 @@ typedef struct comps {
 
 static void comps_free(comps *c)
 {
-    free(c->labels);
+    kms_runs_free(&c->r);
     free(c->c);
     free(c->mean);
     free(c->core_sum);
@@ -352,61 +480,124 @@ static void comps_free(comps *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Each component's mean HU over its core: the mask eroded by core_r, which
- * leaves out the partial-volume rim. hu: S16 or F32. */
-static kms_status core_means(comps *out, const kms_image *mask,
-                             const kms_image *hu, int core_r, kms_error *err)
+/* Value images: S16 and F32 hold the values, S32 four times them (sums of
+ * 2x2 blocks: their means are quarters, exact). */
+static inline double value_at(const kms_image *v, const void *row, int x)
 {
-    kms_image core = {0};
+    switch (v->depth) {
+    case KMS_DEPTH_S16: return ((const int16_t *)row)[x];
+    case KMS_DEPTH_S32: return ((const int32_t *)row)[x] * 0.25;
+    default: return ((const float *)row)[x];
+    }
+}
+
+/* Adds the values of x0 .. x1 - 1 in row y to *sum. Integer values sum
+ * exactly, in any order; floats one by one in raster order, so they round
+ * as a pass over the pixels would. */
+static void add_values(const kms_image *v, int y, int x0, int x1, double *sum)
+{
+    const void *row = kms_image_row(v, y);
+    int64_t s = 0;
+    switch (v->depth) {
+    case KMS_DEPTH_S16:
+        for (int x = x0; x < x1; x++)
+            s += ((const int16_t *)row)[x];
+        *sum += (double)s;
+        return;
+    case KMS_DEPTH_S32:
+        for (int x = x0; x < x1; x++)
+            s += ((const int32_t *)row)[x];
+        *sum += (double)s * 0.25;
+        return;
+    default: {
+        double acc = *sum; /* a local: the same additions in the same order */
+        for (int x = x0; x < x1; x++)
+            acc += ((const float *)row)[x];
+        *sum = acc;
+    }
+    }
+}
+
+/* Area, box, sums of values and of x per component, in raster order per
+ * component, as a pass over a labels image would. */
+static kms_status comp_stats(comps *out, const kms_image *values,
+                             kms_error *err)
+{
+    size_t n1 = (size_t)out->n + 1;
+    out->c = calloc(n1, sizeof *out->c);
+    out->sum_x = calloc(n1, sizeof *out->sum_x);
+    if (!out->c || !out->sum_x)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    for (int i = 1; i <= out->n; i++) {
+        out->c[i].x0 = out->c[i].y0 = 1 << 30;
+        out->c[i].x1 = out->c[i].y1 = -1;
+    }
+    for (size_t k = 0; k < out->r.n; k++) {
+        const kms_run *u = &out->r.run[k];
+        kms_component *c = &out->c[u->label];
+        long len = u->x1 - u->x0;
+        c->area += len;
+        c->x0 = u->x0 < c->x0 ? u->x0 : c->x0;
+        c->x1 = u->x1 - 1 > c->x1 ? u->x1 - 1 : c->x1;
+        c->y0 = u->y < c->y0 ? u->y : c->y0;
+        c->y1 = u->y;
+        out->sum_x[u->label] += (double)((int64_t)(u->x0 + u->x1 - 1) * len / 2);
+        add_values(values, u->y, u->x0, u->x1, &c->sum);
+    }
+    return KMS_OK;
+}
+
+/* Each component's mean HU over its core: the mask eroded by core_r, which
+ * leaves out the partial-volume rim. */
+static kms_status core_means(comps *out, const kms_image *values, int core_r,
+                             kms_error *err)
+{
     size_t n1 = (size_t)out->n + 1;
     free(out->mean);
     free(out->core_sum);
     free(out->core_n);
-    free(out->sum_x);
     out->mean = calloc(n1, sizeof *out->mean);
     out->core_sum = calloc(n1, sizeof *out->core_sum);
     out->core_n = calloc(n1, sizeof *out->core_n);
-    out->sum_x = calloc(n1, sizeof *out->sum_x);
-    if (!out->mean || !out->core_sum || !out->core_n || !out->sum_x)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-    kms_status st = morph(mask, &core, KMS_CV_MORPH_ERODE, core_r, 1, err);
-    if (st != KMS_OK)
-        return st;
-    bool f32 = hu->depth == KMS_DEPTH_F32;
-    for (int y = 0; y < mask->height; y++) {
-        const int32_t *lab = out->labels + (size_t)y * (size_t)mask->width;
-        const uint8_t *c = kms_image_row(&core, y);
-        const void *row = kms_image_row(hu, y);
-        for (int x = 0; x < mask->width; x++) {
-            if (!lab[x])
-                continue;
-            out->sum_x[lab[x]] += x;
-            if (c[x]) {
-                out->core_sum[lab[x]] += f32 ? ((const float *)row)[x]
-                                             : ((const int16_t *)row)[x];
-                out->core_n[lab[x]] += 1;
-            }
+    kms_eroder e;
+    kms_status st = kms_eroder_init(&e, out->r.width, core_r, err);
+    if (st == KMS_OK && (!out->mean || !out->core_sum || !out->core_n))
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    for (int y = 0; st == KMS_OK && y < out->r.height; y++) {
+        size_t k = out->r.row[y];
+        if (k == out->r.row[y + 1])
+            continue;
+        int n = kms_eroder_row(&e, &out->r, y);
+        for (int i = 0; i < n; i++) {
+            int x0 = e.cur[2 * i], x1 = e.cur[2 * i + 1];
+            while (out->r.run[k].x1 <= x0) /* the run holding the interval */
+                k++;
+            int l = out->r.run[k].label;
+            out->core_n[l] += x1 - x0;
+            add_values(values, y, x0, x1, &out->core_sum[l]);
         }
     }
-    for (int i = 1; i <= out->n; i++)
+    for (int i = 1; st == KMS_OK && i <= out->n; i++)
         out->mean[i] = out->core_n[i] >= 5
                            ? out->core_sum[i] / out->core_n[i]
                            : out->c[i].sum / (double)out->c[i].area;
-    kms_image_free(&core);
-    return KMS_OK;
+    kms_eroder_free(&e);
+    return st;
 }
 
-/* Labels mask (8-connected) with sums of hu, then the core means. */
-static kms_status label_with_means(const kms_image *mask, const kms_image *hu,
+/* Labels mask (8-connected) with sums of values, then the core means. */
+static kms_status label_with_means(const kms_image *mask,
+                                   const kms_image *values,
                                    int core_r, comps *out, kms_error *err)
 {
-    memset(out, 0, sizeof *out);
-    kms_status st = kms_mask_label(mask, 1, hu, &out->labels, &out->c, &out->n,
-                                   err);
+    kms_status st = kms_runs_find(&out->r, mask->data, (ptrdiff_t)mask->stride,
+                                  mask->width, mask->height, KMS_RUNS_LABEL8,
+                                  err);
+    out->n = out->r.n_labels;
     if (st == KMS_OK)
-        st = core_means(out, mask, hu, core_r, err);
-    if (st != KMS_OK)
-        comps_free(out);
+        st = comp_stats(out, values, err);
+    if (st == KMS_OK)
+        st = core_means(out, values, core_r, err);
     return st;
 }
 
@@ -417,33 +608,27 @@ static kms_status walled(const slice_work *s, const comps *c, int i,
                          kms_error *err)
 {
     const kms_component *k = &c->c[i];
-    int q = ring1 + 1, W = f->width, H = f->height;
-    int x0 = k->x0 - q < 0 ? 0 : k->x0 - q, y0 = k->y0 - q < 0 ? 0 : k->y0 - q;
-    int x1 = k->x1 + q + 1 > W ? W : k->x1 + q + 1;
-    int y1 = k->y1 + q + 1 > H ? H : k->y1 + q + 1;
+    box b = {k->x0, k->y0, k->x1 + 1, k->y1 + 1};
+    b = box_grow(&b, ring1 + 1, f->width, f->height);
     kms_image sub = {0}, outer = {0}, inner = {0};
-    kms_status st = kms_image_alloc(&sub, x1 - x0, y1 - y0, 1, KMS_DEPTH_U8, err);
-    for (int y = y0; st == KMS_OK && y < y1; y++) {
-        uint8_t *o = kms_image_row(&sub, y - y0);
-        const int32_t *lab = c->labels + (size_t)y * (size_t)W;
-        for (int x = x0; x < x1; x++)
-            o[x - x0] = lab[x] == i ? 255 : 0;
-    }
-    if (st == KMS_OK)
+    kms_status st = kms_image_alloc(&sub, b.x1 - b.x0, b.y1 - b.y0, 1,
+                                    KMS_DEPTH_U8, err);
+    if (st == KMS_OK) {
+        kms_runs_paint(&c->r, i, &sub, b.x0, b.y0, 255);
         st = morph(&sub, &outer, KMS_CV_MORPH_DILATE, ring1, 1, err);
+    }
     if (st == KMS_OK)
         st = morph(&sub, &inner, KMS_CV_MORPH_DILATE, ring0, 1, err);
     long ring = 0, wall = 0;
     for (int y = 0; st == KMS_OK && y < sub.height; y++) {
-        const uint8_t *a = kms_image_row(&outer, y), *b = kms_image_row(&inner, y);
-        const void *fr = kms_image_row(f, y + y0);
+        const uint8_t *a = kms_image_row(&outer, y);
+        const uint8_t *in = kms_image_row(&inner, y);
+        const void *fr = kms_image_row(f, y + b.y0);
         for (int x = 0; x < sub.width; x++) {
-            if (!a[x] || b[x])
+            if (!a[x] || in[x])
                 continue;
-            double v = f->depth == KMS_DEPTH_F32 ? ((const float *)fr)[x + x0]
-                                                 : ((const int16_t *)fr)[x + x0];
             ring++;
-            wall += v >= s->T;
+            wall += value_at(f, fr, x + b.x0) >= s->T;
         }
     }
     *yes = ring > 0 && (double)wall >= s->p->airway_wall * (double)ring;
@@ -454,11 +639,12 @@ static kms_status walled(const slice_work *s, const comps *c, int i,
 }
 
 /* Step 6 for one mask: marks (255) in out the air-like, walled components
- * of c. area_scale: body area of this resolution; min_area in its pixels. */
+ * of c, and adds their boxes to painted. body_area: the body's area at this
+ * resolution; min_area in its pixels. */
 static kms_status find_lumens(const slice_work *s, const comps *c,
                               const kms_image *f, double body_area,
                               int min_area, int ring0, int ring1,
-                              kms_image *out, kms_error *err)
+                              kms_image *out, box *painted, kms_error *err)
 {
     kms_status st = KMS_OK;
     for (int i = 1; st == KMS_OK && i <= c->n; i++) {
@@ -470,171 +656,345 @@ static kms_status find_lumens(const slice_work *s, const comps *c,
         st = walled(s, c, i, f, ring0, ring1, &wall, err);
         if (st != KMS_OK || !wall)
             continue;
-        for (int y = c->c[i].y0; y <= c->c[i].y1; y++) {
-            uint8_t *o = kms_image_row(out, y);
-            const int32_t *lab = c->labels + (size_t)y * (size_t)out->width;
-            for (int x = c->c[i].x0; x <= c->c[i].x1; x++)
-                if (lab[x] == i)
-                    o[x] = 255;
+        kms_runs_paint(&c->r, i, out, 0, 0, 255);
+        box_add(painted, c->c[i].x0, c->c[i].y0, c->c[i].x1 + 1, c->c[i].y1 + 1);
+    }
+    return st;
+}
+
+/* INTER_AREA at exactly half size is the mean of each 2x2 block: here
+ * kept as the block's sum (S32, four times the mean). The mean of four S16
+ * values is a quarter, exact in OpenCV's F32 result too, so values and
+ * sums are those of that result, bit for bit. */
+static kms_status half_sum(const kms_image *src, kms_image *dst,
+                           kms_error *err)
+{
+    int w2 = src->width / 2, h2 = src->height / 2;
+    kms_status st = kms_image_alloc_raw(dst, w2, h2, 1, KMS_DEPTH_S32, err);
+    for (int y = 0; st == KMS_OK && y < h2; y++) {
+        const int16_t *a = kms_image_row(src, 2 * y);
+        const int16_t *b = kms_image_row(src, 2 * y + 1);
+        int32_t *o = kms_image_row(dst, y);
+        for (int x = 0; x < w2; x++)
+            o[x] = a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1];
+    }
+    return st;
+}
+
+/* The half-size images of an odd-sized slice, through OpenCV: smoothed
+ * (fh) and HU (hh) by area, the body (bh, 0/255) by nearest neighbour. */
+static kms_status half_images_odd(const slice_work *s, kms_image *fh,
+                                  kms_image *hh, kms_image *bh, kms_error *err)
+{
+    int w2 = s->w / 2, h2 = s->h / 2;
+    kms_image f32 = {0}, hu32 = {0}, body = {0};
+    kms_status st = kms_cv_convert(&s->f, &f32, KMS_DEPTH_F32, 1, 0, err);
+    if (st == KMS_OK)
+        st = kms_cv_convert(&s->hu, &hu32, KMS_DEPTH_F32, 1, 0, err);
+    if (st == KMS_OK)
+        st = kms_cv_resize(&f32, fh, w2, h2, 0, 0, KMS_CV_INTER_AREA, err);
+    if (st == KMS_OK)
+        st = kms_cv_resize(&hu32, hh, w2, h2, 0, 0, KMS_CV_INTER_AREA, err);
+    if (st == KMS_OK)
+        st = kms_image_alloc(&body, s->w, s->h, 1, KMS_DEPTH_U8, err);
+    if (st == KMS_OK) {
+        memset(body.data, 255, body.stride * (size_t)s->h);
+        kms_runs_paint(&s->outside, 0, &body, 0, 0, 0);
+        st = kms_cv_resize(&body, bh, w2, h2, 0, 0, KMS_CV_INTER_NEAREST, err);
+    }
+    kms_image_free(&f32);
+    kms_image_free(&hu32);
+    kms_image_free(&body);
+    return st;
+}
+
+/* The body at half size as cv::resize INTER_NEAREST makes it when the size
+ * is exactly half: pixel (2x, 2y), 1 in the body. */
+static kms_status half_body(const slice_work *s, kms_image *bh, kms_error *err)
+{
+    int w2 = s->w / 2, h2 = s->h / 2;
+    kms_status st = kms_image_alloc_raw(bh, w2, h2, 1, KMS_DEPTH_U8, err);
+    for (int y = 0; st == KMS_OK && y < h2; y++) {
+        uint8_t *b = kms_image_row(bh, y);
+        memset(b, 1, (size_t)w2);
+        const kms_runs *o = &s->outside;
+        for (size_t k = o->row[2 * y]; k < o->row[2 * y + 1]; k++) {
+            /* even columns 2x in x0 .. x1 - 1 */
+            int x0 = (o->run[k].x0 + 1) / 2, x1 = (o->run[k].x1 + 1) / 2;
+            memset(b + x0, 0, (size_t)(x1 - x0));
         }
     }
+    return st;
+}
+
+/* acc (half size) ORed into airway (full size) by nearest neighbour, as
+ * cv::resize INTER_NEAREST would scale it up. */
+static kms_status upsample_lumens(const slice_work *s, const kms_image *acc,
+                                  const box *painted, kms_image *airway,
+                                  box *abox, kms_error *err)
+{
+    if (box_empty(painted))
+        return KMS_OK;
+    if (s->w == 2 * acc->width && s->h == 2 * acc->height) {
+        /* exactly twice the size: source pixel (x / 2, y / 2) */
+        for (int y = 2 * painted->y0; y < 2 * painted->y1; y++) {
+            const uint8_t *u = kms_image_row(acc, y / 2);
+            uint8_t *a = kms_image_row(airway, y);
+            for (int x = 2 * painted->x0; x < 2 * painted->x1; x++)
+                a[x] |= u[x / 2];
+        }
+        box_add(abox, 2 * painted->x0, 2 * painted->y0, 2 * painted->x1,
+                2 * painted->y1);
+        return KMS_OK;
+    }
+    kms_image up = {0};
+    kms_status st = kms_cv_resize(acc, &up, s->w, s->h, 0, 0,
+                                  KMS_CV_INTER_NEAREST, err);
+    for (int y = 0; st == KMS_OK && y < s->h; y++) {
+        const uint8_t *u = kms_image_row(&up, y);
+        uint8_t *a = kms_image_row(airway, y);
+        for (int x = 0; x < s->w; x++) {
+            a[x] |= u[x];
+            if (u[x])
+                box_add(abox, x, y, x + 1, y + 1);
+        }
+    }
+    kms_image_free(&up);
     return st;
 }
 
 /* Deeper lumen levels on a half-size copy: a main bronchus's wall often has
  * a partial-volume gap at T, so its lumen joins the lung there. */
 static kms_status half_size_lumens(const slice_work *s, kms_image *airway,
-                                   kms_error *err)
+                                   box *abox, kms_error *err)
 {
     int w2 = s->w / 2, h2 = s->h / 2;
-    kms_image f32 = {0}, hu32 = {0}, fh = {0}, hh = {0}, bh = {0}, acc = {0},
-              mask = {0}, up = {0};
+    bool exact = s->w % 2 == 0 && s->h % 2 == 0;
+    kms_image fh = {0}, hh = {0}, bh = {0}, acc = {0};
+    kms_image mask = {0};
     comps c = {0};
-    kms_status st = kms_cv_convert(&s->f, &f32, KMS_DEPTH_F32, 1, 0, err);
-    if (st == KMS_OK)
-        st = kms_cv_convert(&s->hu, &hu32, KMS_DEPTH_F32, 1, 0, err);
-    if (st == KMS_OK)
-        st = kms_cv_resize(&f32, &fh, w2, h2, 0, 0, KMS_CV_INTER_AREA, err);
-    if (st == KMS_OK)
-        st = kms_cv_resize(&hu32, &hh, w2, h2, 0, 0, KMS_CV_INTER_AREA, err);
-    if (st == KMS_OK)
-        st = kms_cv_resize(&s->body, &bh, w2, h2, 0, 0, KMS_CV_INTER_NEAREST, err);
+    box painted = NO_BOX;
+    kms_status st = exact ? half_sum(&s->f, &fh, err)
+                          : half_images_odd(s, &fh, &hh, &bh, err);
+    if (st == KMS_OK && exact)
+        st = half_sum(&s->hu, &hh, err);
+    if (st == KMS_OK && exact)
+        st = half_body(s, &bh, err);
     if (st == KMS_OK)
         st = kms_image_alloc(&acc, w2, h2, 1, KMS_DEPTH_U8, err);
     if (st == KMS_OK)
-        st = kms_image_alloc(&mask, w2, h2, 1, KMS_DEPTH_U8, err);
+        st = kms_image_alloc_raw(&mask, w2, h2, 1, KMS_DEPTH_U8, err);
+    int min_area = s->p->airway_min / 4 > 1 ? s->p->airway_min / 4 : 1;
     for (int l = 0; st == KMS_OK && l < s->n_levels; l++) {
         double level = s->T - s->levels[l];
+        /* sums of four below four times the level: an integer compare */
+        double lim4 = ceil(4 * level);
+        int32_t lim = !(lim4 > INT32_MIN) ? INT32_MIN /* NaN too: none */
+                      : lim4 > INT32_MAX  ? INT32_MAX
+                                          : (int32_t)lim4;
         for (int y = 0; y < h2; y++) {
-            const float *fr = kms_image_row(&fh, y);
+            const void *fr = kms_image_row(&fh, y);
             const uint8_t *b = kms_image_row(&bh, y);
             uint8_t *m = kms_image_row(&mask, y);
-            for (int x = 0; x < w2; x++)
-                m[x] = fr[x] < level && b[x] ? 255 : 0;
+            if (exact)
+                for (int x = 0; x < w2; x++)
+                    m[x] = (((const int32_t *)fr)[x] < lim) & (b[x] != 0);
+            else
+                for (int x = 0; x < w2; x++)
+                    m[x] = (((const float *)fr)[x] < level) & (b[x] != 0);
         }
         st = label_with_means(&mask, &hh, 1, &c, err);
-        if (st == KMS_OK) {
-            int min_area = s->p->airway_min / 4 > 1 ? s->p->airway_min / 4 : 1;
-            st = find_lumens(s, &c, &fh, s->A / 4, min_area, 1, 2, &acc, err);
-        }
+        if (st == KMS_OK)
+            st = find_lumens(s, &c, &fh, s->A / 4, min_area, 1, 2, &acc,
+                             &painted, err);
+        kms_runs r = c.r; /* keep the run buffers for the next level */
+        c.r = (kms_runs){0};
         comps_free(&c);
+        c.r = r;
     }
     if (st == KMS_OK)
-        st = kms_cv_resize(&acc, &up, s->w, s->h, 0, 0, KMS_CV_INTER_NEAREST, err);
-    for (int y = 0; st == KMS_OK && y < s->h; y++) {
-        const uint8_t *u = kms_image_row(&up, y);
-        uint8_t *a = kms_image_row(airway, y);
-        for (int x = 0; x < s->w; x++)
-            a[x] |= u[x];
-    }
-    kms_image *all[] = {&f32, &hu32, &fh, &hh, &bh, &acc, &mask, &up};
+        st = upsample_lumens(s, &acc, &painted, airway, abox, err);
+    comps_free(&c);
+    kms_image_free(&mask);
+    kms_image *all[] = {&fh, &hh, &bh, &acc};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         kms_image_free(all[i]);
     return st;
 }
 
+/* The airway zone: lumens dilated by their wall, kept as the box around
+ * them (zone->data empty when there are none). */
+typedef struct zone_t {
+    kms_image img;
+    box at;
+} zone_t;
+
+static kms_status make_zone(const slice_work *s, const kms_image *airway,
+                            const box *abox, zone_t *z, kms_error *err)
+{
+    if (box_empty(abox))
+        return KMS_OK;
+    /* everything within `wall` of a lumen is inside the grown box */
+    z->at = box_grow(abox, s->p->wall, s->w, s->h);
+    kms_image view = kms_image_roi(airway, z->at.x0, z->at.y0,
+                                   z->at.x1 - z->at.x0, z->at.y1 - z->at.y0);
+    return morph(&view, &z->img, KMS_CV_MORPH_DILATE, s->p->wall, 1, err);
+}
+
+static inline const uint8_t *zone_row(const zone_t *z, int y)
+{
+    if (!z->img.data || y < z->at.y0 || y >= z->at.y1)
+        return NULL;
+    return (const uint8_t *)kms_image_row(&z->img, y - z->at.y0) - z->at.x0;
+}
+
 /* Step 8 for one side: holes filled, then a closing of radius `close` as
- * close/2 steps of a 5x5 ellipse (close to a true disk, 3x cheaper). */
+ * close/2 steps of a 5x5 ellipse (close to a true disk, 3x cheaper). All
+ * within the box of the side's pieces, grown by more than the closing
+ * reaches. */
 static kms_status close_side(const slice_work *s, const comps *c,
-                             const bool *keep, const kms_image *zone,
-                             bool left, double xmid, kms_image *out,
+                             const bool *keep, const bool *on_left,
+                             const zone_t *zone, bool left, kms_image *out,
                              kms_error *err)
 {
-    int q = s->p->close + 2, x0 = s->w, x1 = -1, y0 = s->h, y1 = -1;
-    for (int i = 1; i <= c->n; i++) {
-        double cx = c->sum_x[i] / (double)c->c[i].area;
-        if (!keep[i] || (cx < xmid) != left)
-            continue;
-        x0 = c->c[i].x0 < x0 ? c->c[i].x0 : x0;
-        x1 = c->c[i].x1 > x1 ? c->c[i].x1 : x1;
-        y0 = c->c[i].y0 < y0 ? c->c[i].y0 : y0;
-        y1 = c->c[i].y1 > y1 ? c->c[i].y1 : y1;
-    }
-    if (x1 < 0)
+    box b = NO_BOX;
+    for (int i = 1; i <= c->n; i++)
+        if (keep[i] && on_left[i] == left)
+            box_add(&b, c->c[i].x0, c->c[i].y0, c->c[i].x1 + 1, c->c[i].y1 + 1);
+    if (box_empty(&b))
         return KMS_OK;
-    x0 = x0 - q < 0 ? 0 : x0 - q;
-    y0 = y0 - q < 0 ? 0 : y0 - q;
-    x1 = x1 + q + 1 > s->w ? s->w : x1 + q + 1;
-    y1 = y1 + q + 1 > s->h ? s->h : y1 + q + 1;
-    kms_image r = {0}, grown = {0}, closed = {0};
-    kms_status st = kms_image_alloc(&r, x1 - x0, y1 - y0, 1, KMS_DEPTH_U8, err);
-    for (int y = y0; st == KMS_OK && y < y1; y++) {
-        uint8_t *o = kms_image_row(&r, y - y0);
-        const uint8_t *z = kms_image_row(zone, y);
-        const int32_t *lab = c->labels + (size_t)y * (size_t)s->w;
-        for (int x = x0; x < x1; x++) {
-            int i = lab[x];
-            bool side = i && (c->sum_x[i] / (double)c->c[i].area < xmid) == left;
-            o[x - x0] = i && keep[i] && side && !z[x] ? 255 : 0;
-        }
+    b = box_grow(&b, s->p->close + 2, s->w, s->h);
+    kms_image r = {0};
+    kms_status st = kms_image_alloc(&r, b.x1 - b.x0, b.y1 - b.y0, 1,
+                                    KMS_DEPTH_U8, err);
+    for (int i = 1; st == KMS_OK && i <= c->n; i++)
+        if (keep[i] && on_left[i] == left)
+            kms_runs_paint(&c->r, i, &r, b.x0, b.y0, 255);
+    for (int y = b.y0; st == KMS_OK && y < b.y1; y++) {
+        const uint8_t *z = zone_row(zone, y);
+        uint8_t *o = (uint8_t *)kms_image_row(&r, y - b.y0) - b.x0;
+        int x0 = b.x0 > zone->at.x0 ? b.x0 : zone->at.x0;
+        int x1 = b.x1 < zone->at.x1 ? b.x1 : zone->at.x1;
+        for (int x = x0; z && x < x1; x++)
+            o[x] = z[x] ? 0 : o[x];
     }
     if (st == KMS_OK)
         st = kms_mask_fill_holes(&r, 1, err);
-    int steps = (int)lround(s->p->close / 2.0);
     if (st == KMS_OK)
-        st = morph(&r, &grown, KMS_CV_MORPH_DILATE, 2, steps, err);
-    if (st == KMS_OK)
-        st = morph(&grown, &closed, KMS_CV_MORPH_ERODE, 2, steps, err);
-    for (int y = y0; st == KMS_OK && y < y1; y++) {
-        const uint8_t *cr = kms_image_row(&closed, y - y0);
+        st = kms_mask_close5(&r, (int)lround(s->p->close / 2.0), err);
+    for (int y = b.y0; st == KMS_OK && y < b.y1; y++) {
+        const uint8_t *cr = (const uint8_t *)kms_image_row(&r, y - b.y0) - b.x0;
         uint8_t *o = kms_image_row(out, y);
-        for (int x = x0; x < x1; x++)
-            o[x] |= cr[x - x0];
+        for (int x = b.x0; x < b.x1; x++)
+            o[x] |= cr[x];
     }
     kms_image_free(&r);
-    kms_image_free(&grown);
-    kms_image_free(&closed);
     return st;
+}
+
+/* Is piece i within `fissure` of a primary lung? The element is symmetric,
+ * so that is: the piece dilated by it meets a primary lung, which only its
+ * own box grown by `fissure` can show. */
+static kms_status near_lung(const slice_work *s, const comps *c,
+                            const bool *prim, int i, bool *near,
+                            kms_error *err)
+{
+    const kms_component *k = &c->c[i];
+    box b = {k->x0, k->y0, k->x1 + 1, k->y1 + 1};
+    b = box_grow(&b, s->p->fissure, s->w, s->h);
+    kms_image piece = {0}, grown = {0};
+    *near = false;
+    kms_status st = kms_image_alloc(&piece, b.x1 - b.x0, b.y1 - b.y0, 1,
+                                    KMS_DEPTH_U8, err);
+    if (st == KMS_OK) {
+        kms_runs_paint(&c->r, i, &piece, b.x0, b.y0, 255);
+        st = morph(&piece, &grown, KMS_CV_MORPH_DILATE, s->p->fissure, 1, err);
+    }
+    for (int y = b.y0; st == KMS_OK && !*near && y < b.y1; y++) {
+        const uint8_t *g =
+            (const uint8_t *)kms_image_row(&grown, y - b.y0) - b.x0;
+        for (size_t j = c->r.row[y]; j < c->r.row[y + 1] && !*near; j++) {
+            const kms_run *u = &c->r.run[j];
+            if (!prim[u->label])
+                continue;
+            int x0 = u->x0 > b.x0 ? u->x0 : b.x0;
+            int x1 = u->x1 < b.x1 ? u->x1 : b.x1;
+            for (int x = x0; x < x1; x++)
+                *near |= g[x] != 0;
+        }
+    }
+    kms_image_free(&piece);
+    kms_image_free(&grown);
+    return st;
+}
+
+/* Pixels of each component that lie in an airway lumen. */
+static void count_in_airway(const comps *c, const kms_image *airway,
+                            const box *abox, long *in_airway)
+{
+    if (box_empty(abox))
+        return;
+    for (int y = abox->y0; y < abox->y1; y++) {
+        const uint8_t *a = kms_image_row(airway, y);
+        for (size_t j = c->r.row[y]; j < c->r.row[y + 1]; j++) {
+            const kms_run *u = &c->r.run[j];
+            int x0 = u->x0 > abox->x0 ? u->x0 : abox->x0;
+            int x1 = u->x1 < abox->x1 ? u->x1 : abox->x1;
+            long n = 0;
+            for (int x = x0; x < x1; x++)
+                n += a[x] != 0;
+            in_airway[u->label] += n;
+        }
+    }
 }
 
 /* Step 7: which components are lung. prim[i]: a primary lung. */
 static kms_status select_lungs(const slice_work *s, const comps *c,
                                const bool *prim, const kms_image *airway,
-                               bool *keep, kms_error *err)
+                               const box *abox, bool *keep, kms_error *err)
 {
     long *in_airway = calloc((size_t)c->n + 1, sizeof *in_airway);
-    bool *adjacent = calloc((size_t)c->n + 1, sizeof *adjacent);
-    kms_image primary = {0}, near = {0};
+    if (!in_airway)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    count_in_airway(c, airway, abox, in_airway);
     kms_status st = KMS_OK;
-    if (!in_airway || !adjacent) {
-        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-        goto out;
-    }
-    bool others = false;
-    for (int i = 1; i <= c->n; i++)
-        others |= !prim[i];
-    st = kms_image_alloc(&primary, s->w, s->h, 1, KMS_DEPTH_U8, err);
-    for (int y = 0; st == KMS_OK && y < s->h; y++) {
-        const int32_t *lab = c->labels + (size_t)y * (size_t)s->w;
-        const uint8_t *a = kms_image_row(airway, y);
-        uint8_t *pr = kms_image_row(&primary, y);
-        for (int x = 0; x < s->w; x++) {
-            in_airway[lab[x]] += lab[x] && a[x];
-            pr[x] = prim[lab[x]] && lab[x] ? 255 : 0;
-        }
-    }
-    /* only pieces that are not lungs themselves need the distance test */
-    if (st == KMS_OK && others)
-        st = morph(&primary, &near, KMS_CV_MORPH_DILATE, s->p->fissure, 1, err);
-    for (int y = 0; st == KMS_OK && others && y < s->h; y++) {
-        const int32_t *lab = c->labels + (size_t)y * (size_t)s->w;
-        const uint8_t *nr = kms_image_row(&near, y);
-        for (int x = 0; x < s->w; x++)
-            adjacent[lab[x]] |= nr[x] != 0;
-    }
     for (int i = 1; st == KMS_OK && i <= c->n; i++) {
-        double score = (c->mean[i] - s->air_ref) / s->den;
-        bool piece = c->c[i].area >= s->p->min_piece * s->A &&
-                     score >= s->p->airway_air && adjacent[i];
         bool mostly_lumen = in_airway[i] > 0 &&
                             (double)in_airway[i] >= 0.5 * (double)c->c[i].area;
-        keep[i] = (prim[i] || piece) && !mostly_lumen;
+        double score = (c->mean[i] - s->air_ref) / s->den;
+        bool piece = !prim[i] && !mostly_lumen &&
+                     c->c[i].area >= s->p->min_piece * s->A &&
+                     score >= s->p->airway_air;
+        bool adjacent = false;
+        /* only pieces that could be kept need the distance test */
+        if (piece)
+            st = near_lung(s, c, prim, i, &adjacent, err);
+        keep[i] = (prim[i] || (piece && adjacent)) && !mostly_lumen;
     }
-out:
     free(in_airway);
-    free(adjacent);
-    kms_image_free(&primary);
-    kms_image_free(&near);
+    return st;
+}
+
+/* Step 6: lumens at the deeper levels (half size) and at T, with the
+ * zone of their walls. */
+static kms_status find_airways(slice_work *s, comps *c, kms_image *airway,
+                               zone_t *zone, box *abox, kms_error *err)
+{
+    double *lung_means = c->mean;
+    c->mean = NULL;
+    kms_status st = kms_image_alloc(airway, s->w, s->h, 1, KMS_DEPTH_U8, err);
+    if (st == KMS_OK && s->n_levels > 0)
+        st = half_size_lumens(s, airway, abox, err);
+    /* at T: the same components, judged by 1-px cores */
+    if (st == KMS_OK)
+        st = core_means(c, &s->hu, 1, err);
+    if (st == KMS_OK)
+        st = find_lumens(s, c, &s->f, s->A, s->p->airway_min, 1, 3, airway,
+                         abox, err);
+    free(c->mean);
+    c->mean = lung_means;
+    if (st == KMS_OK)
+        st = make_zone(s, airway, abox, zone, err);
     return st;
 }
 
@@ -646,28 +1006,21 @@ static kms_status find_lungs(slice_work *s, kms_image *out, bool *found,
     double top, height, xmid;
     bool body = false;
     comps c = {0};
-    bool *prim = NULL, *keep = NULL;
-    double *lung_means = NULL;
-    kms_image airway = {0}, zone = {0};
+    bool *prim = NULL, *keep = NULL, *on_left = NULL;
+    kms_image airway = {0};
+    zone_t zone = {.at = NO_BOX};
+    box abox = NO_BOX;
     kms_status st = body_extent(s, &top, &height, &xmid, &body, err);
     *found = false;
     if (st != KMS_OK || !body)
         return st;
-    st = kms_image_alloc(&s->cand, s->w, s->h, 1, KMS_DEPTH_U8, err);
-    for (int y = 0; st == KMS_OK && y < s->h; y++) {
-        const int16_t *f = kms_image_row(&s->f, y);
-        const uint8_t *b = kms_image_row(&s->body, y);
-        uint8_t *o = kms_image_row(&s->cand, y);
-        for (int x = 0; x < s->w; x++)
-            o[x] = f[x] < s->T && b[x] ? 255 : 0;
-    }
-    if (st == KMS_OK)
-        st = label_with_means(&s->cand, &s->hu, 2, &c, err);
+    st = label_with_means(&s->cand, &s->hu, 2, &c, err);
     if (st != KMS_OK)
         goto out;
     prim = calloc((size_t)c.n + 1, sizeof *prim);
     keep = calloc((size_t)c.n + 1, sizeof *keep);
-    if (!prim || !keep) {
+    on_left = calloc((size_t)c.n + 1, sizeof *on_left);
+    if (!prim || !keep || !on_left) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
     }
@@ -677,6 +1030,7 @@ static kms_status find_lungs(slice_work *s, kms_image *out, bool *found,
     for (int i = 1; i <= c.n; i++) {
         double bottom = (c.c[i].y1 + 1 - top) / height;
         prim[i] = c.c[i].area >= p->min_lung * s->A && bottom >= p->posterior;
+        on_left[i] = c.sum_x[i] / (double)c.c[i].area < xmid;
         if (prim[i]) {
             core_sum += c.core_sum[i];
             core_n += c.core_n[i];
@@ -691,47 +1045,35 @@ static kms_status find_lungs(slice_work *s, kms_image *out, bool *found,
     if (s->lung_ref - s->air_ref < p->min_contrast)
         goto out; /* as dark as outside air: gas, not parenchyma */
     s->den = s->lung_ref - s->air_ref > 1 ? s->lung_ref - s->air_ref : 1;
-    /* step 6: airway lumens and gas pockets, with their wall */
-    st = kms_image_alloc(&airway, s->w, s->h, 1, KMS_DEPTH_U8, err);
-    if (st == KMS_OK && s->n_levels > 0)
-        st = half_size_lumens(s, &airway, err);
-    /* at T: the same components, judged by 1-px cores */
-    if (st == KMS_OK) {
-        lung_means = c.mean;
-        c.mean = NULL;
-        st = core_means(&c, &s->cand, &s->hu, 1, err);
-    }
-    if (st == KMS_OK)
-        st = find_lumens(s, &c, &s->f, s->A, p->airway_min, 1, 3, &airway, err);
-    if (st == KMS_OK) {
-        free(c.mean);
-        c.mean = lung_means;
-        lung_means = NULL;
-    }
-    if (st == KMS_OK)
-        st = morph(&airway, &zone, KMS_CV_MORPH_DILATE, p->wall, 1, err);
+    st = find_airways(s, &c, &airway, &zone, &abox, err);
     /* step 7 and 8 */
     if (st == KMS_OK)
-        st = select_lungs(s, &c, prim, &airway, keep, err);
+        st = select_lungs(s, &c, prim, &airway, &abox, keep, err);
     if (st == KMS_OK)
-        st = close_side(s, &c, keep, &zone, true, xmid, out, err);
+        st = close_side(s, &c, keep, on_left, &zone, true, out, err);
     if (st == KMS_OK)
-        st = close_side(s, &c, keep, &zone, false, xmid, out, err);
-    for (int y = 0; st == KMS_OK && y < s->h; y++) {
+        st = close_side(s, &c, keep, on_left, &zone, false, out, err);
+    for (int y = zone.at.y0; st == KMS_OK && zone.img.data && y < zone.at.y1;
+         y++) {
+        const uint8_t *z = zone_row(&zone, y);
         uint8_t *o = kms_image_row(out, y);
-        const uint8_t *z = kms_image_row(&zone, y);
-        for (int x = 0; x < s->w; x++) {
+        for (int x = zone.at.x0; x < zone.at.x1; x++)
             o[x] = z[x] ? 0 : o[x];
-            *found |= o[x] != 0;
-        }
+    }
+    for (int y = 0; st == KMS_OK && y < s->h; y++) {
+        const uint8_t *o = kms_image_row(out, y);
+        uint8_t any = 0;
+        for (int x = 0; x < s->w; x++)
+            any |= o[x];
+        *found |= any != 0;
     }
 out:
     comps_free(&c);
-    free(lung_means);
     free(prim);
     free(keep);
+    free(on_left);
     kms_image_free(&airway);
-    kms_image_free(&zone);
+    kms_image_free(&zone.img);
     return st;
 }
 
@@ -826,17 +1168,15 @@ static kms_status lung_slice(const kms_image *src, kms_image *dst, void *arg,
     slice_job *j = arg;
     kms_image big = {0}, mask = {0};
     bool found = false;
-    kms_status st;
+    kms_status st = KMS_OK;
     bool resample = fabs(j->scale - 1) > 0.05;
     if (resample)
         st = kms_cv_resize(src, &big, (int)lround(src->width * j->scale),
                            (int)lround(src->height * j->scale), 0, 0,
                            KMS_CV_INTER_LINEAR, err);
-    else
-        st = kms_image_copy(&big, src, err);
     if (st == KMS_OK)
-        st = segment_slice(j->p, j->levels, j->n_levels, j->T, &big, &mask,
-                           &found, err);
+        st = segment_slice(j->p, j->levels, j->n_levels, j->T,
+                           resample ? &big : src, &mask, &found, err);
     if (st == KMS_OK && resample) {
         /* back to the input grid: area-weighted, then half-way */
         kms_image back = {0};
@@ -857,6 +1197,31 @@ static kms_status lung_slice(const kms_image *src, kms_image *dst, void *arg,
     return st;
 }
 
+/* The mask of every slice of hu (a stack of `slices`), at hu's size. */
+static kms_status map_lung_slices(const kms_image *hu, int slices,
+                                  slice_job *job, kms_image *mask,
+                                  kms_error *err)
+{
+    if (slices <= 1)
+        return lung_slice(hu, mask, job, err);
+    int rows = hu->height / slices;
+    kms_image all = {0}, one = {0};
+    kms_status st = kms_image_alloc(&all, hu->width, hu->height, 1,
+                                    KMS_DEPTH_U8, err);
+    for (int z = 0; st == KMS_OK && z < slices; z++) {
+        kms_image view = kms_image_rows(hu, z * rows, rows);
+        st = lung_slice(&view, &one, job, err);
+        for (int y = 0; st == KMS_OK && y < rows; y++)
+            memcpy(kms_image_row(&all, z * rows + y), kms_image_row(&one, y),
+                   (size_t)hu->width);
+        kms_image_free(&one);
+    }
+    if (st == KMS_OK)
+        kms_image_move(mask, &all);
+    kms_image_free(&all);
+    return st;
+}
+
 static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
 {
     const lung_params *p = params;
@@ -868,16 +1233,22 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
         st = parse_threshold(p, &fixed, err);
     if (st == KMS_OK)
         st = threshold_hu(p, ctx, fixed, &job.T, err);
-    if (st == KMS_OK)
+    /* CT read as S16 is HU already: no copy */
+    const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
+    bool as_is = ctx->hu && src->depth == KMS_DEPTH_S16 && src->channels == 1;
+    if (st == KMS_OK && !as_is)
         st = to_hu(p, ctx, &hu, err);
     if (st != KMS_OK)
         goto out;
+    if (as_is)
+        hu = *src; /* a view: never freed here */
     job.scale = pixel_mm(ctx, hu.width) / p->reference_mm;
     int slices = ctx->slices > 1 ? ctx->slices : 1;
-    st = kms_map_slices(&hu, slices, lung_slice, &job, err);
+    st = map_lung_slices(&hu, slices, &job, &ctx->mask, err);
+    if (as_is)
+        hu = (kms_image){0};
     if (st != KMS_OK)
         goto out;
-    kms_image_move(&ctx->mask, &hu);
     /* volumes: pieces far smaller than the lungs are strays of one slice */
     if (slices > 1 && p->min_volume > 0 && job.found > 0) {
         int32_t *labels = NULL;

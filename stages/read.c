@@ -1,5 +1,6 @@
 /* read: loads one input image as OpenCV's imread would. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,6 +115,171 @@ static kms_status check_png(const char *path, const unsigned char *buf,
                          len);
 }
 
+/* --- uncompressed CT TIFF ----------------------------------------------------
+ * CT slices are usually plain TIFFs: little-endian, uncompressed, one
+ * signed 16-bit sample per pixel in strips. Those are copied out here, the
+ * same pixels libtiff would give, at a fraction of its set-up cost; any
+ * other TIFF (or anything unexpected in this one) goes to OpenCV. */
+
+typedef struct tiff_view {
+    const unsigned char *buf;
+    size_t len;
+} tiff_view;
+
+static uint32_t le16(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* Item i of an IFD entry's SHORT or LONG values; false when out of the
+ * file or of another type. */
+static bool tiff_value(const tiff_view *t, const unsigned char *entry,
+                       uint32_t i, uint32_t *v)
+{
+    uint32_t type = le16(entry + 2), count = le32(entry + 4);
+    size_t size = type == 3 ? 2 : type == 4 ? 4 : 0;
+    if (!size || i >= count)
+        return false;
+    const unsigned char *p = entry + 8;
+    if ((size_t)count * size > 4) {
+        size_t off = le32(entry + 8);
+        if (off > t->len || (size_t)count * size > t->len - off)
+            return false;
+        p = t->buf + off;
+    }
+    p += (size_t)i * size;
+    *v = size == 2 ? le16(p) : le32(p);
+    return true;
+}
+
+typedef struct tiff_layout {
+    uint32_t width, height, rows_per_strip;
+    const unsigned char *offsets, *counts; /* IFD entries of the strips */
+} tiff_layout;
+
+/* Reads the first IFD; false unless it is the plain layout above. */
+static bool tiff_plain_layout(const tiff_view *t, tiff_layout *l)
+{
+    if (t->len < 8 || memcmp(t->buf, "II*\0", 4) != 0)
+        return false;
+    size_t ifd = le32(t->buf + 4);
+    if (ifd > t->len || t->len - ifd < 2)
+        return false;
+    uint32_t n = le16(t->buf + ifd);
+    if ((t->len - ifd - 2) / 12 < n)
+        return false;
+    /* the tags that matter, at TIFF's defaults until given (bits and
+     * photometric have none: a plain file gives them) */
+    uint32_t bits = 0, compression = 1, photometric = 0, samples = 1;
+    uint32_t planar = 1, format = 1, orientation = 1, predictor = 1, fill = 1;
+    uint32_t prev = 0;
+    bool other = false;
+    memset(l, 0, sizeof *l);
+    l->rows_per_strip = UINT32_MAX;
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *e = t->buf + ifd + 2 + 12 * (size_t)i;
+        uint32_t tag = le16(e), v = 0;
+        uint32_t *dst = NULL;
+        if (tag <= prev)
+            return false; /* out of order or twice: not plain */
+        prev = tag;
+        switch (tag) {
+        case 256: dst = &l->width; break;
+        case 257: dst = &l->height; break;
+        case 258: dst = &bits; break;
+        case 259: dst = &compression; break;
+        case 262: dst = &photometric; break;
+        case 266: dst = &fill; break;
+        case 273: l->offsets = e; continue;
+        case 274: dst = &orientation; break;
+        case 277: dst = &samples; break;
+        case 278: dst = &l->rows_per_strip; break;
+        case 279: l->counts = e; continue;
+        case 284: dst = &planar; break;
+        case 317: dst = &predictor; break;
+        case 322: case 323: case 324: case 325: /* tiles */
+        case 338:                               /* extra samples */
+            other = true;
+            continue;
+        case 339: dst = &format; break;
+        default: continue; /* resolution, software, dates: no effect */
+        }
+        if (le32(e + 4) != 1 || !tiff_value(t, e, 0, &v))
+            return false;
+        *dst = v;
+    }
+    return !other && bits == 16 && compression == 1 && photometric == 1 &&
+           samples == 1 && planar == 1 && format == 2 && orientation == 1 &&
+           predictor == 1 && fill == 1 && l->offsets && l->counts &&
+           l->width > 0 && l->height > 0 && l->width <= (1u << 16) &&
+           l->height <= (1u << 16) && l->rows_per_strip > 0;
+}
+
+/* The pixels of a plain CT TIFF into out (S16); false when the file is not
+ * one (nothing is allocated then). */
+static bool read_plain_tiff(const unsigned char *buf, size_t len,
+                            kms_image *out, kms_error *err, kms_status *st)
+{
+    tiff_view t = {buf, len};
+    tiff_layout l;
+    if (!tiff_plain_layout(&t, &l))
+        return false;
+    size_t row = (size_t)l.width * 2;
+    uint32_t strips = (l.height - 1) / l.rows_per_strip + 1;
+    if (le32(l.offsets + 4) != strips || le32(l.counts + 4) != strips)
+        return false;
+    for (uint32_t s = 0; s < strips; s++) {
+        uint32_t off, count;
+        uint32_t rows = l.height - s * l.rows_per_strip;
+        rows = rows < l.rows_per_strip ? rows : l.rows_per_strip;
+        if (!tiff_value(&t, l.offsets, s, &off) ||
+            !tiff_value(&t, l.counts, s, &count) || count < rows * row ||
+            off > len || len - off < rows * row)
+            return false;
+    }
+    kms_image img = {0};
+    *st = kms_image_alloc_raw(&img, (int)l.width, (int)l.height, 1,
+                              KMS_DEPTH_S16, err);
+    if (*st != KMS_OK)
+        return true;
+    for (uint32_t s = 0, y = 0; s < strips; s++) {
+        uint32_t off = 0;
+        tiff_value(&t, l.offsets, s, &off);
+        for (uint32_t r = 0; r < l.rows_per_strip && y < l.height; r++, y++) {
+            const unsigned char *p = buf + off + (size_t)r * row;
+            int16_t *o = kms_image_row(&img, (int)y);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            memcpy(o, p, row);
+#else
+            for (uint32_t x = 0; x < l.width; x++)
+                o[x] = (int16_t)le16(p + 2 * (size_t)x);
+#endif
+        }
+    }
+    kms_image_move(out, &img);
+    return true;
+}
+
+/* kms_image_copy without zeroing the copy first. */
+static kms_status copy_image(kms_image *dst, const kms_image *src,
+                             kms_error *err)
+{
+    kms_image tmp = {0};
+    kms_status st = kms_image_alloc_raw(&tmp, src->width, src->height,
+                                        src->channels, src->depth, err);
+    for (int y = 0; st == KMS_OK && y < src->height; y++)
+        memcpy(kms_image_row(&tmp, y), kms_image_row(src, y), tmp.stride);
+    if (st == KMS_OK)
+        kms_image_move(dst, &tmp);
+    return st;
+}
+
 /* A NIfTI volume: a stack of axial slices in HU (nifti_io.h). */
 static kms_status read_volume(kms_context *ctx, kms_error *err)
 {
@@ -128,7 +294,7 @@ static kms_status read_volume(kms_context *ctx, kms_error *err)
     ctx->hu = true;
     ctx->display_lo = -1350;
     ctx->display_hi = 150;
-    return kms_image_copy(&ctx->original, &ctx->image, err);
+    return copy_image(&ctx->original, &ctx->image, err);
 }
 
 static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
@@ -142,7 +308,9 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
     kms_status st = load_file(ctx->input_path, &buf, &len, err);
     if (st == KMS_OK)
         st = check_png(ctx->input_path, buf, len, err);
-    if (st == KMS_OK)
+    bool done = st == KMS_OK && p->mode == READ_UNCHANGED &&
+                read_plain_tiff(buf, len, &ctx->image, err, &st);
+    if (st == KMS_OK && !done)
         st = kms_cv_imdecode(buf, len, imread_flags((read_mode)p->mode),
                              ctx->input_path, &ctx->image, err);
     free(buf);
@@ -159,7 +327,7 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
         ctx->display_lo = -1350; /* the lung window, until [window] says */
         ctx->display_hi = 150;
     }
-    return kms_image_copy(&ctx->original, &ctx->image, err);
+    return copy_image(&ctx->original, &ctx->image, err);
 }
 
 const kms_stage_class kms_stage_read = {
