@@ -41,6 +41,30 @@ for f in glob.glob(sys.argv[1] + "/*_mask.png"):
     assert m.shape == (512, 512) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 255}
 EOP
 
+# uncompressed TIFFs take kmseg's own fast reader: the same masks as through
+# OpenCV's (the samples are Deflate-compressed, which goes to OpenCV)
+$PY - "$S/ct" "$T/raw" <<'EOP'
+import sys, os, glob, cv2
+os.makedirs(sys.argv[2])
+for f in glob.glob(sys.argv[1] + "/*.tif"):
+    a = cv2.imread(f, cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(os.path.join(sys.argv[2], os.path.basename(f)), a, [cv2.IMWRITE_TIFF_COMPRESSION, 1])
+    # an odd size too, cropped from the same slice
+    cv2.imwrite(os.path.join(sys.argv[2], "odd_" + os.path.basename(f)), a[3:404, 5:506],
+                [cv2.IMWRITE_TIFF_COMPRESSION, 1])
+EOP
+"$KMSEG" run "$S/lung_ct.ini" -q -i "$T/raw" -o "$T/rawout" -s write.products=mask,labels
+same=1
+for f in "$T/ct"/*_mask.png; do
+    $PY -c "
+import cv2, sys
+a = cv2.imread('$f', 0); b = cv2.imread('$T/rawout/$(basename "$f")', 0)
+sys.exit(0 if b is not None and (a == b).all() else 1)" || same=0
+done
+n_odd=$(ls "$T/rawout"/odd_*_mask.png 2>/dev/null | wc -l)
+[ "$same" = 1 ] && [ "$n_odd" = 4 ] && ok "uncompressed TIFFs (fast reader): same masks; odd sizes work" \
+    || ko "fast tiff" "same $same odd $n_odd"
+
 # the same slices as 8-bit display PNGs: not HU, windowed in display units
 "$KMSEG" run "$S/lung_ct.ini" -q -i "$S/png" -o "$T/png"
 d=$(col "$T/png/summary.csv" ID_0000 dice)
