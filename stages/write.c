@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "opencv_c.h"
 #include "output.h"
 #include "stage.h"
@@ -148,6 +150,8 @@ static int overlay_slice(const kms_context *ctx)
     return best;
 }
 
+enum { OVERLAY_MIN_WIDTH = 512 };
+
 /* The slice with the mask's outline (green) and the truth's (magenta). */
 static kms_status overlay(const kms_context *ctx, kms_image *out,
                           kms_error *err)
@@ -159,16 +163,37 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
     const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
     kms_image image = kms_image_rows(src, z * rows, rows);
     kms_image mask = kms_image_rows(&ctx->mask, z * rows, rows);
+    kms_image big_mask = {0}, big_truth = {0};
     kms_status st = display_bgr(ctx, &image, out, err);
     if (st == KMS_OK && out->depth != KMS_DEPTH_U8)
         st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "write.products",
                            "overlay needs an 8-bit or single-channel image");
+    /* small slices (3 mm volumes: 122 px) are enlarged, voxels kept square
+     * and sharp, so outlines and text can be read */
+    int scale = out->width < OVERLAY_MIN_WIDTH
+                    ? (OVERLAY_MIN_WIDTH + out->width - 1) / out->width : 1;
+    if (st == KMS_OK && scale > 1) {
+        st = kms_cv_resize(out, out, out->width * scale, out->height * scale,
+                           0, 0, KMS_CV_INTER_NEAREST, err);
+        if (st == KMS_OK)
+            st = kms_cv_resize(&mask, &big_mask, out->width, out->height, 0, 0,
+                               KMS_CV_INTER_NEAREST, err);
+        mask = big_mask;
+    }
     if (st == KMS_OK && ctx->evaluated) {
         kms_image truth = kms_image_rows(&ctx->truth, z * rows, rows);
-        st = kms_cv_draw_outline(out, &truth, magenta, 1, err);
+        if (scale > 1) {
+            st = kms_cv_resize(&truth, &big_truth, out->width, out->height, 0,
+                               0, KMS_CV_INTER_NEAREST, err);
+            truth = big_truth;
+        }
+        if (st == KMS_OK)
+            st = kms_cv_draw_outline(out, &truth, magenta, 1, err);
     }
     if (st == KMS_OK)
         st = kms_cv_draw_outline(out, &mask, green, 1, err);
+    kms_image_free(&big_mask);
+    kms_image_free(&big_truth);
     if (st == KMS_OK) {
         char label[96];
         int n = ctx->evaluated ? snprintf(label, sizeof label, "mask  Dice %.4f",
@@ -185,139 +210,10 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
 
 /* --- PNG of a mask ----------------------------------------------------------
  * Masks (8-bit, one channel, long runs of 0 and 255) are encoded here rather
- * than by libpng, whose filter search and deflate cost more than the rest of
- * the lung pipeline's writing: filter "none" on every row, and one deflate
- * block with the fixed codes where each run of a byte is a literal and
- * copies of distance 1 (what zlib's Z_RLE strategy does). A normal PNG. */
-
-typedef struct bitbuf {
-    uint8_t *buf;
-    size_t len;
-    uint64_t acc;   /* bits not yet written, LSB first */
-    int n;
-} bitbuf;
-
-static void put_bits(bitbuf *b, uint32_t v, int n)
-{
-    b->acc |= (uint64_t)v << b->n;
-    b->n += n;
-    while (b->n >= 8) {
-        b->buf[b->len++] = (uint8_t)b->acc;
-        b->acc >>= 8;
-        b->n -= 8;
-    }
-}
-
-/* Huffman codes go in most significant bit first. */
-static void put_code(bitbuf *b, uint32_t code, int n)
-{
-    uint32_t r = 0;
-    for (int i = 0; i < n; i++)
-        r |= (code >> i & 1) << (n - 1 - i);
-    put_bits(b, r, n);
-}
-
-/* Literal/length symbol 0..287 in the fixed code (RFC 1951, 3.2.6). */
-static void put_symbol(bitbuf *b, int sym)
-{
-    if (sym < 144)
-        put_code(b, 0x30 + (uint32_t)sym, 8);
-    else if (sym < 256)
-        put_code(b, 0x190 + (uint32_t)(sym - 144), 9);
-    else if (sym < 280)
-        put_code(b, (uint32_t)(sym - 256), 7);
-    else
-        put_code(b, 0xc0 + (uint32_t)(sym - 280), 8);
-}
-
-/* A copy of len (3..258) bytes from distance 1. */
-static void put_copy(bitbuf *b, int len)
-{
-    static const uint16_t base[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11, 13,
-                                      15, 17, 19, 23, 27, 31, 35, 43, 51, 59,
-                                      67, 83, 99, 115, 131, 163, 195, 227, 258};
-    static const uint8_t extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1,
-                                      1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
-                                      4, 4, 4, 4, 5, 5, 5, 5, 0};
-    int c = 28;
-    while (base[c] > len)
-        c--;
-    put_symbol(b, 257 + c);
-    put_bits(b, (uint32_t)(len - base[c]), extra[c]);
-    put_code(b, 0, 5); /* distance code 0: distance 1 */
-}
-
-typedef struct deflater {
-    bitbuf out;
-    int value;          /* the pending run: byte value (-1: none), length */
-    size_t run;
-    uint32_t s1, s2;    /* Adler-32 of the bytes so far */
-} deflater;
-
-static void flush_run(deflater *d)
-{
-    if (d->value < 0)
-        return;
-    enum { MOD = 65521 };
-    uint64_t L = d->run % MOD, b = (uint64_t)d->value;
-    /* run bytes of one value at once: s2 += L s1 + b L (L + 1) / 2 */
-    uint64_t tri = (uint64_t)d->run % (2 * MOD) * ((d->run + 1) % (2 * MOD)) / 2;
-    d->s2 = (uint32_t)((d->s2 + L * d->s1 + b * (tri % MOD)) % MOD);
-    d->s1 = (uint32_t)((d->s1 + L * b) % MOD);
-    put_symbol(&d->out, d->value);
-    size_t rem = d->run - 1;
-    while (rem >= 3) {
-        int len = rem > 258 ? 258 : (int)rem;
-        put_copy(&d->out, len);
-        rem -= (size_t)len;
-    }
-    while (rem-- > 0)
-        put_symbol(&d->out, d->value);
-    d->value = -1;
-}
-
-static void add_run(deflater *d, int value, size_t run)
-{
-    if (value != d->value) {
-        flush_run(d);
-        d->value = value;
-        d->run = 0;
-    }
-    d->run += run;
-}
-
-/* Length of the run of bytes equal to p[0] in p[0 .. n). */
-static size_t run_length(const uint8_t *p, size_t n)
-{
-    size_t i = 1;
-#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t same = 0x0101010101010101u * p[0];
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, sizeof v);
-        if (v != same)
-            return i + (size_t)__builtin_ctzll(v ^ same) / 8;
-    }
-#endif
-    while (i < n && p[i] == p[0])
-        i++;
-    return i;
-}
-
-static uint32_t crc32_png(uint32_t crc, const uint8_t *p, size_t n)
-{
-    static const uint32_t t[16] = {
-        0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
-        0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
-        0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        crc = (crc >> 4) ^ t[crc & 15];
-        crc = (crc >> 4) ^ t[crc & 15];
-    }
-    return ~crc;
-}
+ * than by libpng through OpenCV, whose filter search costs more than the
+ * rest of the lung pipeline's writing: filter "none" on every row and zlib's
+ * run-length strategy (Z_RLE), which is made for exactly such data. A normal
+ * PNG; zlib does the compression and the checksums. */
 
 static uint8_t *put_be32(uint8_t *p, uint32_t v)
 {
@@ -333,33 +229,36 @@ static uint8_t *close_chunk(uint8_t *p, const char *type, size_t len)
 {
     put_be32(p, (uint32_t)len);
     memcpy(p + 4, type, 4);
-    return put_be32(p + 8 + len, crc32_png(0, p + 4, len + 4));
+    uLong crc = crc32(0L, p + 4, (uInt)(len + 4));
+    return put_be32(p + 8 + len, (uint32_t)crc);
 }
 
-/* The zlib stream of the rows, each after its filter byte (0), at p. */
-static size_t deflate_rows(const kms_image *img, uint8_t *p)
+/* The zlib stream of the rows, each after its filter byte (0), into out
+ * (cap bytes); 0 when it does not fit or zlib fails. */
+static size_t deflate_rows(const kms_image *img, uint8_t *out, size_t cap)
 {
-    deflater d = {.out = {.buf = p}, .value = -1, .s1 = 1};
-    put_bits(&d.out, 0x78, 8); /* zlib: deflate, 32K window */
-    put_bits(&d.out, 0x01, 8);
-    put_bits(&d.out, 1, 1);    /* the final block, fixed codes */
-    put_bits(&d.out, 1, 2);
-    for (int y = 0; y < img->height; y++) {
-        const uint8_t *r = kms_image_row(img, y);
-        size_t w = (size_t)img->width;
-        add_run(&d, 0, 1);
-        for (size_t x = 0; x < w;) {
-            size_t n = run_length(r + x, w - x);
-            add_run(&d, r[x], n);
-            x += n;
-        }
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 1, Z_DEFLATED, 15, 8, Z_RLE) != Z_OK)
+        return 0;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    static const Bytef filter_none = 0;
+    int rc = Z_OK;
+    for (int y = 0; y < img->height && rc == Z_OK; y++) {
+        z.next_in = (Bytef *)&filter_none;
+        z.avail_in = 1;
+        rc = deflate(&z, Z_NO_FLUSH);
+        z.next_in = (Bytef *)kms_image_row(img, y);
+        z.avail_in = (uInt)img->width;
+        if (rc == Z_OK)
+            rc = deflate(&z, Z_NO_FLUSH);
     }
-    flush_run(&d);
-    put_symbol(&d.out, 256);
-    if (d.out.n > 0) /* to a byte boundary */
-        put_bits(&d.out, 0, 8 - d.out.n);
-    uint8_t *end = put_be32(d.out.buf + d.out.len, d.s2 << 16 | d.s1);
-    return (size_t)(end - p);
+    if (rc == Z_OK)
+        rc = deflate(&z, Z_FINISH);
+    size_t len = rc == Z_STREAM_END ? (size_t)z.total_out : 0;
+    deflateEnd(&z);
+    return len;
 }
 
 static kms_status encode_mask_png(const kms_image *img, unsigned char **bytes,
@@ -367,9 +266,9 @@ static kms_status encode_mask_png(const kms_image *img, unsigned char **bytes,
 {
     static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
                                          '\n'};
-    /* at worst 9 bits per byte (a literal each) */
     size_t raw = (size_t)img->height * ((size_t)img->width + 1);
-    uint8_t *buf = malloc(raw + raw / 8 + 128), *p = buf;
+    size_t cap = deflateBound(NULL, (uLong)raw) + 64;
+    uint8_t *buf = malloc(cap + 128), *p = buf; /* + signature, chunk heads */
     if (!buf)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     memcpy(p, signature, sizeof signature);
@@ -378,7 +277,13 @@ static kms_status encode_mask_png(const kms_image *img, unsigned char **bytes,
                           (uint32_t)img->height);
     memcpy(d, (const uint8_t[5]){8, 0, 0, 0, 0}, 5); /* 8-bit grey */
     p = close_chunk(p, "IHDR", 13);
-    p = close_chunk(p, "IDAT", deflate_rows(img, p + 8));
+    size_t idat = deflate_rows(img, p + 8, cap);
+    if (idat == 0) {
+        free(buf);
+        return kms_error_set(err, KMS_ERR_INTERNAL, NULL, 0, NULL,
+                             "zlib could not compress the mask");
+    }
+    p = close_chunk(p, "IDAT", idat);
     p = close_chunk(p, "IEND", 0);
     *bytes = buf;
     *len = (size_t)(p - buf);
