@@ -2,14 +2,7 @@
 # Batch behaviour end to end: parallel jobs, progress on a terminal, resume
 # after a killed run, Ctrl-C, shards through GNU parallel, a bad file in the
 # middle. Usage: tests/batch_test.sh KMSEG   (PASS/FAIL lines and a count)
-set -u
-KMSEG=$(realpath "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+source "$(dirname "$0")/e2e_lib.sh"
 
 # 24 inputs made of the four sample slices under other names
 mkdir -p "$T/in"
@@ -160,5 +153,4 @@ printf '# two inputs\n%s\n\nin/slice_002.png\n' "$T/in/slice_001.png" >"$T/list.
 [ "$(tail -n +2 "$T/listed/summary.csv" | wc -l)" = 2 ] && [ -f "$T/listed/slice_002_labels.png" ] \
     && ok "@list input file" || ko "@list" "$(cat "$T/listed/summary.csv")"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+e2e_done

@@ -2,16 +2,7 @@
 # End-to-end tests of the kmseg command line: bad inputs and configs, exit
 # statuses, one-line errors naming file/line/key, nothing half-written.
 # Usage: tests/cli_test.sh KMSEG   (prints PASS/FAIL lines and a count)
-set -u
-KMSEG=$(realpath "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SAMPLES=$ROOT/samples
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+source "$(dirname "$0")/e2e_lib.sh"
 
 # run NAME: runs kmseg with the remaining args; sets $rc, $out, $err
 run() {
@@ -270,5 +261,4 @@ cfg_error "odd ksize" "s/^stages = .*/stages = read, denoise, reshape, kmeans, r
 run run "$T/no-such.ini"
 expect "missing config" 2 "$T/no-such.ini" "cannot open config"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+e2e_done

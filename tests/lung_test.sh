@@ -2,15 +2,8 @@
 # Lung CT end to end: the sample configs, masks scored against the bundled
 # truth, NIfTI in and out, and every bad input of the lung job.
 # Usage: tests/lung_test.sh KMSEG   (PASS/FAIL lines and a count)
-set -u
-KMSEG=$(realpath "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-S=$ROOT/samples
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "PASS $1"; }
-ko() { fail=$((fail + 1)); echo "FAIL $1: $2"; }
+source "$(dirname "$0")/e2e_lib.sh"
+S=$SAMPLES
 PY=/usr/bin/python3
 
 # column NAME of summary.csv row matching PATTERN
@@ -161,5 +154,4 @@ rc=$?
 "$KMSEG" run "$S/lung_ct.ini" -q -o "$T/bad2" -s "pipeline.stages=read, lung_mask, write" 2>"$T/e.txt"
 [ $? = 2 ] && grep -q "lung_mask needs the k-means result" "$T/e.txt" && ok "lung_mask without kmeans rejected" || ko "lung link" "$(cat "$T/e.txt")"
 
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+e2e_done
