@@ -64,22 +64,6 @@ kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
     return st;
 }
 
-kms_status kms_image_alloc_raw(kms_image *img, int width, int height,
-                               int channels, kms_depth depth, kms_error *err)
-{
-    if (width <= 0 || height <= 0 || channels <= 0 || channels > 4)
-        return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
-                             "bad image size %dx%dx%d", width, height, channels);
-    size_t stride = (size_t)width * (size_t)channels * kms_depth_size(depth);
-    void *data = malloc((size_t)height * stride);
-    if (!data)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
-                             "cannot allocate a %dx%d image", width, height);
-    *img = (kms_image){.width = width, .height = height, .channels = channels,
-                       .depth = depth, .stride = stride, .data = data};
-    return KMS_OK;
-}
-
 size_t kms_scan_bytes(const uint8_t *p, size_t n, bool want_zero)
 {
     size_t i = 0;

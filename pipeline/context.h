@@ -103,12 +103,6 @@ typedef kms_status (*kms_slice_fn)(const kms_image *src, kms_image *dst,
 kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
                           void *arg, kms_error *err);
 
-/* kms_image_alloc without zeroing the pixels, for images whose every pixel
- * is written next: zeroing a large image costs as much as a pass over it.
- * Freed with kms_image_free. */
-kms_status kms_image_alloc_raw(kms_image *img, int width, int height,
-                               int channels, kms_depth depth, kms_error *err);
-
 /* Index of the first byte of p[0 .. n) that is zero (want_zero) or
  * nonzero (n if none), eight bytes at a time: quick through the long runs
  * of masks and valid flags. */

@@ -1,5 +1,7 @@
 #include "image.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,24 +29,36 @@ const char *kms_depth_name(kms_depth depth)
     abort();
 }
 
-kms_status kms_image_alloc(kms_image *img, int width, int height, int channels,
-                           kms_depth depth, kms_error *err)
+/* One allocator for both: zeroed (calloc) or not. */
+static kms_status alloc_pixels(kms_image *img, int width, int height,
+                               int channels, kms_depth depth, bool zero,
+                               kms_error *err)
 {
     if (width <= 0 || height <= 0 || channels <= 0 || channels > 4)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
                              "bad image size %dx%dx%d", width, height, channels);
     size_t stride = (size_t)width * (size_t)channels * kms_depth_size(depth);
-    void *data = calloc((size_t)height, stride);
+    void *data = NULL;
+    if ((size_t)height <= SIZE_MAX / stride)
+        data = zero ? calloc((size_t)height, stride) : malloc((size_t)height * stride);
     if (!data)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
                              "cannot allocate a %dx%d image", width, height);
-    img->width = width;
-    img->height = height;
-    img->channels = channels;
-    img->depth = depth;
-    img->stride = stride;
-    img->data = data;
+    *img = (kms_image){.width = width, .height = height, .channels = channels,
+                       .depth = depth, .stride = stride, .data = data};
     return KMS_OK;
+}
+
+kms_status kms_image_alloc(kms_image *img, int width, int height, int channels,
+                           kms_depth depth, kms_error *err)
+{
+    return alloc_pixels(img, width, height, channels, depth, true, err);
+}
+
+kms_status kms_image_alloc_raw(kms_image *img, int width, int height,
+                               int channels, kms_depth depth, kms_error *err)
+{
+    return alloc_pixels(img, width, height, channels, depth, false, err);
 }
 
 void kms_image_free(kms_image *img)
@@ -58,8 +72,8 @@ void kms_image_free(kms_image *img)
 kms_status kms_image_copy(kms_image *dst, const kms_image *src, kms_error *err)
 {
     kms_image tmp = {0};
-    kms_status st = kms_image_alloc(&tmp, src->width, src->height,
-                                    src->channels, src->depth, err);
+    kms_status st = kms_image_alloc_raw(&tmp, src->width, src->height,
+                                        src->channels, src->depth, err);
     if (st != KMS_OK)
         return st;
     for (int y = 0; y < src->height; y++)

@@ -37,6 +37,10 @@ const char *kms_depth_name(kms_depth depth);
  * Fails with KMS_ERR_USAGE for non-positive sizes, KMS_ERR_NOMEM otherwise. */
 kms_status kms_image_alloc(kms_image *img, int width, int height, int channels,
                            kms_depth depth, kms_error *err);
+/* kms_image_alloc without zeroing the pixels, for images whose every pixel
+ * is written next: zeroing a large image costs as much as a pass over it. */
+kms_status kms_image_alloc_raw(kms_image *img, int width, int height,
+                               int channels, kms_depth depth, kms_error *err);
 /* Frees the pixels and empties img; NULL and empty images are no-ops. */
 void kms_image_free(kms_image *img);
 /* Deep copy into dst (dst's old data is freed first). */

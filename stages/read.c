@@ -266,20 +266,6 @@ static bool read_plain_tiff(const unsigned char *buf, size_t len,
     return true;
 }
 
-/* kms_image_copy without zeroing the copy first. */
-static kms_status copy_image(kms_image *dst, const kms_image *src,
-                             kms_error *err)
-{
-    kms_image tmp = {0};
-    kms_status st = kms_image_alloc_raw(&tmp, src->width, src->height,
-                                        src->channels, src->depth, err);
-    for (int y = 0; st == KMS_OK && y < src->height; y++)
-        memcpy(kms_image_row(&tmp, y), kms_image_row(src, y), tmp.stride);
-    if (st == KMS_OK)
-        kms_image_move(dst, &tmp);
-    return st;
-}
-
 /* A NIfTI volume: a stack of axial slices in HU (nifti_io.h). */
 static kms_status read_volume(kms_context *ctx, kms_error *err)
 {
@@ -294,7 +280,7 @@ static kms_status read_volume(kms_context *ctx, kms_error *err)
     ctx->hu = true;
     ctx->display_lo = -1350;
     ctx->display_hi = 150;
-    return copy_image(&ctx->original, &ctx->image, err);
+    return kms_image_copy(&ctx->original, &ctx->image, err);
 }
 
 static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
@@ -327,7 +313,7 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
         ctx->display_lo = -1350; /* the lung window, until [window] says */
         ctx->display_hi = 150;
     }
-    return copy_image(&ctx->original, &ctx->image, err);
+    return kms_image_copy(&ctx->original, &ctx->image, err);
 }
 
 const kms_stage_class kms_stage_read = {
