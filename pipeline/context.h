@@ -108,6 +108,13 @@ kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
  * of masks and valid flags. */
 size_t kms_scan_bytes(const uint8_t *p, size_t n, bool want_zero);
 
+/* The image as read (before window and denoise): what overlays show and
+ * lung_mask measures HU on. */
+static inline const kms_image *kms_context_as_read(const kms_context *ctx)
+{
+    return ctx->original.data ? &ctx->original : &ctx->image;
+}
+
 /* Frees every buffer the stages left; ctx stays valid and empty. */
 void kms_context_clear(kms_context *ctx);
 

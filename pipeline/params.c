@@ -23,7 +23,7 @@ static void *field(const kms_param *param, void *params)
     return (char *)params + param->offset;
 }
 
-static bool parse_double(const char *text, double *out)
+bool kms_param_number(const char *text, double *out)
 {
     char *end;
     errno = 0;
@@ -135,9 +135,9 @@ static kms_status parse_ratio(const kms_param *param, const char *text,
     while (isspace((unsigned char)*end))
         end++;
     if (ok && *end == '/')
-        ok = parse_double(end + 1, &r.den);
+        ok = kms_param_number(end + 1, &r.den);
     else if (ok)
-        ok = parse_double(text, &r.num);
+        ok = kms_param_number(text, &r.num);
     if (!ok)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "'%s' is not a number or a fraction a/b", text);
@@ -192,7 +192,7 @@ kms_status kms_param_parse(const kms_param *param, const char *text,
     }
     case KMS_PARAM_DOUBLE: {
         double v;
-        if (!parse_double(text, &v))
+        if (!kms_param_number(text, &v))
             return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                                  "'%s' is not a number", text);
         if (v < param->min || v > param->max)

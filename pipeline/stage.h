@@ -75,6 +75,11 @@ const kms_stage_class *kms_stage_find(const char *name);
 kms_status kms_param_parse(const kms_param *param, const char *text,
                            void *params, kms_error *err);
 
+/* A finite number filling text (trailing blanks allowed), as every number
+ * in a config is read; false otherwise. For stages that read a number out
+ * of text keys (lists, "kmeans or an HU level"). */
+bool kms_param_number(const char *text, double *out);
+
 /* Applies every default of the table; fails only on a bad table (a bug). */
 kms_status kms_params_apply_defaults(const kms_param *table, void *params,
                                      kms_error *err);

@@ -150,9 +150,8 @@ static kms_status parse_levels(const lung_params *p, double *levels, int *n,
     *n = 0;
     for (char *save = NULL, *w = strtok_r(buf, ", \t", &save); w;
          w = strtok_r(NULL, ", \t", &save)) {
-        char *end;
-        double v = strtod(w, &end);
-        if (end == w || *end || v < 0 || v > 2000 || *n == MAX_LEVELS)
+        double v;
+        if (!kms_param_number(w, &v) || v < 0 || v > 2000 || *n == MAX_LEVELS)
             return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "airway_levels",
                                  "'%s': want up to %d HU depths 0..2000", w,
                                  MAX_LEVELS);
@@ -169,9 +168,7 @@ static kms_status parse_threshold(const lung_params *p, double *t,
         *t = NAN;
         return KMS_OK;
     }
-    char *end;
-    *t = strtod(p->threshold, &end);
-    if (end == p->threshold || *end || *t < -1100 || *t > 500)
+    if (!kms_param_number(p->threshold, t) || *t < -1100 || *t > 500)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "threshold",
                              "'%s' is not kmeans or an HU level -1100..500",
                              p->threshold);
@@ -1104,7 +1101,7 @@ static kms_status segment_slice(const lung_params *p, const double *levels,
 static kms_status to_hu(const lung_params *p, const kms_context *ctx,
                         kms_image *hu, kms_error *err)
 {
-    const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
+    const kms_image *src = kms_context_as_read(ctx);
     if (src->channels != 1)
         return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "lung_mask",
                              "needs a single-channel image (read mode = "
@@ -1137,7 +1134,7 @@ static kms_status threshold_hu(const lung_params *p, const kms_context *ctx,
     double t = lo + p->boundary * (hi - lo);
     t = t * ctx->value_den / ctx->value_num; /* back to pixel units */
     if (!ctx->hu) {
-        const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
+        const kms_image *src = kms_context_as_read(ctx);
         double scale = src->depth == KMS_DEPTH_U8 ? 255.0 : 65535.0;
         t = p->display_lo + t * (p->display_hi - p->display_lo) / scale;
     }
@@ -1234,7 +1231,7 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
     if (st == KMS_OK)
         st = threshold_hu(p, ctx, fixed, &job.T, err);
     /* CT read as S16 is HU already: no copy */
-    const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
+    const kms_image *src = kms_context_as_read(ctx);
     bool as_is = ctx->hu && src->depth == KMS_DEPTH_S16 && src->channels == 1;
     if (st == KMS_OK && !as_is)
         st = to_hu(p, ctx, &hu, err);

@@ -41,16 +41,6 @@ static const kms_param window_table[] = {
     {0},
 };
 
-static bool parse_bound(const char *text, double *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || *end || !isfinite(v))
-        return false;
-    *out = v;
-    return true;
-}
-
 /* The window as [lo, hi]; explicit bounds win over level/width. */
 static kms_status bounds(const window_params *p, double *lo, double *hi,
                          bool *explicit_bounds, kms_error *err)
@@ -58,10 +48,10 @@ static kms_status bounds(const window_params *p, double *lo, double *hi,
     *lo = p->level - p->width / 2;
     *hi = p->level + p->width / 2;
     *explicit_bounds = p->lo[0] || p->hi[0];
-    if (p->lo[0] && !parse_bound(p->lo, lo))
+    if (p->lo[0] && !kms_param_number(p->lo, lo))
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "lo",
                              "'%s' is not a number", p->lo);
-    if (p->hi[0] && !parse_bound(p->hi, hi))
+    if (p->hi[0] && !kms_param_number(p->hi, hi))
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "hi",
                              "'%s' is not a number", p->hi);
     if (*lo >= *hi)

@@ -160,7 +160,7 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
     static const double magenta[4] = {255, 0, 255, 0};
     int slices = ctx->slices > 1 ? ctx->slices : 1;
     int rows = ctx->mask.height / slices, z = overlay_slice(ctx);
-    const kms_image *src = ctx->original.data ? &ctx->original : &ctx->image;
+    const kms_image *src = kms_context_as_read(ctx);
     kms_image image = kms_image_rows(src, z * rows, rows);
     kms_image mask = kms_image_rows(&ctx->mask, z * rows, rows);
     kms_image big_mask = {0}, big_truth = {0};

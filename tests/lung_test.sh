@@ -151,6 +151,8 @@ rc=$?
 # --- lung_mask settings are checked before any image is read -------------------------------
 "$KMSEG" run "$S/lung_ct.ini" -q -o "$T/bad" -s lung_mask.threshold=lots 2>"$T/e.txt"
 [ $? = 2 ] && grep -q "lung_mask.threshold" "$T/e.txt" && ok "bad lung_mask.threshold rejected" || ko "threshold key" "$(cat "$T/e.txt")"
+"$KMSEG" run "$S/lung_ct.ini" -q -o "$T/badnan" -s lung_mask.threshold=nan 2>"$T/e.txt"
+[ $? = 2 ] && grep -q "lung_mask.threshold" "$T/e.txt" && ok "lung_mask.threshold = nan rejected" || ko "nan threshold" "$(cat "$T/e.txt")"
 "$KMSEG" run "$S/lung_ct.ini" -q -o "$T/bad2" -s "pipeline.stages=read, lung_mask, write" 2>"$T/e.txt"
 [ $? = 2 ] && grep -q "lung_mask needs the k-means result" "$T/e.txt" && ok "lung_mask without kmeans rejected" || ko "lung link" "$(cat "$T/e.txt")"
 
