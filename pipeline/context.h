@@ -24,7 +24,10 @@ enum {
 
 typedef struct kms_context {
     /* set by the runner */
-    const char *input_path;
+    const char *input_path;  /* a file, or for a DICOM series its name */
+    const char *const *input_files; /* a DICOM series: its files, sorted
+                                       along the slice normal; NULL else */
+    size_t n_input_files;
     char stem[256];          /* file name without folder and extension */
     const char *output_dir;
     const char *base_dir;    /* the config's folder: stage paths start here */
@@ -41,11 +44,21 @@ typedef struct kms_context {
      * slice (nifti_io.h). 2-D images are one slice. */
     int slices;
     kms_volume volume;       /* NIfTI header and geometry (img unused) */
+    /* 2-D images: pixel size in mm along x and y (0: unknown; read.spacing,
+     * DICOM PixelSpacing or TIFF resolution tags supply it) */
+    double pixel_mm[2];
+    /* 2-D images: the dihedral transform (kms_orient codes, orient.h) that
+     * takes the stored image to the canonical axial view (anterior at the
+     * top, patient's right on the image's left), when a header says */
+    int orient;
+    bool orient_known;
 
     /* window: what the pixel values mean, and which pixels are real (0 =
      * padding outside the field of view; empty image when all are) */
     kms_image valid;
-    bool hu;                 /* Hounsfield units (16-bit signed CT) */
+    bool hu;                 /* values claim to be Hounsfield units (CT
+                                that is not an 8-bit picture) */
+    bool hu_checked;         /* kms_check_hu passed on this input */
     double display_lo, display_hi; /* window for looking at the image */
 
     /* reshape: n x dims float samples of a sample_width x sample_height grid */
