@@ -51,6 +51,8 @@ void kms_batch_context(const kms_batch *b, const kms_pipeline *pl, size_t i,
     const kms_input *in = &b->inputs.items[i];
     memset(ctx, 0, sizeof *ctx);
     ctx->input_path = in->path;
+    ctx->input_files = (const char *const *)in->files;
+    ctx->n_input_files = in->n_files;
     snprintf(ctx->stem, sizeof ctx->stem, "%s", in->stem);
     ctx->output_dir = b->out_dir;
     ctx->base_dir = pl->base_dir;
@@ -78,6 +80,7 @@ static kms_status collect_inputs(const kms_pipeline *pl,
 {
     kms_status st = KMS_OK;
     list->recursive = opt->recursive;
+    list->quiet = opt->quiet;
     if (opt->n_inputs > 0) {
         for (int i = 0; i < opt->n_inputs && st == KMS_OK; i++)
             st = kms_inputs_add_spec(list, opt->inputs[i], NULL, err);
@@ -111,14 +114,23 @@ kms_status kms_batch_open(kms_batch *b, const kms_pipeline *pl,
         st = collect_inputs(pl, opt, &b->inputs, err);
     if (st != KMS_OK)
         goto out;
-    paths = calloc(b->inputs.n + 1, sizeof *paths);
+    /* every file of a DICOM series too, not only the series' name */
+    size_t n_paths = b->inputs.n;
+    for (size_t i = 0; i < b->inputs.n; i++)
+        n_paths += b->inputs.items[i].n_files;
+    paths = calloc(n_paths + 1, sizeof *paths);
     if (!paths) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < b->inputs.n; i++)
-        paths[i] = b->inputs.items[i].path;
-    st = kms_file_set_build(&b->protect, paths, b->inputs.n, err);
+    size_t k = 0;
+    for (size_t i = 0; i < b->inputs.n; i++) {
+        const kms_input *in = &b->inputs.items[i];
+        paths[k++] = in->path;
+        for (size_t j = 0; j < in->n_files; j++)
+            paths[k++] = in->files[j];
+    }
+    st = kms_file_set_build(&b->protect, paths, k, err);
 out:
     free(paths);
     if (st != KMS_OK)
@@ -199,8 +211,10 @@ static bool products_complete(const kms_pipeline *pl, const kms_batch *b,
     const void *wp = kms_pipeline_stage_params(pl, "write");
     if (!wp)
         return false;
-    int n = kms_write_stage_product_names(wp, in->path, in->stem, names,
-                                          MAX_NAMES);
+    /* a DICOM series of two or more slices is a volume: its products are
+     * named as those of a NIfTI input */
+    const char *as = in->n_files > 1 ? "series.nii.gz" : in->path;
+    int n = kms_write_stage_product_names(wp, as, in->stem, names, MAX_NAMES);
     for (int i = 0; i < n; i++) {
         char path[4096 + 600];
         struct stat sb;

@@ -1,9 +1,26 @@
 #include "context.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+void kms_context_note(kms_context *ctx, const char *fmt, ...)
+{
+    size_t used = strlen(ctx->note);
+    if (used > 0 && used + 2 < sizeof ctx->note) {
+        memcpy(ctx->note + used, "; ", 3);
+        used += 2;
+    }
+    if (used + 1 >= sizeof ctx->note)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->note + used, sizeof ctx->note - used, fmt, ap);
+    va_end(ap);
+}
 
 void kms_context_clear(kms_context *ctx)
 {

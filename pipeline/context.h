@@ -59,6 +59,7 @@ typedef struct kms_context {
     bool hu;                 /* values claim to be Hounsfield units (CT
                                 that is not an 8-bit picture) */
     bool hu_checked;         /* kms_check_hu passed on this input */
+    char modality[20];       /* DICOM Modality ("" when the file has none) */
     double display_lo, display_hi; /* window for looking at the image */
 
     /* reshape: n x dims float samples of a sample_width x sample_height grid */
@@ -82,8 +83,9 @@ typedef struct kms_context {
 
     /* mask, lung_mask: 0/255 at the input's size */
     kms_image mask;
-    char note[160];          /* a warning that does not fail the input
-                                (e.g. "no lung found"): summary.csv note */
+    char note[512];          /* warnings that do not fail the input
+                                (e.g. "no lung found"), "; "-separated:
+                                summary.csv note; kms_context_note adds */
 
     /* time each stage took on this input, by stage index (--stage-times) */
     double stage_ms[KMS_MAX_STAGES];
@@ -127,6 +129,11 @@ static inline const kms_image *kms_context_as_read(const kms_context *ctx)
 {
     return ctx->original.data ? &ctx->original : &ctx->image;
 }
+
+/* Adds a warning to ctx->note (after the earlier ones, "; " between),
+ * printf-style; what does not fit is cut. */
+void kms_context_note(kms_context *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Frees every buffer the stages left; ctx stays valid and empty. */
 void kms_context_clear(kms_context *ctx);

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "dicom.h"
 #include "output.h"
 
 static const char *const image_exts[] = {".png", ".jpg", ".jpeg", ".tif",
@@ -107,10 +108,11 @@ static kms_status add_name(name_list *l, const char *name, kms_error *err)
     return KMS_OK;
 }
 
-/* Image paths under dir (and its subfolders when recursive); hidden files
- * and folders are left out. Unreadable subfolders are skipped. */
+/* Image paths under dir (and its subfolders when recursive) into out, DICOM
+ * files into dicom; hidden files and folders are left out. Unreadable
+ * subfolders are skipped. */
 static kms_status scan_folder(const char *dir, bool recursive, name_list *out,
-                              kms_error *err)
+                              name_list *dicom, kms_error *err)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -128,12 +130,77 @@ static kms_status scan_folder(const char *dir, bool recursive, name_list *out,
             /* linked folders are not followed (as find(1)): a link to a
              * parent would list everything again, forever */
             if (recursive && !S_ISLNK(lsb.st_mode))
-                st = scan_folder(path, true, out, err);
+                st = scan_folder(path, true, out, dicom, err);
         } else if (is_image_name(e->d_name)) {
             st = add_name(out, path, err);
+        } else if (S_ISREG(sb.st_mode) && kms_dicom_is_file(path)) {
+            st = add_name(dicom, path, err);
         }
     }
     closedir(d);
+    return st;
+}
+
+static void free_names(name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+    memset(l, 0, sizeof *l);
+}
+
+/* One item per series: path FOLDER/NAME (the folder of its first file),
+ * stem NAME; the series' files move into the item. */
+static kms_status push_series(kms_input_list *list, kms_dicom_series *s,
+                              kms_error *err)
+{
+    char path[4096];
+    const char *first = s->files[0];
+    const char *slash = strrchr(first, '/');
+    if (slash)
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - first), first,
+                 s->name);
+    else
+        snprintf(path, sizeof path, "%s", s->name);
+    kms_input *it = push(list, path, err);
+    if (!it)
+        return KMS_ERR_NOMEM;
+    snprintf(it->stem, sizeof it->stem, "%s", s->name);
+    it->files = s->files;
+    it->n_files = s->n_files;
+    s->files = NULL;
+    s->n_files = 0;
+    it->error = s->error;
+    s->error = NULL;
+    return KMS_OK;
+}
+
+/* Groups DICOM files into series, one item each, and empties files. */
+static kms_status add_dicom_files(kms_input_list *list, name_list *files,
+                                  kms_error *err)
+{
+    if (files->n == 0)
+        return KMS_OK;
+    kms_dicom_groups g;
+    kms_status st = kms_dicom_group((const char *const *)files->names,
+                                    files->n, &g, err);
+    if (st != KMS_OK)
+        return st;
+    for (size_t i = 0; i < g.n_skipped && !list->quiet; i++)
+        fprintf(stderr, "kmseg: skipped %s: %s\n", g.skipped[i].path,
+                g.skipped[i].reason);
+    /* a damaged file is an input of its own that fails, not a line on
+     * stderr: summary.csv and the exit status must show it */
+    for (size_t i = 0; i < g.n_unreadable && st == KMS_OK; i++) {
+        kms_input *it = push(list, g.unreadable[i].path, err);
+        st = it ? fail_item(it, KMS_ERR_INPUT, g.unreadable[i].path, "%s",
+                            g.unreadable[i].reason)
+                : KMS_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < g.n_series && st == KMS_OK; i++)
+        st = push_series(list, &g.series[i], err);
+    kms_dicom_groups_free(&g);
+    free_names(files);
     return st;
 }
 
@@ -149,11 +216,20 @@ static kms_status add_folder(kms_input_list *list, const char *dir,
                          strerror(errno));
     }
     closedir(d);
-    name_list found = {0};
-    kms_status st = scan_folder(dir, list->recursive, &found, err);
+    name_list found = {0}, dicom = {0};
+    size_t before = list->n;
+    kms_status st = scan_folder(dir, list->recursive, &found, &dicom, err);
     if (st != KMS_OK)
         goto out;
-    if (found.n == 0) {
+    /* full paths sorted: the same order on every machine and file system */
+    if (found.n > 0)
+        qsort(found.names, found.n, sizeof *found.names, cmp_str);
+    for (size_t i = 0; i < found.n && st == KMS_OK; i++)
+        if (!push(list, found.names[i], err))
+            st = KMS_ERR_NOMEM;
+    if (st == KMS_OK)
+        st = add_dicom_files(list, &dicom, err);
+    if (st == KMS_OK && list->n == before) {
         kms_input *it = push(list, dir, err);
         if (!it) {
             st = KMS_ERR_NOMEM;
@@ -162,20 +238,15 @@ static kms_status add_folder(kms_input_list *list, const char *dir,
         st = fail_item(it, KMS_ERR_INPUT, dir, "%s",
                        list->recursive
                            ? "folder and its subfolders have no images (.png "
-                             ".jpg .tif .bmp .nii .nii.gz)"
+                             ".jpg .tif .bmp .nii .nii.gz, DICOM)"
                            : "folder has no images (.png .jpg .tif .bmp .nii "
-                             ".nii.gz; --recursive looks in subfolders)");
+                             ".nii.gz, DICOM; --recursive looks in "
+                             "subfolders)");
         goto out;
     }
-    /* full paths sorted: the same order on every machine and file system */
-    qsort(found.names, found.n, sizeof *found.names, cmp_str);
-    for (size_t i = 0; i < found.n && st == KMS_OK; i++)
-        if (!push(list, found.names[i], err))
-            st = KMS_ERR_NOMEM;
 out:
-    for (size_t i = 0; i < found.n; i++)
-        free(found.names[i]);
-    free(found.names);
+    free_names(&found);
+    free_names(&dicom);
     return st;
 }
 
@@ -204,7 +275,7 @@ static kms_status add_list_file(kms_input_list *list, const char *path,
         snprintf(dir, sizeof dir, ".");
     kms_status st = KMS_OK;
     char *line = NULL;
-    size_t cap = 0, before = list->n;
+    size_t cap = 0, before = list->n, before_dicom = list->n_dicom;
     ssize_t got;
     list->list_depth++;
     while (st == KMS_OK && (got = getline(&line, &cap, f)) >= 0) {
@@ -219,7 +290,17 @@ static kms_status add_list_file(kms_input_list *list, const char *path,
     list->list_depth--;
     free(line);
     fclose(f);
-    if (st == KMS_OK && list->n == before) {
+    bool named_dicom = list->n_dicom > before_dicom;
+    if (st == KMS_OK && list->list_depth == 0) {
+        name_list dicom = {list->dicom, list->n_dicom, list->cap_dicom};
+        list->dicom = NULL;
+        list->n_dicom = list->cap_dicom = 0;
+        st = add_dicom_files(list, &dicom, err);
+        free_names(&dicom);
+    }
+    /* a list naming only non-image DICOM objects names no inputs either */
+    if (st == KMS_OK && list->n == before &&
+        (list->list_depth == 0 || !named_dicom)) {
         kms_input *it = push(list, path, err);
         st = it ? fail_item(it, KMS_ERR_INPUT, path, "%s",
                             "input list names no inputs")
@@ -232,6 +313,7 @@ static kms_status add_glob(kms_input_list *list, const char *pattern,
                            kms_error *err)
 {
     glob_t g;
+    name_list dicom = {0};
     int rc = glob(pattern, 0, NULL, &g); /* glob sorts its matches */
     kms_status st = KMS_OK;
     if (rc == GLOB_NOMATCH) {
@@ -253,11 +335,15 @@ static kms_status add_glob(kms_input_list *list, const char *pattern,
         struct stat sb;
         if (stat(g.gl_pathv[i], &sb) == 0 && S_ISDIR(sb.st_mode))
             continue;
-        if (!push(list, g.gl_pathv[i], err)) {
+        if (!is_image_name(g.gl_pathv[i]) && kms_dicom_is_file(g.gl_pathv[i]))
+            st = add_name(&dicom, g.gl_pathv[i], err);
+        else if (!push(list, g.gl_pathv[i], err))
             st = KMS_ERR_NOMEM;
+        if (st != KMS_OK)
             goto out;
-        }
     }
+    if ((st = add_dicom_files(list, &dicom, err)) != KMS_OK)
+        goto out;
     if (list->n == before) {
         kms_input *it = push(list, pattern, err);
         st = it ? fail_item(it, KMS_ERR_INPUT, pattern, "%s",
@@ -267,6 +353,7 @@ static kms_status add_glob(kms_input_list *list, const char *pattern,
 out:
     if (rc == 0 || rc == GLOB_NOMATCH)
         globfree(&g);
+    free_names(&dicom);
     return st;
 }
 
@@ -288,6 +375,16 @@ kms_status kms_inputs_add_spec(kms_input_list *list, const char *spec,
     struct stat sb;
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
         return add_folder(list, path, err);
+    /* DICOM files of a list are grouped into series when the list ends */
+    if (list->list_depth > 0 && !is_image_name(path) &&
+        kms_dicom_is_file(path)) {
+        name_list l = {list->dicom, list->n_dicom, list->cap_dicom};
+        kms_status st = add_name(&l, path, err);
+        list->dicom = l.names;
+        list->n_dicom = l.n;
+        list->cap_dicom = l.cap;
+        return st;
+    }
     /* a missing file fails when read, with the reader's message */
     return push(list, path, err) ? KMS_OK : KMS_ERR_NOMEM;
 }
@@ -352,6 +449,15 @@ void kms_inputs_check_stems(kms_input_list *list)
     free(refs);
 }
 
+static void free_item(kms_input *it)
+{
+    free(it->path);
+    free(it->error);
+    for (size_t j = 0; j < it->n_files; j++)
+        free(it->files[j]);
+    free(it->files);
+}
+
 void kms_inputs_keep_shard(kms_input_list *list, int index, int count)
 {
     size_t kept = 0;
@@ -359,8 +465,7 @@ void kms_inputs_keep_shard(kms_input_list *list, int index, int count)
         if ((int)(i % (size_t)count) == index) {
             list->items[kept++] = list->items[i];
         } else {
-            free(list->items[i].path);
-            free(list->items[i].error);
+            free_item(&list->items[i]);
         }
     }
     list->n = kept;
@@ -370,10 +475,11 @@ void kms_inputs_free(kms_input_list *list)
 {
     if (!list)
         return;
-    for (size_t i = 0; i < list->n; i++) {
-        free(list->items[i].path);
-        free(list->items[i].error);
-    }
+    for (size_t i = 0; i < list->n; i++)
+        free_item(&list->items[i]);
     free(list->items);
+    for (size_t i = 0; i < list->n_dicom; i++)
+        free(list->dicom[i]);
+    free(list->dicom);
     memset(list, 0, sizeof *list);
 }

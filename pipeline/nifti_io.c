@@ -308,6 +308,30 @@ static kms_status convert(const char *path, const nifti_image *nim,
         inter = 0;
 
     bool s16 = false;
+    /* int16 unscaled (most CT): copied as is, a row at a time */
+    bool plain16 = dt == DT_INT16 && slope == 1 && inter == 0;
+    if (plain16) {
+        kms_status st = kms_image_alloc_raw(img, (int)n[0],
+                                            (int)(n[1] * n[2]), 1,
+                                            KMS_DEPTH_S16, err);
+        if (st != KMS_OK)
+            return st;
+        const int16_t *in = raw;
+        for (int64_t z = 0; z < n[2]; z++) {
+            for (int64_t y = 0; y < n[1]; y++) {
+                int16_t *row = kms_image_row(img, (int)(z * n[1] + y));
+                const int16_t *at =
+                    in + lay->base + y * lay->step[1] + z * lay->step[2];
+                if (lay->step[0] == 1) {
+                    memcpy(row, at, (size_t)n[0] * sizeof *row);
+                } else {
+                    for (int64_t x = 0; x < n[0]; x++, at += lay->step[0])
+                        row[x] = *at;
+                }
+            }
+        }
+        return KMS_OK;
+    }
     if (dt == DT_FLOAT32 || dt == DT_FLOAT64) {
         /* scan in file order so the error names the first bad voxel */
         for (size_t i = 0; i < nvox; i++) {
@@ -357,12 +381,77 @@ static kms_status convert(const char *path, const nifti_image *nim,
     return KMS_OK;
 }
 
+/* Where the voxels of nim go (its axis mapping) and how many there are,
+ * checked before any voxel buffer is allocated. */
+typedef struct volume_plan {
+    nifti_layout lay;
+    int64_t n[3];   /* canonical sizes */
+    double mm[3];   /* canonical spacing */
+    size_t nvox;
+} volume_plan;
+
+static kms_status plan_volume(const char *path, const nifti_image *nim,
+                              volume_plan *plan, kms_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    kms_status st = find_layout(path, nim, &plan->lay, plan->n, plan->mm, err);
+    if (st != KMS_OK)
+        return st;
+    const int64_t *n = plan->n;
+    /* img is width n[0], height n[1] * n[2], both int */
+    if (n[0] > INT_MAX || n[1] > INT_MAX / n[2])
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "too large: %lld x %lld x %lld voxels",
+                             (long long)n[0], (long long)n[1], (long long)n[2]);
+    plan->nvox = (size_t)n[0] * (size_t)n[1] * (size_t)n[2];
+    if (nim->nbyper <= 0 || plan->nvox > SIZE_MAX / (size_t)nim->nbyper)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "too large: %zu voxels", plan->nvox);
+    return KMS_OK;
+}
+
+/* Reorients raw (file order, nim's datatype) into vol, which then owns
+ * *nim (set to NULL). take (may be NULL) is raw as an int16 image with
+ * no scaling: when the file order is already canonical its pixels move
+ * into vol instead of being copied. */
+static kms_status finish_volume(const char *path, nifti_image **nim,
+                                const volume_plan *plan, const void *raw,
+                                kms_image *take, kms_volume *vol,
+                                kms_error *err)
+{
+    kms_image img = {0};
+    nifti_layout *lay = malloc(sizeof *lay);
+    if (!lay)
+        return kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL, "out of memory");
+    *lay = plan->lay;
+    const int64_t *n = plan->n;
+    bool canonical = lay->base == 0 && lay->step[0] == 1 &&
+                     lay->step[1] == n[0] && lay->step[2] == n[0] * n[1];
+    kms_status st = KMS_OK;
+    if (take && canonical)
+        kms_image_move(&img, take);
+    else
+        st = convert(path, *nim, lay, raw, plan->nvox, plan->n, &img, err);
+    if (st != KMS_OK) {
+        free(lay);
+        kms_image_free(&img);
+        return st;
+    }
+    lay->nim = *nim;
+    *nim = NULL;
+    vol->header = lay;
+    kms_image_move(&vol->img, &img);
+    vol->nx = (int)plan->n[0];
+    vol->ny = (int)plan->n[1];
+    vol->nz = (int)plan->n[2];
+    memcpy(vol->voxel_mm, plan->mm, sizeof plan->mm);
+    return KMS_OK;
+}
+
 kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err)
 {
     nifti_image *nim = NULL;
-    nifti_layout *lay = NULL;
     void *raw = NULL;
-    kms_image img = {0};
     kms_status st;
 
     if (!vol || !path)
@@ -423,29 +512,10 @@ kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err)
         goto out;
     }
 
-    lay = calloc(1, sizeof *lay);
-    if (!lay) {
-        st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL, "out of memory");
+    volume_plan plan;
+    if ((st = plan_volume(path, nim, &plan, err)) != KMS_OK)
         goto out;
-    }
-    int64_t n[3];
-    double mm[3];
-    if ((st = find_layout(path, nim, lay, n, mm, err)) != KMS_OK)
-        goto out;
-    /* img is width n[0], height n[1] * n[2], both int */
-    if (n[0] > INT_MAX || n[1] > INT_MAX / n[2]) {
-        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
-                           "too large: %lld x %lld x %lld voxels",
-                           (long long)n[0], (long long)n[1], (long long)n[2]);
-        goto out;
-    }
-    size_t nvox = (size_t)n[0] * (size_t)n[1] * (size_t)n[2];
-    if (nim->nbyper <= 0 || nvox > SIZE_MAX / (size_t)nim->nbyper) {
-        st = kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
-                           "too large: %zu voxels", nvox);
-        goto out;
-    }
-    size_t bytes = nvox * (size_t)nim->nbyper;
+    size_t bytes = plan.nvox * (size_t)nim->nbyper;
     raw = malloc(bytes);
     if (!raw) {
         st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
@@ -455,25 +525,75 @@ kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err)
     if ((st = read_voxels(path, nim, raw, bytes, err)) != KMS_OK)
         goto out;
     if (nim->byteorder != nifti_short_order() && nim->swapsize > 1)
-        nifti_swap_Nbytes((int64_t)nvox, nim->swapsize, raw);
-    if ((st = convert(path, nim, lay, raw, nvox, n, &img, err)) != KMS_OK)
-        goto out;
-
-    lay->nim = nim;
-    nim = NULL;
-    vol->header = lay;
-    lay = NULL;
-    kms_image_move(&vol->img, &img);
-    vol->nx = (int)n[0];
-    vol->ny = (int)n[1];
-    vol->nz = (int)n[2];
-    memcpy(vol->voxel_mm, mm, sizeof mm);
+        nifti_swap_Nbytes((int64_t)plan.nvox, nim->swapsize, raw);
+    st = finish_volume(path, &nim, &plan, raw, NULL, vol, err);
 out:
     free(raw);
-    kms_image_free(&img);
     if (nim)
         nifti_image_free(nim);
-    free(lay);
+    return st;
+}
+
+kms_status kms_nifti_volume_from_lps(const char *name, kms_image *stack,
+                                     int nz, const double lps[4][4],
+                                     kms_volume *vol, kms_error *err)
+{
+    if (!vol || !stack || !stack->data || stack->channels != 1 || nz < 1 ||
+        stack->height % nz != 0 ||
+        stack->stride != (size_t)stack->width * kms_depth_size(stack->depth) ||
+        (stack->depth != KMS_DEPTH_S16 && stack->depth != KMS_DEPTH_F32))
+        return kms_error_set(err, KMS_ERR_USAGE, name, 0, NULL,
+                             "no voxels, bad sizes or an unsupported depth");
+    const int nx = stack->width, ny = stack->height / nz;
+    const kms_depth depth = stack->depth;
+    const void *raw = stack->data;
+    memset(vol, 0, sizeof *vol);
+    pthread_once(&quiet_once, quiet_library);
+    const int64_t dims[8] = {3, nx, ny, nz, 1, 1, 1, 1};
+    nifti_image *nim = nifti_make_new_nim(
+        dims, depth == KMS_DEPTH_S16 ? DT_INT16 : DT_FLOAT32, 0);
+    if (!nim)
+        return kms_error_set(err, KMS_ERR_NOMEM, name, 0, NULL,
+                             "cannot make a NIfTI header");
+    /* NIfTI's world is RAS: LPS x and y change sign (the first two rows) */
+    nifti_dmat44 m;
+    memset(&m, 0, sizeof m);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+            m.m[r][c] = r < 2 ? -lps[r][c] : lps[r][c];
+    m.m[3][0] = m.m[3][1] = m.m[3][2] = 0;
+    m.m[3][3] = 1;
+    for (int a = 0; a < 3; a++) {
+        double d = sqrt(m.m[0][a] * m.m[0][a] + m.m[1][a] * m.m[1][a] +
+                        m.m[2][a] * m.m[2][a]);
+        nim->pixdim[a + 1] = d > 0 && isfinite(d) ? d : 1.0;
+    }
+    nim->dx = nim->pixdim[1];
+    nim->dy = nim->pixdim[2];
+    nim->dz = nim->pixdim[3];
+    nim->xyz_units = NIFTI_UNITS_MM;
+    nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
+    nim->sform_code = nim->qform_code = NIFTI_XFORM_SCANNER_ANAT;
+    nim->sto_xyz = m;
+    nim->sto_ijk = nifti_dmat44_inverse(m);
+    double qfac;
+    nifti_dmat44_to_quatern(m, &nim->quatern_b, &nim->quatern_c,
+                            &nim->quatern_d, &nim->qoffset_x, &nim->qoffset_y,
+                            &nim->qoffset_z, NULL, NULL, NULL, &qfac);
+    nim->qfac = qfac;
+    nim->pixdim[0] = qfac;
+    nim->qto_xyz = nifti_quatern_to_dmat44(
+        nim->quatern_b, nim->quatern_c, nim->quatern_d, nim->qoffset_x,
+        nim->qoffset_y, nim->qoffset_z, nim->dx, nim->dy, nim->dz, qfac);
+    nim->qto_ijk = nifti_dmat44_inverse(nim->qto_xyz);
+
+    volume_plan plan;
+    kms_status st = plan_volume(name, nim, &plan, err);
+    if (st == KMS_OK)
+        st = finish_volume(name, &nim, &plan, raw,
+                           depth == KMS_DEPTH_S16 ? stack : NULL, vol, err);
+    if (nim)
+        nifti_image_free(nim);
     return st;
 }
 

@@ -46,6 +46,22 @@ typedef struct kms_volume {
  * or RGB (or other unsupported) datatype, or NaN/infinite voxels. */
 kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err);
 
+/* A volume from a stack in file order: stack is width nx, height ny * nz,
+ * one channel, KMS_DEPTH_S16 or _F32, rows contiguous; x fastest, then y,
+ * then z (a DICOM series: columns, rows, slices), with the affine lps
+ * mapping (x, y, z, 1) to DICOM patient coordinates (LPS, mm). The header
+ * is what a NIfTI file of these voxels would have (sform and qform = the
+ * affine in RAS, scanner-anatomical; pixdim from the affine's columns), so
+ * the volume is reoriented exactly as kms_nifti_read would, and
+ * kms_nifti_write_mask writes its masks with that geometry. An S16 stack
+ * already in canonical order (columns towards L, rows towards P, slices
+ * towards S) is moved into vol, not copied (stack is then empty); any
+ * other stack is only read. name is for errors. vol is overwritten, not
+ * freed. */
+kms_status kms_nifti_volume_from_lps(const char *name, kms_image *stack,
+                                     int nz, const double lps[4][4],
+                                     kms_volume *vol, kms_error *err);
+
 /* Writes mask (KMS_DEPTH_U8, one channel, the stack layout of vol->img) to
  * dir/name, a NIfTI file (.nii, or .nii.gz compressed, by name) with the
  * input's axis order, dimensions, pixdim, units, qform and sform, NIfTI

@@ -50,6 +50,8 @@ typedef struct kms_link {
     bool labels;   /* ctx->labels and ctx->centers */
     bool recolor;  /* ctx->recolor */
     bool mask;     /* ctx->mask */
+    bool color;    /* the image may have 3 or 4 channels (read.mode = color):
+                      read's prepare sets it */
 } kms_link;
 
 typedef struct kms_stage_class {

@@ -7,11 +7,15 @@ set -eu
 
 packages="build-essential pkg-config meson ninja-build libopencv-dev libinih-dev"
 packages="$packages libnifti2-dev zlib1g-dev" # NIfTI volumes (zlib: .nii.gz masks)
+packages="$packages libgdcm-dev" # DICOM series (GDCM 3)
 if [ "${1:-}" = "--test" ]; then
     # check: unit tests; python3-opencv: the notebook equality test, run with
     # Debian's /usr/bin/python3, for which these modules are installed
     # parallel: the shard test runs GNU parallel as users would
     packages="$packages check python3 python3-opencv python3-numpy parallel"
+    # the DICOM test: gdcmconv compresses series, pydicom writes them,
+    # dcm2niix cross-checks their geometry
+    packages="$packages libgdcm-tools python3-pydicom dcm2niix"
 fi
 
 missing=""

@@ -68,8 +68,14 @@ suite() { # BUILD_DIR LABEL
     run_cases "$label cli" bash tests/cli_test.sh "$dir/pipeline/kmseg"
     echo "== [$label] lung CT"
     run_cases "$label lung" bash tests/lung_test.sh "$dir/pipeline/kmseg"
+    echo "== [$label] lung CT turned, mirrored, zoomed"
+    run_cases "$label orient" bash tests/orient_test.sh "$dir/pipeline/kmseg"
+    echo "== [$label] DICOM"
+    run_cases "$label dicom" bash tests/dicom_test.sh "$dir/pipeline/kmseg"
     echo "== [$label] batches"
     run_cases "$label batch" bash tests/batch_test.sh "$dir/pipeline/kmseg"
+    echo "== [$label] units of CT values"
+    run_cases "$label units" bash tests/units_test.sh "$dir/pipeline/kmseg"
     echo "== [$label] notebook equality with cv2"
     local out
     out=$(mktemp -d)

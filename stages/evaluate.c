@@ -88,7 +88,7 @@ static kms_status evaluate_run(const void *params, kms_context *ctx,
     struct stat sb;
     if (stat(path, &sb) != 0) {
         /* no truth for this input: say so, but the mask still counts */
-        snprintf(ctx->note, sizeof ctx->note, "no truth at %.90s", path);
+        kms_context_note(ctx, "no truth at %.200s", path);
         return KMS_OK;
     }
     kms_image truth = {0};

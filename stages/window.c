@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hu_check.h"
 #include "stage.h"
 
 typedef struct window_params {
@@ -185,6 +186,10 @@ static kms_status window_run(const void *params, kms_context *ctx,
      * nothing there, so only explicit bounds (in its own units) apply. */
     if (!ctx->hu && !explicit_bounds)
         return KMS_OK;
+    /* the default window is in HU: make sure the values are (explicit
+     * bounds are in the image's own units, whatever they are) */
+    if (!explicit_bounds && (st = kms_check_hu(ctx, err)) != KMS_OK)
+        return st;
     kms_image valid = {0};
     bool mark = ctx->hu && img->channels == 1;
     if (mark) {

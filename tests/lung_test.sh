@@ -153,7 +153,17 @@ rc=$?
 [ $? = 2 ] && grep -q "lung_mask.threshold" "$T/e.txt" && ok "bad lung_mask.threshold rejected" || ko "threshold key" "$(cat "$T/e.txt")"
 "$KMSEG" run "$S/lung_ct.ini" -q -o "$T/badnan" -s lung_mask.threshold=nan 2>"$T/e.txt"
 [ $? = 2 ] && grep -q "lung_mask.threshold" "$T/e.txt" && ok "lung_mask.threshold = nan rejected" || ko "nan threshold" "$(cat "$T/e.txt")"
-"$KMSEG" run "$S/lung_ct.ini" -q -o "$T/bad2" -s "pipeline.stages=read, lung_mask, write" 2>"$T/e.txt"
-[ $? = 2 ] && grep -q "lung_mask needs the k-means result" "$T/e.txt" && ok "lung_mask without kmeans rejected" || ko "lung link" "$(cat "$T/e.txt")"
+# lung_mask takes its centres from the slice itself: no kmeans (or window)
+# needed, and the masks are those of the full sample pipeline
+"$KMSEG" run "$S/lung_ct.ini" -q -o "$T/lean" -s "pipeline.stages=read, lung_mask, write" -s write.products=mask 2>"$T/e.txt"
+rc=$?
+same=1
+for f in "$T/ct"/*_mask.png; do
+    cmp -s "$f" "$T/lean/$(basename "$f")" || same=0
+done
+[ $rc = 0 ] && [ $same = 1 ] && ok "lung_mask without window/kmeans: the same masks as lung_ct.ini" \
+    || ko "lung without kmeans" "rc $rc same $same: $(cat "$T/e.txt")"
+"$KMSEG" run "$S/lung_ct.ini" -q -o "$T/bad2" -s "pipeline.stages=lung_mask, write" 2>"$T/e.txt"
+[ $? = 2 ] && grep -q "lung_mask needs an image" "$T/e.txt" && ok "lung_mask without read rejected" || ko "lung link" "$(cat "$T/e.txt")"
 
 e2e_done
