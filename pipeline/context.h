@@ -130,6 +130,15 @@ static inline const kms_image *kms_context_as_read(const kms_context *ctx)
     return ctx->original.data ? &ctx->original : &ctx->image;
 }
 
+/* The input is CT in HU (kms_check_hu tests the claim where it matters):
+ * it is shown in the lung window until [window] says otherwise. */
+static inline void kms_context_claim_hu(kms_context *ctx)
+{
+    ctx->hu = true;
+    ctx->display_lo = -1350;
+    ctx->display_hi = 150;
+}
+
 /* Adds a warning to ctx->note (after the earlier ones, "; " between),
  * printf-style; what does not fit is cut. */
 void kms_context_note(kms_context *ctx, const char *fmt, ...)

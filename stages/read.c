@@ -480,11 +480,8 @@ static kms_status apply_options(const read_params *p, kms_context *ctx,
     if (st != KMS_OK)
         return st;
     ctx->input_depth = ctx->image.depth;
-    if (o.rescale) {
-        ctx->hu = true;
-        ctx->display_lo = -1350; /* the lung window, until [window] says */
-        ctx->display_hi = 150;
-    }
+    if (o.rescale)
+        kms_context_claim_hu(ctx);
     return KMS_OK;
 }
 
@@ -500,9 +497,7 @@ static kms_status read_volume(const read_params *p, kms_context *ctx,
     ctx->input_width = ctx->image.width;
     ctx->input_height = ctx->image.height;
     ctx->input_depth = ctx->image.depth;
-    ctx->hu = true;
-    ctx->display_lo = -1350;
-    ctx->display_hi = 150;
+    kms_context_claim_hu(ctx);
     st = apply_options(p, ctx, err);
     return st == KMS_OK ? kms_image_copy(&ctx->original, &ctx->image, err) : st;
 }
@@ -540,13 +535,11 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
     ctx->input_depth = ctx->image.depth;
     /* one channel deeper than 8 bits is CT and claims HU (kms_check_hu
      * tests the claim where it matters); 8-bit is a picture */
-    ctx->hu = ctx->image.channels == 1 && ctx->image.depth != KMS_DEPTH_U8;
+    ctx->hu = false;
     ctx->display_lo = 0;
     ctx->display_hi = ctx->image.depth == KMS_DEPTH_U8 ? 255 : 65535;
-    if (ctx->hu) {
-        ctx->display_lo = -1350; /* the lung window, until [window] says */
-        ctx->display_hi = 150;
-    }
+    if (ctx->image.channels == 1 && ctx->image.depth != KMS_DEPTH_U8)
+        kms_context_claim_hu(ctx);
     st = apply_options(p, ctx, err);
     return st == KMS_OK ? kms_image_copy(&ctx->original, &ctx->image, err) : st;
 }

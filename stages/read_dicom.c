@@ -57,8 +57,6 @@ kms_status kms_read_dicom(kms_context *ctx, kms_error *err)
     ctx->input_width = ctx->image.width;
     ctx->input_height = ctx->image.height;
     ctx->input_depth = ctx->image.depth;
-    ctx->hu = true; /* rescaled to HU (for CT; the note says otherwise) */
-    ctx->display_lo = -1350; /* the lung window, until [window] says */
-    ctx->display_hi = 150;
+    kms_context_claim_hu(ctx); /* rescaled (CT; other modalities: a note) */
     return KMS_OK;
 }
