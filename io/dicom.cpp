@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1050,12 +1051,20 @@ kms_status group_files(const char *const *paths, size_t n,
 
 } // namespace
 
+extern "C" bool kms_dicom_name(const char *path)
+{
+    return path && (ends_with(path, ".dcm") || ends_with(path, ".dicom") ||
+                    ends_with(path, ".ima"));
+}
+
 extern "C" bool kms_dicom_is_file(const char *path)
 {
-    if (!path)
+    /* only a regular file is one: opening a FIFO would wait for a writer
+     * forever (the input list fails such names on its own) */
+    struct stat sb;
+    if (!path || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
         return false;
-    if (ends_with(path, ".dcm") || ends_with(path, ".dicom") ||
-        ends_with(path, ".ima"))
+    if (kms_dicom_name(path))
         return true;
     FILE *f = std::fopen(path, "rb");
     if (!f)

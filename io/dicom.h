@@ -26,8 +26,12 @@ extern "C" {
 enum { KMS_DICOM_MAX_SIDE = 16384, KMS_DICOM_MAX_SLICES = 8192 };
 #define KMS_DICOM_MAX_VOXELS ((size_t)1 << 31)
 
-/* "DICM" at byte 128 (Part 10 file), or a .dcm/.dicom/.ima name. */
+/* A regular file with "DICM" at byte 128 (Part 10 file), or a
+ * .dcm/.dicom/.ima name. */
 bool kms_dicom_is_file(const char *path);
+
+/* A .dcm/.dicom/.ima name (the file is not looked at). */
+bool kms_dicom_name(const char *path);
 
 typedef struct kms_dicom_series {
     char *name;        /* {PatientID}_{SeriesNumber}_{SeriesDescription},

@@ -16,8 +16,12 @@ volatile sig_atomic_t kms_batch_stop = 0;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    kms_batch_stop = 1;
+    kms_batch_stop = sig;
+}
+
+int kms_batch_stop_status(void)
+{
+    return 128 + (kms_batch_stop ? (int)kms_batch_stop : SIGINT);
 }
 
 void kms_batch_install_signals(void)
@@ -472,6 +476,6 @@ int kms_batch_each(const kms_pipeline *pl, const kms_batch_options *opt,
     free(csv);
     kms_batch_close(&b);
     if (kms_batch_stop)
-        return 130;
+        return kms_batch_stop_status();
     return each->failed ? 1 : 0;
 }

@@ -36,9 +36,14 @@ typedef struct kms_batch_result {
     bool interrupted;
 } kms_batch_result;
 
-/* Set by SIGINT/SIGTERM: batches finish the inputs they are on and stop. */
+/* Set by SIGINT/SIGTERM to the signal's number: batches finish the inputs
+ * they are on and stop. */
 extern volatile sig_atomic_t kms_batch_stop;
 void kms_batch_install_signals(void);
+
+/* The exit status of a batch stopped by a signal, as a shell reports death
+ * by it: 128 + the signal (130 for Ctrl-C, 143 for SIGTERM). */
+int kms_batch_stop_status(void);
 
 /* Runs pl over its inputs. Returns KMS_OK when the batch ran (items may have
  * failed: see res); an error when it could not start (e.g. the output folder

@@ -11,6 +11,6 @@ int kms_cmd_run(const kms_pipeline *pl, const kms_batch_options *opt)
         return 2;
     }
     if (res.interrupted)
-        return 130; /* as a shell reports death by SIGINT */
+        return kms_batch_stop_status();
     return res.failed ? 1 : 0;
 }

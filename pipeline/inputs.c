@@ -82,6 +82,23 @@ static kms_status fail_item(kms_input *it, kms_status code, const char *what,
     return KMS_OK;
 }
 
+/* An item for a file: anything but a regular file (a FIFO would make the
+ * reader wait forever, a device read without end) fails at once. A missing
+ * file fails when read, with the reader's message. */
+static kms_status push_file(kms_input_list *list, const char *path,
+                            kms_error *err)
+{
+    kms_input *it = push(list, path, err);
+    if (!it)
+        return KMS_ERR_NOMEM;
+    struct stat sb;
+    if (stat(path, &sb) != 0 || S_ISREG(sb.st_mode))
+        return KMS_OK;
+    return fail_item(it, KMS_ERR_INPUT, path, "%s",
+                     S_ISFIFO(sb.st_mode) ? "not a regular file (a FIFO)"
+                                          : "not a regular file");
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -131,7 +148,9 @@ static kms_status scan_folder(const char *dir, bool recursive, name_list *out,
              * parent would list everything again, forever */
             if (recursive && !S_ISLNK(lsb.st_mode))
                 st = scan_folder(path, true, out, dicom, err);
-        } else if (is_image_name(e->d_name)) {
+        } else if (is_image_name(e->d_name) ||
+                   (!S_ISREG(sb.st_mode) && kms_dicom_name(e->d_name))) {
+            /* (not regular: fails as an input of its own, push_file) */
             st = add_name(out, path, err);
         } else if (S_ISREG(sb.st_mode) && kms_dicom_is_file(path)) {
             st = add_name(dicom, path, err);
@@ -225,8 +244,7 @@ static kms_status add_folder(kms_input_list *list, const char *dir,
     if (found.n > 0)
         qsort(found.names, found.n, sizeof *found.names, cmp_str);
     for (size_t i = 0; i < found.n && st == KMS_OK; i++)
-        if (!push(list, found.names[i], err))
-            st = KMS_ERR_NOMEM;
+        st = push_file(list, found.names[i], err);
     if (st == KMS_OK)
         st = add_dicom_files(list, &dicom, err);
     if (st == KMS_OK && list->n == before) {
@@ -337,8 +355,8 @@ static kms_status add_glob(kms_input_list *list, const char *pattern,
             continue;
         if (!is_image_name(g.gl_pathv[i]) && kms_dicom_is_file(g.gl_pathv[i]))
             st = add_name(&dicom, g.gl_pathv[i], err);
-        else if (!push(list, g.gl_pathv[i], err))
-            st = KMS_ERR_NOMEM;
+        else
+            st = push_file(list, g.gl_pathv[i], err);
         if (st != KMS_OK)
             goto out;
     }
@@ -370,13 +388,15 @@ kms_status kms_inputs_add_spec(kms_input_list *list, const char *spec,
         snprintf(path, sizeof path, "%s", spec);
     if (list_file)
         return add_list_file(list, path, err);
-    if (strpbrk(path, "*?["))
-        return add_glob(list, path, err);
+    /* a file literally named scan[1].tif is that file, not a pattern */
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+    bool exists = stat(path, &sb) == 0;
+    if (!exists && strpbrk(path, "*?["))
+        return add_glob(list, path, err);
+    if (exists && S_ISDIR(sb.st_mode))
         return add_folder(list, path, err);
     /* DICOM files of a list are grouped into series when the list ends */
-    if (list->list_depth > 0 && !is_image_name(path) &&
+    if (list->list_depth > 0 && !is_image_name(path) && exists &&
         kms_dicom_is_file(path)) {
         name_list l = {list->dicom, list->n_dicom, list->cap_dicom};
         kms_status st = add_name(&l, path, err);
@@ -385,8 +405,7 @@ kms_status kms_inputs_add_spec(kms_input_list *list, const char *spec,
         list->cap_dicom = l.cap;
         return st;
     }
-    /* a missing file fails when read, with the reader's message */
-    return push(list, path, err) ? KMS_OK : KMS_ERR_NOMEM;
+    return push_file(list, path, err);
 }
 
 kms_status kms_inputs_add_list(kms_input_list *list, const char *specs,

@@ -63,8 +63,9 @@ static const char usage_text[] =
     "\n"
     "Inputs: files, folders, globs, and @LIST (a file of inputs, one a line).\n"
     "Exit status: 0 all inputs succeeded, 1 some failed (the others were\n"
-    "written), 2 usage or config error (nothing was run), 130 interrupted\n"
-    "(Ctrl-C: finished inputs and summary.csv are kept; --resume goes on).\n"
+    "written), 2 usage or config error (nothing was run), 130 or 143\n"
+    "stopped by SIGINT (Ctrl-C) or SIGTERM (finished inputs and summary.csv\n"
+    "are kept; --resume goes on).\n"
     "Outputs: {stem}_recolor.png, {stem}_labels.png, ... and summary.csv in\n"
     "the output folder; see README.md.\n";
 
@@ -179,6 +180,10 @@ static int cmd_pipeline(command cmd, int argc, char **argv)
                 goto out;
             break;
         case 'o':
+            if (!optarg[0]) { /* "" would be the current folder */
+                fprintf(stderr, "kmseg: -o: empty output folder: name one\n");
+                goto out; /* status is EXIT_USAGE */
+            }
             free(output);
             output = absolute(optarg);
             break;

@@ -235,6 +235,15 @@ kms_status kms_pipeline_build(kms_pipeline *pl, kms_config *cfg,
                            "stages = read, reshape, kmeans, recolor, write");
         goto out;
     }
+    /* an empty output would put products beside the config (and its
+     * inputs): name a folder */
+    const kms_config_entry *out = kms_config_get(cfg, PIPELINE_SECTION, "output");
+    if (out && !pl->params.output[strspn(pl->params.output, " \t")]) {
+        kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
+                      "empty: name an output folder (or give -o)");
+        st = locate(err, cfg, out);
+        goto out;
+    }
     pl->base_dir = strdup(cfg->dir);
     if (!pl->base_dir) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");

@@ -76,6 +76,8 @@ suite() { # BUILD_DIR LABEL
     run_cases "$label batch" bash tests/batch_test.sh "$dir/pipeline/kmseg"
     echo "== [$label] units of CT values"
     run_cases "$label units" bash tests/units_test.sh "$dir/pipeline/kmseg"
+    echo "== [$label] hostile inputs"
+    run_cases "$label hostile" bash tests/hostile_test.sh "$dir/pipeline/kmseg"
     echo "== [$label] notebook equality with cv2"
     local out
     out=$(mktemp -d)

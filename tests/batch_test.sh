@@ -125,6 +125,19 @@ if [ $rc = 130 ] && [ "$rows" -ge 3 ] && [ "$rows" -lt 24 ] && [ "$rows" = "$lab
 else
     ko "Ctrl-C" "rc $rc rows $rows labels $labels"
 fi
+# SIGTERM (a scheduler's stop): the same, with the status a shell gives it
+"$KMSEG" run "$T/batch.ini" -q -j 1 "${slow[@]}" -o "$T/term" &
+pid=$!
+for _ in $(seq 200); do
+    [ "$(ls "$T/term" 2>/dev/null | grep -c '_labels.png$')" -ge 3 ] && break
+    sleep 0.05
+done
+kill -TERM $pid
+wait $pid
+rc=$?
+rows=$(tail -n +2 "$T/term/summary.csv" 2>/dev/null | wc -l)
+[ $rc = 143 ] && [ "$rows" -ge 3 ] && [ "$rows" -lt 24 ] \
+    && ok "SIGTERM: exit 143 (128 + 15), summary of the $rows finished" || ko "SIGTERM" "rc $rc rows $rows"
 
 # --- shards through GNU parallel: their union is the unsharded run -------------------------
 parallel --will-cite -j 3 "'$KMSEG'" run "'$T/batch.ini'" -q -j 1 --no-timings \

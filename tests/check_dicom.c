@@ -50,7 +50,15 @@ START_TEST(test_is_file)
     ck_assert(kms_dicom_is_file(PYD "CT_small.dcm"));
     copy_to_tmp(PYD "CT_small.dcm", "noext", p, sizeof p);
     ck_assert(kms_dicom_is_file(p)); /* DICM at byte 128 */
-    ck_assert(kms_dicom_is_file("x/name.IMA")); /* by name alone */
+    ck_assert(kms_dicom_name("x/name.IMA")); /* by name alone */
+    ck_assert(!kms_dicom_name("x/name.png"));
+    ck_assert(!kms_dicom_is_file("x/name.IMA")); /* but no such file */
+    kt_write_tmp("text", "a .dcm name is enough", p, sizeof p);
+    char named[1100];
+    snprintf(named, sizeof named, "%s.dcm", p);
+    ck_assert_int_eq(rename(p, named), 0);
+    ck_assert(kms_dicom_is_file(named));
+    remove(named);
     kt_write_tmp("text", "not DICOM, long enough to have a byte 128 ......"
                          "................................................"
                          "................................................",

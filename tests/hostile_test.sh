@@ -1,0 +1,82 @@
+#!/bin/bash
+# Hostile inputs (the start of issue 11's catalogue): each case with the
+# exit status and message a user gets. Every run has a time limit, so a hang
+# is a failure, not a stuck test.
+# Usage: tests/hostile_test.sh KMSEG   (PASS/FAIL lines and a count)
+source "$(dirname "$0")/e2e_lib.sh"
+S=$SAMPLES
+PY=/usr/bin/python3
+
+# column NAME of summary.csv rows whose input ends with SUFFIX
+col() { # FILE SUFFIX NAME
+    $PY - "$@" <<'EOP'
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["input"].endswith(sys.argv[2])]
+print(rows[0][sys.argv[3]] if rows else "")
+EOP
+}
+CFG="$S/lung_ct.ini"
+one=$S/ct/ID_0000_Z_0142.tif
+
+# a file literally named like a glob is that file: scan1.tif (another slice)
+# must not be taken for scan[1].tif
+mkdir -p "$T/lit"
+cp "$one" "$T/lit/scan[1].tif"
+cp "$S/ct/ID_0088_Z_0100.tif" "$T/lit/scan1.tif"
+timeout 60 "$KMSEG" run "$CFG" -q -i "$T/lit/scan[1].tif" -o "$T/out_lit" \
+    -s write.products=mask -s "pipeline.stages=read, lung_mask, write" 2>"$T/lit.err"
+rc=$?
+rows=$(($(wc -l <"$T/out_lit/summary.csv") - 1))
+[ $rc = 0 ] && [ "$rows" = 1 ] && [ "$(col "$T/out_lit/summary.csv" "scan[1].tif" status)" = ok ] \
+    && cmp -s "$T/out_lit/scan[1]_mask.png" <(timeout 60 "$KMSEG" run "$CFG" -q -i "$one" -o "$T/out_one" \
+        -s write.products=mask -s "pipeline.stages=read, lung_mask, write" 2>/dev/null; cat "$T/out_one/ID_0000_Z_0142_mask.png") \
+    && ok "a file named scan[1].tif is that file, not the pattern (scan1.tif untouched)" \
+    || ko "literal name" "rc $rc rows $rows $(cat "$T/lit.err")"
+# the pattern still works where no such file exists
+timeout 60 "$KMSEG" run "$CFG" -q -i "$T/lit/scan[0-9].tif" -o "$T/out_pat" \
+    -s write.products=mask -s "pipeline.stages=read, lung_mask, write" 2>/dev/null
+[ "$(col "$T/out_pat/summary.csv" "scan1.tif" status)" = ok ] \
+    && ok "scan[0-9].tif, no file of that name: a pattern" || ko "pattern" "$(cat "$T/out_pat/summary.csv")"
+
+# a FIFO among the inputs: an error row at once, never a hang; the rest runs
+mkdir -p "$T/fifo"
+cp "$one" "$T/fifo/a.tif"
+mkfifo "$T/fifo/x.png" "$T/fifo/y.nii" "$T/fifo/z.dcm"
+timeout 60 "$KMSEG" run "$CFG" -q -i "$T/fifo" -o "$T/out_fifo" \
+    -s write.products=mask -s "pipeline.stages=read, lung_mask, write" 2>"$T/fifo.err"
+rc=$?
+n_fifo=$($PY -c "
+import csv; r = list(csv.DictReader(open('$T/out_fifo/summary.csv')))
+print(sum(1 for x in r if x['status'] == 'error' and 'not a regular file (a FIFO)' in x['error']))")
+[ $rc = 1 ] && [ "$n_fifo" = 3 ] && [ "$(col "$T/out_fifo/summary.csv" "a.tif" status)" = ok ] \
+    && ok "FIFOs named .png/.nii/.dcm in a folder: error rows, no hang, the slice beside them done" \
+    || ko "fifo folder" "rc $rc fifo rows $n_fifo: $(head -3 "$T/fifo.err")"
+timeout 60 "$KMSEG" run "$CFG" -q -i "$T/fifo/x.png" -o "$T/out_fifo1" 2>"$T/fifo1.err"
+rc=$?
+[ $rc = 1 ] && grep -q "x.png: not a regular file (a FIFO)" "$T/fifo1.err" \
+    && ok "a FIFO given with -i: exit 1, 'not a regular file'" || ko "fifo -i" "rc $rc $(cat "$T/fifo1.err")"
+timeout 60 "$KMSEG" run "$CFG" -q -i "$T/fifo/*" -o "$T/out_fifo2" \
+    -s write.products=mask -s "pipeline.stages=read, lung_mask, write" 2>/dev/null
+rc=$?
+[ $rc = 1 ] && [ "$(col "$T/out_fifo2/summary.csv" "a.tif" status)" = ok ] \
+    && ok "a glob matching FIFOs: no hang" || ko "fifo glob" "rc $rc"
+
+# an empty output folder would put products beside the config (and its
+# inputs): a config error naming the key, nothing run
+printf '[pipeline]\ninput = %s\noutput =\nstages = read, lung_mask, write\n[write]\nproducts = mask\n' \
+    "$S/ct" >"$T/empty_out.ini"
+(cd "$T" && timeout 60 "$KMSEG" run "$T/empty_out.ini" -q 2>"$T/eo.err")
+rc=$?
+[ $rc = 2 ] && grep -q "empty_out.ini:3: pipeline.output: empty" "$T/eo.err" && ! ls "$T"/*_mask.png >/dev/null 2>&1 \
+    && ok "pipeline.output = (empty): exit 2 naming file:line and key, nothing written" \
+    || ko "empty output" "rc $rc $(cat "$T/eo.err")"
+(cd "$T" && timeout 60 "$KMSEG" run "$CFG" -q -o "" 2>"$T/eo2.err")
+rc=$?
+[ $rc = 2 ] && grep -q "^kmseg: -o: empty output folder" "$T/eo2.err" && ! ls "$T"/*_mask.png >/dev/null 2>&1 \
+    && ok "-o '': exit 2, nothing written" || ko "-o ''" "rc $rc $(cat "$T/eo2.err")"
+(cd "$T" && timeout 60 "$KMSEG" run "$CFG" -q -s pipeline.output= 2>"$T/eo3.err")
+rc=$?
+[ $rc = 2 ] && grep -q "pipeline.output: empty" "$T/eo3.err" \
+    && ok "-s pipeline.output= : exit 2" || ko "-s output empty" "rc $rc $(cat "$T/eo3.err")"
+
+e2e_done
