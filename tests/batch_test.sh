@@ -107,37 +107,30 @@ else
     ko "resume" "rc $rc, done before $done_before, skipped $skipped, same $products_same"
 fi
 
-# --- Ctrl-C: stops cleanly, keeps what finished --------------------------------------------
-"$KMSEG" run "$T/batch.ini" -q -j 1 "${slow[@]}" -o "$T/int" &
-pid=$!
-for _ in $(seq 200); do
-    [ "$(ls "$T/int" 2>/dev/null | grep -c '_labels.png$')" -ge 3 ] && break
-    sleep 0.05
+# --- Ctrl-C and SIGTERM: stop cleanly, keep what finished ----------------------------------
+# a run into DIR stopped by SIGNAL once 3 inputs are done: "rc rows labels"
+stopped_run() { # SIGNAL DIR
+    "$KMSEG" run "$T/batch.ini" -q -j 1 "${slow[@]}" -o "$2" &
+    local pid=$! rc
+    for _ in $(seq 200); do
+        [ "$(ls "$2" 2>/dev/null | grep -c '_labels.png$')" -ge 3 ] && break
+        sleep 0.05
+    done
+    kill -"$1" $pid
+    wait $pid
+    rc=$?
+    echo "$rc $(tail -n +2 "$2/summary.csv" 2>/dev/null | wc -l) $(ls "$2" | grep -c '_labels.png$')"
+}
+# SIGTERM is how a scheduler stops a job: the status a shell gives it
+for s in INT:130 TERM:143; do
+    read -r rc rows labels <<<"$(stopped_run ${s%%:*} "$T/stop_${s%%:*}")"
+    if [ "$rc" = "${s##*:}" ] && [ "$rows" -ge 3 ] && [ "$rows" -lt 24 ] && [ "$rows" = "$labels" ] \
+        && ! ls -a "$T/stop_${s%%:*}" | grep -q '\.tmp-'; then
+        ok "SIG${s%%:*}: exit ${s##*:}, summary of the $rows finished, no temporary files"
+    else
+        ko "SIG${s%%:*}" "rc $rc rows $rows labels $labels"
+    fi
 done
-kill -INT $pid
-wait $pid
-rc=$?
-rows=$(tail -n +2 "$T/int/summary.csv" 2>/dev/null | wc -l)
-labels=$(ls "$T/int" | grep -c '_labels.png$')
-if [ $rc = 130 ] && [ "$rows" -ge 3 ] && [ "$rows" -lt 24 ] && [ "$rows" = "$labels" ] \
-    && ! ls -a "$T/int" | grep -q '\.tmp-'; then
-    ok "Ctrl-C: exit 130, summary of the $rows finished, no temporary files"
-else
-    ko "Ctrl-C" "rc $rc rows $rows labels $labels"
-fi
-# SIGTERM (a scheduler's stop): the same, with the status a shell gives it
-"$KMSEG" run "$T/batch.ini" -q -j 1 "${slow[@]}" -o "$T/term" &
-pid=$!
-for _ in $(seq 200); do
-    [ "$(ls "$T/term" 2>/dev/null | grep -c '_labels.png$')" -ge 3 ] && break
-    sleep 0.05
-done
-kill -TERM $pid
-wait $pid
-rc=$?
-rows=$(tail -n +2 "$T/term/summary.csv" 2>/dev/null | wc -l)
-[ $rc = 143 ] && [ "$rows" -ge 3 ] && [ "$rows" -lt 24 ] \
-    && ok "SIGTERM: exit 143 (128 + 15), summary of the $rows finished" || ko "SIGTERM" "rc $rc rows $rows"
 
 # --- shards through GNU parallel: their union is the unsharded run -------------------------
 parallel --will-cite -j 3 "'$KMSEG'" run "'$T/batch.ini'" -q -j 1 --no-timings \
