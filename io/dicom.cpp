@@ -647,8 +647,22 @@ bool decode_in_child(const header &h, size_t len, shared_buffer &sb,
         _exit(rc);
     }
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    pid_t got;
+    while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
         ;
+    /* no status (SIGCHLD ignored by whoever started us: the child reaped
+     * itself) is no proof of a decode */
+    if (got != pid) {
+        fail_slice(o, KMS_ERR_IO, "cannot decode the JPEG 2000 pixel data: "
+                                  "lost the decoding process (%s)",
+                   std::strerror(errno));
+        return false;
+    }
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
+        fail_slice(o, KMS_ERR_INPUT, "cannot decode the JPEG 2000 pixel data: "
+                                     "the decoder took over 120 s");
+        return false;
+    }
     if (WIFSIGNALED(status)) {
         fail_slice(o, KMS_ERR_INPUT,
                    "cannot decode the JPEG 2000 pixel data: the decoder "
@@ -949,7 +963,10 @@ kms_status group_files(const char *const *paths, size_t n,
             unreadable.emplace_back(paths[i], why);
             continue;
         }
-        by_uid[h.series_uid].push_back(std::move(h));
+        /* no SeriesInstanceUID: nothing says which files belong
+         * together, so the file is a series of its own (a 2-D slice) */
+        std::string key = h.series_uid.empty() ? "\x01" + h.path : h.series_uid;
+        by_uid[key].push_back(std::move(h));
     }
 
     struct group {

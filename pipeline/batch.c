@@ -33,6 +33,9 @@ void kms_batch_install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    /* an ignored SIGCHLD is inherited through exec and would make waitpid
+     * lose the status of the processes that decode JPEG 2000 */
+    signal(SIGCHLD, SIG_DFL);
 }
 
 void kms_batch_options_default(kms_batch_options *opt)

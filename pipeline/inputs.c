@@ -141,8 +141,15 @@ static kms_status scan_folder(const char *dir, bool recursive, name_list *out,
         char path[4096];
         kms_path_join(path, sizeof path, dir, e->d_name);
         struct stat sb, lsb;
-        if (stat(path, &sb) != 0 || lstat(path, &lsb) != 0)
+        if (lstat(path, &lsb) != 0)
             continue;
+        if (stat(path, &sb) != 0) {
+            /* a dangling or looping link: an input that fails (with the
+             * reader's message) rather than a slice silently missing from
+             * its series */
+            st = add_name(is_image_name(e->d_name) ? out : dicom, path, err);
+            continue;
+        }
         if (S_ISDIR(sb.st_mode)) {
             /* linked folders are not followed (as find(1)): a link to a
              * parent would list everything again, forever */

@@ -130,6 +130,56 @@ ls "$D"/s16/*.dcm >"$T/list.txt"
     && [ "$(col "$T/out_s16/summary.csv" "$NAME" ms_total)" = "$(cat "$T/s16.ms")" ] \
     && ok "--resume skips a series whose mask exists" || ko "--resume" "$(cat "$T/out_s16/summary.csv")"
 
+# three ways a slice could go missing unseen, each must show
+mkdir -p "$T/nouid" "$T/dangle" "$T/j2kbad"
+# (a) no SeriesInstanceUID: files of two series are not one volume
+$PY - "$D/s16" "$D/u16" "$T/nouid" <<'EOP'
+import glob, os, sys, pydicom
+for i, src in enumerate((sorted(glob.glob(sys.argv[1] + "/*.dcm"))[3],
+                         sorted(glob.glob(sys.argv[2] + "/*.dcm"))[20])):
+    ds = pydicom.dcmread(src)
+    del ds.SeriesInstanceUID
+    ds.save_as(os.path.join(sys.argv[3], "f%d.dcm" % i))
+EOP
+"$KMSEG" run "$S/ct_kmeans.ini" -q -i "$T/nouid" -o "$T/out_nouid" 2>/dev/null
+rows=$($PY -c "
+import csv; r = list(csv.DictReader(open('$T/out_nouid/summary.csv')))
+print(len(r), sorted(set(x['slices'] for x in r)))")
+[ "$rows" = "2 ['1']" ] && ok "no SeriesInstanceUID: each file a slice of its own, not one volume" \
+    || ko "no uid" "$rows"
+# (b) a dangling link where a slice was: an error, not an interpolated gap
+cp "$D/s16"/*.dcm "$T/dangle/"
+rm "$T/dangle/slice_010.dcm"
+ln -s "$T/nowhere.dcm" "$T/dangle/slice_010.dcm"
+"$KMSEG" run "$CFG" -q -i "$T/dangle" -o "$T/out_dangle" 2>/dev/null
+rc=$?
+bad=$($PY -c "
+import csv; r = list(csv.DictReader(open('$T/out_dangle/summary.csv')))
+print(sum(1 for x in r if x['status'] == 'error'), sum(1 for x in r if x['status'] == 'ok'))")
+[ $rc = 1 ] && [ "$bad" = "2 0" ] && ok "a dangling link in a series: its row and the series' fail" \
+    || ko "dangling" "rc $rc error/ok $bad"
+# (c) a JPEG 2000 slice whose decoder fails, run where SIGCHLD is ignored
+# (inherited through exec): the failure must still be seen
+cp "$D/j2k"/*.dcm "$T/j2kbad/"
+$PY - "$T/j2kbad/slice_010.dcm" <<'EOP'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+at = b.find(b"\xff\x51")  # SIZ: Lsiz, Rsiz, then Xsiz, Ysiz
+b[at + 6:at + 14] = bytes(8)
+open(sys.argv[1], "wb").write(b)
+EOP
+$PY -c "
+import os, signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])" "$KMSEG" run "$CFG" -q -i "$T/j2kbad" -o "$T/out_j2kbad" 2>/dev/null
+rc=$?
+err=$($PY -c "
+import csv; r = list(csv.DictReader(open('$T/out_j2kbad/summary.csv')))
+print(r[0]['status'], r[0]['error'][:200])")
+[ $rc = 1 ] && [[ "$err" == error*slice_010.dcm* ]] \
+    && ok "a JPEG 2000 slice that fails to decode, SIGCHLD ignored: an error row naming it" \
+    || ko "j2k sigchld" "rc $rc $err"
+
 # recursive tree: every series once
 "$KMSEG" run "$CFG" -q -r -i "$D" -o "$T/out_tree" 2>/dev/null
 n=$(($(wc -l <"$T/out_tree/summary.csv") - 1))
