@@ -486,35 +486,21 @@ static kms_status apply_options(const read_params *p, kms_context *ctx,
 }
 
 /* A NIfTI volume: a stack of axial slices in HU (nifti_io.h). */
-static kms_status read_volume(const read_params *p, kms_context *ctx,
-                              kms_error *err)
+static kms_status read_volume(kms_context *ctx, kms_error *err)
 {
     kms_status st = kms_nifti_read(ctx->input_path, &ctx->volume, err);
     if (st != KMS_OK)
         return st;
     kms_image_move(&ctx->image, &ctx->volume.img);
     ctx->slices = ctx->volume.nz;
-    ctx->input_width = ctx->image.width;
-    ctx->input_height = ctx->image.height;
-    ctx->input_depth = ctx->image.depth;
     kms_context_claim_hu(ctx);
-    st = apply_options(p, ctx, err);
-    return st == KMS_OK ? kms_image_copy(&ctx->original, &ctx->image, err) : st;
+    return KMS_OK;
 }
 
-static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
+/* An image file, as OpenCV's imread would give it. */
+static kms_status read_image(const read_params *p, kms_context *ctx,
+                             kms_error *err)
 {
-    const read_params *p = params;
-    ctx->slices = 1;
-    if (kms_read_is_dicom(ctx)) {
-        kms_status st = kms_read_dicom(ctx, err);
-        if (st == KMS_OK)
-            st = apply_options(p, ctx, err);
-        return st == KMS_OK ? kms_image_copy(&ctx->original, &ctx->image, err)
-                            : st;
-    }
-    if (kms_nifti_is_path(ctx->input_path))
-        return read_volume(p, ctx, err);
     unsigned char *buf = NULL;
     size_t len = 0;
     kms_status st = load_file(ctx->input_path, &buf, &len, err);
@@ -530,9 +516,6 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
     free(buf);
     if (st != KMS_OK)
         return st;
-    ctx->input_width = ctx->image.width;
-    ctx->input_height = ctx->image.height;
-    ctx->input_depth = ctx->image.depth;
     /* one channel deeper than 8 bits is CT and claims HU (kms_check_hu
      * tests the claim where it matters); 8-bit is a picture */
     ctx->hu = false;
@@ -540,6 +523,22 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
     ctx->display_hi = ctx->image.depth == KMS_DEPTH_U8 ? 255 : 65535;
     if (ctx->image.channels == 1 && ctx->image.depth != KMS_DEPTH_U8)
         kms_context_claim_hu(ctx);
+    return KMS_OK;
+}
+
+static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
+{
+    const read_params *p = params;
+    ctx->slices = 1;
+    kms_status st = kms_read_is_dicom(ctx)             ? kms_read_dicom(ctx, err)
+                    : kms_nifti_is_path(ctx->input_path) ? read_volume(ctx, err)
+                                                         : read_image(p, ctx, err);
+    if (st != KMS_OK)
+        return st;
+    /* as read; apply_options updates the depth when it rescales */
+    ctx->input_width = ctx->image.width;
+    ctx->input_height = ctx->image.height;
+    ctx->input_depth = ctx->image.depth;
     st = apply_options(p, ctx, err);
     return st == KMS_OK ? kms_image_copy(&ctx->original, &ctx->image, err) : st;
 }

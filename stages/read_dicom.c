@@ -49,14 +49,9 @@ kms_status kms_read_dicom(kms_context *ctx, kms_error *err)
     }
     snprintf(ctx->modality, sizeof ctx->modality, "%s", dv.modality);
     if (dv.note[0])
-        /* the note column is short: the start says what happened */
         kms_context_note(ctx, "%s", dv.note);
     kms_dicom_volume_free(&dv);
-    if (st != KMS_OK)
-        return st;
-    ctx->input_width = ctx->image.width;
-    ctx->input_height = ctx->image.height;
-    ctx->input_depth = ctx->image.depth;
-    kms_context_claim_hu(ctx); /* rescaled (CT; other modalities: a note) */
-    return KMS_OK;
+    if (st == KMS_OK)
+        kms_context_claim_hu(ctx); /* rescaled (CT; others: kms_check_hu) */
+    return st;
 }

@@ -14,7 +14,8 @@ bool kms_read_is_dicom(const kms_context *ctx);
  * series' geometry); one slice is a 2-D image in stored pixel order with
  * ctx->pixel_mm and ctx->orient from its header. Values are HU
  * (RescaleSlope/Intercept applied per slice); warnings go to ctx->note.
- * ctx->original is left to the caller (read.slope/intercept come first). */
+ * The input size and ctx->original are left to the caller (read.c), as
+ * for every reader: read.slope/intercept come first. */
 kms_status kms_read_dicom(kms_context *ctx, kms_error *err);
 
 #endif
