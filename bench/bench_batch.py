@@ -42,7 +42,7 @@ def make_inputs(folder, sources, n):
 
 
 def main():
-    kmseg = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build/pipeline/kmseg")
+    kmseg = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build/kmseg")
     config = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, "samples/lung_ct.ini")
     shared = os.path.join(ROOT, "..", "shared", "data", "lung-ct", "images")
     sources = sorted(glob.glob(os.path.join(shared, "*.tif"))) or \

@@ -11,6 +11,7 @@
 #include "inputs.h"
 #include "output.h"
 #include "read_dicom.h"
+#include "clock.h"
 
 int main(int argc, char **argv)
 {

@@ -19,6 +19,7 @@
 #include "kmeans.h"
 #include "opencv_c.h"
 #include "output.h"
+#include "clock.h"
 
 enum { MAX_SLICES = 64, ATTEMPTS = 10, MAX_ITER = 10, SEED = 1 };
 

@@ -33,7 +33,7 @@ def run(args):
 
 
 def main():
-    kmseg = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build/pipeline/kmseg")
+    kmseg = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build/kmseg")
     shared = os.path.join(ROOT, "..", "shared", "data", "lung-ct")
     if os.path.isdir(shared):
         images, masks = os.path.join(shared, "images"), os.path.join(shared, "masks")

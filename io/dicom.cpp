@@ -2,6 +2,7 @@
  * standard library can throw is caught at the entry points. */
 #include "dicom.h"
 #include "dicom_walk.h"
+#include "path.h"
 
 #include <algorithm>
 #include <atomic>
@@ -51,12 +52,6 @@ void quiet_gdcm()
         gdcm::Trace::SetWarning(false);
         gdcm::Trace::SetError(false);
     });
-}
-
-bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = std::strlen(s), m = std::strlen(suffix);
-    return n > m && strcasecmp(s + n - m, suffix) == 0;
 }
 
 std::string trim(std::string s)
@@ -1070,8 +1065,8 @@ kms_status group_files(const char *const *paths, size_t n,
 
 extern "C" bool kms_dicom_name(const char *path)
 {
-    return path && (ends_with(path, ".dcm") || ends_with(path, ".dicom") ||
-                    ends_with(path, ".ima"));
+    return path && (kms_ends_with(path, ".dcm") || kms_ends_with(path, ".dicom") ||
+                    kms_ends_with(path, ".ima"));
 }
 
 extern "C" bool kms_dicom_is_file(const char *path)

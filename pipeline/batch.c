@@ -11,6 +11,8 @@
 #include "opencv_c.h"
 #include "stages.h"
 #include "summary.h"
+#include "clock.h"
+#include "path.h"
 
 volatile sig_atomic_t kms_batch_stop = 0;
 

@@ -13,21 +13,16 @@
 
 #include "dicom.h"
 #include "output.h"
+#include "path.h"
 
 static const char *const image_exts[] = {".png", ".jpg", ".jpeg", ".tif",
                                          ".tiff", ".bmp", ".nii", ".nii.gz",
                                          NULL};
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcasecmp(s + n - m, suffix) == 0;
-}
-
 static bool is_image_name(const char *name)
 {
     for (int i = 0; image_exts[i]; i++)
-        if (ends_with(name, image_exts[i]))
+        if (kms_ends_with(name, image_exts[i]))
             return true;
     return false;
 }
@@ -37,7 +32,7 @@ void kms_input_stem(const char *path, char *stem, size_t len)
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     size_t n = strlen(base);
-    if (ends_with(base, ".nii.gz"))
+    if (kms_ends_with(base, ".nii.gz"))
         n -= 7;
     else {
         const char *dot = strrchr(base, '.');

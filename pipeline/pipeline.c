@@ -1,6 +1,7 @@
 #include "pipeline.h"
 
 #include "output.h"
+#include "clock.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "output.h"
+#include "clock.h"
 
 void kms_progress_start(kms_progress *p, size_t total, kms_progress_mode mode)
 {

@@ -1,4 +1,5 @@
 #include "summary.h"
+#include "path.h"
 
 #include <dirent.h>
 #include <errno.h>

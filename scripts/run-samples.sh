@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 sh scripts/install-deps.sh
 sh scripts/build.sh build
 # the notebook's workflow, then the lung masks of the slices and the volume
-./build/pipeline/kmseg run samples/notebook.ini "$@"
-./build/pipeline/kmseg run samples/lung_ct.ini "$@"
-./build/pipeline/kmseg run samples/lung_volume.ini "$@"
+./build/kmseg run samples/notebook.ini "$@"
+./build/kmseg run samples/lung_ct.ini "$@"
+./build/kmseg run samples/lung_volume.ini "$@"
 echo "products in samples/out/{notebook,lung_ct,lung_volume}/ (summary.csv lists them)"

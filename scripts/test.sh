@@ -65,28 +65,31 @@ suite() { # BUILD_DIR LABEL
     done
     [ "$suites" -gt 0 ] || note_fail "$label: no Check suites were built"
     echo "== [$label] command line"
-    run_cases "$label cli" bash tests/cli_test.sh "$dir/pipeline/kmseg"
+    run_cases "$label cli" bash tests/cli_test.sh "$dir/kmseg"
     echo "== [$label] lung CT"
-    run_cases "$label lung" bash tests/lung_test.sh "$dir/pipeline/kmseg"
+    run_cases "$label lung" bash tests/lung_test.sh "$dir/kmseg"
     echo "== [$label] lung CT turned, mirrored, zoomed"
-    run_cases "$label orient" bash tests/orient_test.sh "$dir/pipeline/kmseg"
+    run_cases "$label orient" bash tests/orient_test.sh "$dir/kmseg"
     echo "== [$label] DICOM"
-    run_cases "$label dicom" bash tests/dicom_test.sh "$dir/pipeline/kmseg"
+    run_cases "$label dicom" bash tests/dicom_test.sh "$dir/kmseg"
     echo "== [$label] batches"
-    run_cases "$label batch" bash tests/batch_test.sh "$dir/pipeline/kmseg"
+    run_cases "$label batch" bash tests/batch_test.sh "$dir/kmseg"
     echo "== [$label] units of CT values"
-    run_cases "$label units" bash tests/units_test.sh "$dir/pipeline/kmseg"
+    run_cases "$label units" bash tests/units_test.sh "$dir/kmseg"
     echo "== [$label] hostile inputs"
-    run_cases "$label hostile" bash tests/hostile_test.sh "$dir/pipeline/kmseg"
+    run_cases "$label hostile" bash tests/hostile_test.sh "$dir/kmseg"
     echo "== [$label] notebook equality with cv2"
     local out
     out=$(mktemp -d)
     for seed in 42 7; do
         run_cases "$label cv2" /usr/bin/python3 tests/notebook_equality.py \
-            "$dir/pipeline/kmseg" samples/notebook.ini "$out/$seed" "$seed"
+            "$dir/kmseg" samples/notebook.ini "$out/$seed" "$seed"
     done
     rm -rf "$out"
 }
+
+echo "== layers depend only downward"
+run_cases layers /usr/bin/python3 tests/layers_test.py
 
 if sh scripts/build.sh build -Dtests=enabled; then
     suite build release

@@ -10,6 +10,7 @@
 #include "opencv_c.h"
 #include "output.h"
 #include "stage.h"
+#include "path.h"
 
 typedef struct evaluate_params {
     char truth[KMS_STR_MAX];

@@ -12,6 +12,7 @@
 #include "opencv_c.h"
 #include "output.h"
 #include "stages.h"
+#include "clock.h"
 
 typedef enum criteria { CRIT_BOTH, CRIT_MAX_ITER, CRIT_EPS } criteria;
 typedef enum init { INIT_PP, INIT_RANDOM } init;

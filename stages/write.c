@@ -14,6 +14,7 @@
 #include "opencv_c.h"
 #include "output.h"
 #include "stage.h"
+#include "path.h"
 
 typedef struct write_params {
     unsigned products; /* KMS_PRODUCT_* bits, in the order of product_names */

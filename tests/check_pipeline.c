@@ -17,6 +17,8 @@
 #include "pipeline.h"
 #include "stage.h"
 #include "test_util.h"
+#include "clock.h"
+#include "path.h"
 
 #ifndef KMS_SOURCE_DIR
 #error "build with -DKMS_SOURCE_DIR=\"<repo root>\""

@@ -37,10 +37,5 @@ kms_status kms_output_write(const char *dir, const char *name, const void *buf,
                             size_t len, const kms_file_set *protect,
                             kms_error *err);
 
-/* Joins dir and name into buf ("name" alone when dir is "" or "."). */
-void kms_path_join(char *buf, size_t len, const char *dir, const char *name);
-
-/* Milliseconds on a monotonic clock. */
-double kms_now_ms(void);
 
 #endif

@@ -1,4 +1,5 @@
 #include "output.h"
+#include "path.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -10,22 +11,6 @@
 #include <unistd.h>
 
 
-void kms_path_join(char *buf, size_t len, const char *dir, const char *name)
-{
-    if (!dir[0] || strcmp(dir, ".") == 0 || name[0] == '/')
-        snprintf(buf, len, "%s", name);
-    else if (dir[strlen(dir) - 1] == '/')
-        snprintf(buf, len, "%s%s", dir, name);
-    else
-        snprintf(buf, len, "%s/%s", dir, name);
-}
-
-double kms_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Read once, single-threaded: umask() can only be read by setting it. */
 static mode_t product_mode = 0644;

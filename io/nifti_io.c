@@ -1,4 +1,5 @@
 #include "nifti_io.h"
+#include "path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,15 +42,9 @@ static void quiet_library(void)
     nifti_set_debug_level(0);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n > m && strcasecmp(s + n - m, suffix) == 0;
-}
-
 bool kms_nifti_is_path(const char *path)
 {
-    return path && (ends_with(path, ".nii") || ends_with(path, ".nii.gz"));
+    return path && (kms_ends_with(path, ".nii") || kms_ends_with(path, ".nii.gz"));
 }
 
 /* The names nifti_image_read accepts; others it looks up under other names,
@@ -59,7 +54,7 @@ static bool nifti_file_name(const char *path)
 {
     static const char *const ext[] = {".nii", ".nii.gz", ".hdr", ".hdr.gz"};
     for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
-        if (ends_with(path, ext[i]))
+        if (kms_ends_with(path, ext[i]))
             return true;
     return false;
 }
@@ -744,7 +739,7 @@ kms_status kms_nifti_write_mask(const char *dir, const char *name,
         }
     }
 
-    if (ends_with(name, ".gz")) {
+    if (kms_ends_with(name, ".gz")) {
         size_t gz_len = 0;
         st = gzip_buffer(path, buf, off + nvox, &gz, &gz_len, err);
         if (st != KMS_OK)
