@@ -2,24 +2,17 @@
 #include "path.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-
-
-/* Read once, single-threaded: umask() can only be read by setting it. */
-static mode_t product_mode = 0644;
 
 kms_status kms_output_prepare_dir(const char *dir, kms_error *err)
 {
-    mode_t mask = umask(0);
-    umask(mask);
-    product_mode = 0666 & ~mask;
     if (!dir[0])
         return kms_error_set(err, KMS_ERR_CONFIG, dir, 0, "pipeline.output",
                              "the output folder is empty: name one (\".\" "
@@ -98,6 +91,26 @@ void kms_file_set_free(kms_file_set *set)
     set->n = 0;
 }
 
+/* A new file beside path, created 0666 so the kernel applies the umask as
+ * for any ordinary file (mkstemp makes 0600, and reading the umask means
+ * setting it, which is not thread-safe). The name is unique to this process
+ * and call; EEXIST (a leftover of a crashed run with the same pid) tries the
+ * next. */
+static int open_temp(const char *dir, const char *name, char *tmp, size_t len)
+{
+    static atomic_uint counter;
+    for (int tries = 0; tries < 100; tries++) {
+        char tmpname[PATH_MAX];
+        snprintf(tmpname, sizeof tmpname, ".%s.tmp-%ld-%u", name,
+                 (long)getpid(), atomic_fetch_add(&counter, 1));
+        kms_path_join(tmp, len, dir, tmpname);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
 static kms_status write_all(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
@@ -125,21 +138,13 @@ kms_status kms_output_write(const char *dir, const char *name, const void *buf,
                              "refusing to overwrite the input with a product; "
                              "choose another output folder");
     /* same folder as the target, so rename() cannot cross file systems */
-    char tmpname[PATH_MAX];
-    snprintf(tmpname, sizeof tmpname, ".%s.tmp-XXXXXX", name);
-    kms_path_join(tmp, sizeof tmp, dir, tmpname);
-    int fd = mkstemp(tmp);
+    int fd = open_temp(dir, name, tmp, sizeof tmp);
     if (fd < 0)
         return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "cannot write: %s",
                              strerror(errno));
     kms_status st = write_all(fd, buf, len);
     int saved = errno;
     if (close(fd) != 0 && st == KMS_OK) {
-        st = KMS_ERR_IO;
-        saved = errno;
-    }
-    /* mkstemp makes 0600; products are ordinary files */
-    if (st == KMS_OK && chmod(tmp, product_mode) != 0) {
         st = KMS_ERR_IO;
         saved = errno;
     }

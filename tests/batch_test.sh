@@ -145,6 +145,21 @@ fi
 "$KMSEG" run "$T/batch.ini" -q --shard 3/3 2>"$T/e.txt"
 [ $? = 2 ] && grep -q "want I/N" "$T/e.txt" && ok "--shard out of range" || ko "--shard 3/3" "$(cat "$T/e.txt")"
 
+# --- file modes follow the umask, for run and merge-summaries alike -----------------------
+modes() { # FOLDER: the distinct permission bits of its files
+    stat -c %a "$1"/* | sort -u | tr '\n' ' '
+}
+for u in 077:600 022:644; do
+    (umask "${u%%:*}"
+     "$KMSEG" run "$T/batch.ini" -q -j 1 --shard 0/2 -o "$T/mode${u%%:*}"
+     "$KMSEG" run "$T/batch.ini" -q -j 1 --shard 1/2 -o "$T/mode${u%%:*}"
+     "$KMSEG" merge-summaries "$T/mode${u%%:*}")
+    got=$(modes "$T/mode${u%%:*}")
+    [ "$got" = "${u##*:} " ] && [ -f "$T/mode${u%%:*}/summary.csv" ] \
+        && ok "umask ${u%%:*}: products, shard summaries and the merged summary.csv are ${u##*:}" \
+        || ko "umask ${u%%:*}" "modes $got"
+done
+
 # --- inputs: recursive folders and list files ----------------------------------------------
 mkdir -p "$T/tree/a/b"
 cp "$T/in/slice_000.png" "$T/tree/top.png"

@@ -72,7 +72,7 @@ rc=$?
     || ko "empty output" "rc $rc $(cat "$T/eo.err")"
 (cd "$T" && timeout 60 "$KMSEG" run "$CFG" -q -o "" 2>"$T/eo2.err")
 rc=$?
-[ $rc = 2 ] && grep -q "^kmseg: -o: empty output folder" "$T/eo2.err" && ! ls "$T"/*_mask.png >/dev/null 2>&1 \
+[ $rc = 2 ] && grep -q "^kmseg: error: -o: empty output folder" "$T/eo2.err" && ! ls "$T"/*_mask.png >/dev/null 2>&1 \
     && ok "-o '': exit 2, nothing written" || ko "-o ''" "rc $rc $(cat "$T/eo2.err")"
 (cd "$T" && timeout 60 "$KMSEG" run "$CFG" -q -s pipeline.output= 2>"$T/eo3.err")
 rc=$?

@@ -1,0 +1,174 @@
+#include "options.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { PARSED = -1, EXIT_USAGE = 2 };
+
+/* Command-line paths are relative to the current folder, not the config's;
+ * "@list" keeps its @. */
+static char *absolute(const char *path)
+{
+    if (path[0] == '@') {
+        char *rest = absolute(path + 1);
+        char *s = rest ? malloc(strlen(rest) + 2) : NULL;
+        if (s)
+            sprintf(s, "@%s", rest);
+        free(rest);
+        return s;
+    }
+    if (path[0] == '/')
+        return strdup(path);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd))
+        return strdup(path);
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s/%s", cwd, path);
+    return s;
+}
+
+static bool parse_k_range(const char *text, int *k_min, int *k_max)
+{
+    char tail;
+    if (sscanf(text, "%d..%d%c", k_min, k_max, &tail) != 2)
+        return false;
+    return *k_min >= 1 && *k_max > *k_min && *k_max <= 255;
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "kmseg: error: ");
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    return EXIT_USAGE;
+}
+
+enum { OPT_K = 256, OPT_PROGRESS, OPT_RESUME, OPT_SHARD, OPT_NO_TIMINGS,
+       OPT_STAGE_TIMES };
+
+/* One option; PARSED, or the exit status. */
+static int parse_one(kms_cli_options *o, kms_command cmd, int c,
+                     const char *arg)
+{
+    kms_batch_options *b = &o->batch;
+    char tail;
+    switch (c) {
+    case 'i':
+        if (!(o->inputs[o->n_inputs++] = absolute(arg)))
+            return usage_error("out of memory at -i %s", arg);
+        return PARSED;
+    case 'o':
+        if (!arg[0]) /* "" would be the current folder */
+            return usage_error("-o%s: empty output folder: name one", arg);
+        free(o->output);
+        if (!(o->output = absolute(arg)))
+            return usage_error("out of memory at -o %s", arg);
+        return PARSED;
+    case 's': o->sets[o->n_sets++] = arg; return PARSED;
+    case 'q': b->quiet = true; return PARSED;
+    case 'r': b->recursive = true; return PARSED;
+    case 'j':
+        if (sscanf(arg, "%d%c", &b->jobs, &tail) != 1 || b->jobs < 1 ||
+            b->jobs > 1024)
+            return usage_error("-j %s: want a number of jobs from 1 to 1024",
+                               arg);
+        return PARSED;
+    case OPT_PROGRESS:
+        if (strcmp(arg, "auto") == 0)
+            b->progress = KMS_PROGRESS_AUTO;
+        else if (strcmp(arg, "always") == 0)
+            b->progress = KMS_PROGRESS_ALWAYS;
+        else if (strcmp(arg, "never") == 0)
+            b->progress = KMS_PROGRESS_NEVER;
+        else
+            return usage_error("--progress %s: want auto, always or never", arg);
+        return PARSED;
+    case OPT_RESUME: b->resume = true; return PARSED;
+    case OPT_NO_TIMINGS: b->timings = false; return PARSED;
+    case OPT_STAGE_TIMES: b->stage_times = true; return PARSED;
+    case OPT_SHARD:
+        if (sscanf(arg, "%d/%d%c", &b->shard_index, &b->shard_count, &tail) != 2 ||
+            b->shard_count < 1 || b->shard_index < 0 ||
+            b->shard_index >= b->shard_count)
+            return usage_error("--shard %s: want I/N with 0 <= I < N, e.g. "
+                               "--shard 0/16", arg);
+        return PARSED;
+    case OPT_K:
+        if (cmd != KMS_CMD_ELBOW)
+            return usage_error("--k%s is an option of elbow; for run use -s "
+                               "kmeans.k=N", "");
+        if (!parse_k_range(arg, &o->k_min, &o->k_max))
+            return usage_error("--k %s: want MIN..MAX with 1 <= MIN < MAX <= "
+                               "255, e.g. --k 1..10", arg);
+        return PARSED;
+    default:
+        fprintf(stderr, "Try 'kmseg --help'.\n");
+        return EXIT_USAGE;
+    }
+}
+
+int kms_cli_options_parse(kms_cli_options *o, kms_command cmd, int argc,
+                          char **argv, const char *usage_text)
+{
+    static const struct option longopts[] = {
+        {"input", required_argument, NULL, 'i'},
+        {"output", required_argument, NULL, 'o'},
+        {"set", required_argument, NULL, 's'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"recursive", no_argument, NULL, 'r'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"progress", required_argument, NULL, OPT_PROGRESS},
+        {"resume", no_argument, NULL, OPT_RESUME},
+        {"shard", required_argument, NULL, OPT_SHARD},
+        {"no-timings", no_argument, NULL, OPT_NO_TIMINGS},
+        {"stage-times", no_argument, NULL, OPT_STAGE_TIMES},
+        {"k", required_argument, NULL, OPT_K},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    kms_batch_options_default(&o->batch);
+    o->k_min = 1;
+    o->k_max = 10;
+    o->inputs = calloc((size_t)argc, sizeof *o->inputs);
+    o->sets = calloc((size_t)argc, sizeof *o->sets);
+    if (!o->inputs || !o->sets)
+        return usage_error("out of memory%s", "");
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "i:o:s:qrj:h", longopts, NULL)) != -1;) {
+        if (c == 'h') {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        int status = parse_one(o, cmd, c, optarg);
+        if (status != PARSED)
+            return status;
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "kmseg: error: %s needs exactly one CONFIG file\n"
+                        "Try 'kmseg --help'.\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    o->config = argv[optind];
+    o->batch.inputs = (const char *const *)o->inputs;
+    o->batch.n_inputs = o->n_inputs;
+    o->batch.output = o->output;
+    return PARSED;
+}
+
+void kms_cli_options_free(kms_cli_options *o)
+{
+    for (int i = 0; o->inputs && i < o->n_inputs; i++)
+        free(o->inputs[i]);
+    free(o->inputs);
+    free(o->sets);
+    free(o->output);
+    memset(o, 0, sizeof *o);
+}
