@@ -845,6 +845,13 @@ kms_status read_series(const char *const *files, size_t n, int threads,
 
     /* slices are independent: decode on the threads we were given */
     size_t workers = std::min<size_t>(threads > 1 ? (size_t)threads : 1, n);
+#ifdef __SANITIZE_ADDRESS__
+    /* GCC 12's AddressSanitizer does not lock its allocator across fork()
+     * (glibc's malloc does), so a JPEG 2000 child forked while a sibling
+     * decoder allocates can hang on that lock: one decoder at a time. */
+    if (std::any_of(hs.begin(), hs.end(), jpeg2000))
+        workers = 1;
+#endif
     std::vector<std::thread> pool;
     std::atomic_size_t next(0);
     auto work = [&] {
