@@ -95,9 +95,139 @@ static int64_t get_int(const unsigned char *p, size_t size, bool swap)
     return v;
 }
 
+static double get_real(const unsigned char *p, size_t size, bool swap)
+{
+    unsigned char b[8];
+    for (size_t i = 0; i < size; i++)
+        b[i] = p[swap ? size - 1 - i : i];
+    if (size == 4) {
+        float v;
+        memcpy(&v, b, 4);
+        return v;
+    }
+    double v;
+    memcpy(&v, b, 8);
+    return v;
+}
+
+/* The header fields nifti_clib would repair or reject with its own words,
+ * read straight from the bytes. */
+typedef struct raw_header {
+    size_t size;        /* 348 (NIfTI-1) or 540 (NIfTI-2) */
+    int64_t dim[8];
+    int datatype;
+    double pixdim[4];   /* [1..3] */
+    double vox_offset;
+    int space_unit;     /* xyzt_units & 7 */
+    bool one_file;      /* "n+1" / "n+2": voxels follow the header */
+} raw_header;
+
+static void parse_header(const unsigned char *buf, size_t size, bool swap,
+                         raw_header *h)
+{
+    bool v1 = size == 348;
+    h->size = size;
+    /* NIfTI-1: int16 dim at 40, datatype 70, float pixdim 76, vox_offset
+     * 108, xyzt_units 123, magic 344; NIfTI-2: int64 dim at 16, datatype
+     * 12, double pixdim 104, int64 vox_offset 168, int32 xyzt_units 500,
+     * magic 4 */
+    for (int i = 0; i < 8; i++)
+        h->dim[i] = v1 ? get_int(buf + 40 + 2 * i, 2, swap)
+                       : get_int(buf + 16 + 8 * i, 8, swap);
+    h->datatype = (int)get_int(buf + (v1 ? 70 : 12), 2, swap);
+    for (int i = 1; i <= 3; i++)
+        h->pixdim[i] = v1 ? get_real(buf + 76 + 4 * i, 4, swap)
+                          : get_real(buf + 104 + 8 * i, 8, swap);
+    h->vox_offset = v1 ? get_real(buf + 108, 4, swap)
+                       : (double)get_int(buf + 168, 8, swap);
+    h->space_unit = (v1 ? buf[123] : buf[swap ? 503 : 500]) & 7;
+    const char *magic = (const char *)buf + (v1 ? 344 : 4);
+    h->one_file = magic[0] == 'n' && magic[1] == '+';
+}
+
+/* Millimetres per unit of xyzt_units' space code: 1 metre, 2 mm, 3 micron,
+ * 0 unknown (taken as mm, as every reader does). */
+static double unit_mm(int space_unit)
+{
+    return space_unit == NIFTI_UNITS_METER    ? 1000.0
+           : space_unit == NIFTI_UNITS_MICRON ? 0.001
+                                              : 1.0;
+}
+
+/* Voxel sizes beyond this are no medical image: a corrupt or fuzzed header
+ * would make the lung mask resample to gigabytes. */
+#define MAX_VOXEL_MM 50.0
+
+/* deflate expands at most about 1032:1; more claimed voxel data than that
+ * cannot be in a .gz of this size */
+#define MAX_GZIP_RATIO 1100.0
+
+static kms_status check_fields(const char *path, const raw_header *h,
+                               bool gz, off_t file_size, kms_error *err)
+{
+    int64_t rank = h->dim[0];
+    if (rank < 1 || rank > 7)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: dim[0] = %lld is not a "
+                             "number of dimensions (1 to 7)",
+                             (long long)rank);
+    double voxels = 1;
+    for (int i = 1; i <= rank; i++) {
+        if (h->dim[i] < 1)
+            return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                                 "invalid NIfTI header: dim[%d] = %lld", i,
+                                 (long long)h->dim[i]);
+        voxels *= (double)h->dim[i];
+    }
+    int nbyper = 0, swapsize = 0;
+    if (!nifti_datatype_is_valid(h->datatype, 1))
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: unknown datatype %d",
+                             h->datatype);
+    nifti_datatype_sizes(h->datatype, &nbyper, &swapsize);
+    double to_mm = unit_mm(h->space_unit);
+    for (int i = 1; i <= 3 && i <= rank; i++) {
+        double d = h->pixdim[i];
+        if (!isfinite(d) || d < 0)
+            return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                                 "invalid NIfTI header: pixdim[%d] = %g is "
+                                 "not a voxel size",
+                                 i, d);
+        if (fabs(d) * to_mm > MAX_VOXEL_MM)
+            return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                                 "invalid NIfTI header: pixdim[%d] = %g mm is "
+                                 "not a plausible voxel size (at most %g mm)",
+                                 i, d * to_mm, MAX_VOXEL_MM);
+    }
+    /* the voxels of a .nii follow its header (and the 4 extension bytes) */
+    double min_offset = h->one_file ? (double)h->size + 4 : 0;
+    if (!isfinite(h->vox_offset) || h->vox_offset != floor(h->vox_offset) ||
+        h->vox_offset < min_offset)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: vox_offset = %g (the "
+                             "voxel data start at byte %g or later)",
+                             h->vox_offset, min_offset);
+    /* before anything is allocated: can the file hold what it claims? */
+    double bytes = voxels * nbyper;
+    if (h->one_file && !gz && h->vox_offset + bytes > (double)file_size)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "truncated: the header claims %.0f bytes of "
+                             "voxel data from byte %.0f, the file has %lld "
+                             "bytes",
+                             bytes, h->vox_offset, (long long)file_size);
+    if (h->one_file && gz &&
+        h->vox_offset + bytes > MAX_GZIP_RATIO * (double)file_size + 65536)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: it claims %.0f bytes of "
+                             "voxel data, more than a %lld-byte .gz can hold",
+                             bytes, (long long)file_size);
+    return KMS_OK;
+}
+
 /* nifti_image_read prints some header errors to stderr whatever the debug
- * level ("bad dim[0]", "bad datatype", ...) and then only returns NULL, so
- * the fields it would reject are checked here first, with our own words. */
+ * level ("bad dim[0]", "bad datatype", ...) and repairs others silently
+ * (a negative dim becomes 1, a vox_offset inside the header is moved), so
+ * the fields are checked here first, with our own words. */
 static kms_status check_header(const char *path, kms_error *err)
 {
     unsigned char buf[sizeof(nifti_2_header)];
@@ -128,25 +258,13 @@ static kms_status check_header(const char *path, kms_error *err)
                              "truncated: the NIfTI header needs %zu bytes, "
                              "the file holds %zu",
                              need, got);
-    /* dim[0], dim[1] and datatype: offsets 40, 42, 70 in NIfTI-1 (int16
-     * dims), 16, 24, 12 in NIfTI-2 (int64 dims) */
-    bool v1 = need == 348;
-    int64_t rank = v1 ? get_int(buf + 40, 2, swap) : get_int(buf + 16, 8, swap);
-    int64_t nx = v1 ? get_int(buf + 42, 2, swap) : get_int(buf + 24, 8, swap);
-    int dt = (int)get_int(buf + (v1 ? 70 : 12), 2, swap);
-    if (rank < 0 || rank > 7)
-        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
-                             "invalid NIfTI header: dim[0] = %lld is not a "
-                             "number of dimensions (1 to 7)",
-                             (long long)rank);
-    if (nx < 1)
-        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
-                             "invalid NIfTI header: dim[1] = %lld",
-                             (long long)nx);
-    if (!nifti_datatype_is_valid(dt, 1))
-        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
-                             "invalid NIfTI header: unknown datatype %d", dt);
-    return KMS_OK;
+    raw_header h;
+    parse_header(buf, need, swap, &h);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "cannot stat: %s",
+                             strerror(errno));
+    return check_fields(path, &h, nifti_is_gzfile(path), sb.st_size, err);
 }
 
 static bool supported_type(int dt)
@@ -221,7 +339,14 @@ static kms_status find_layout(const char *path, const nifti_image *nim,
         if (!(isfinite(d) && d > 0))
             d = sqrt(m.m[0][a] * m.m[0][a] + m.m[1][a] * m.m[1][a] +
                      m.m[2][a] * m.m[2][a]);
-        mm[o] = isfinite(d) && d > 0 ? d : 1.0;
+        if (!(isfinite(d) && d > 0))
+            return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                                 "invalid NIfTI header: no voxel size along "
+                                 "axis %d (pixdim[%d] = 0 and the %s matrix "
+                                 "gives none)",
+                                 a + 1, a + 1,
+                                 nim->sform_code > 0 ? "sform" : "qform");
+        mm[o] = d * unit_mm(nim->xyz_units);
     }
     return KMS_OK;
 }

@@ -35,7 +35,7 @@ typedef struct kms_volume {
      * float32/float64 type always give F32. */
     kms_image img;
     int nx, ny, nz;      /* canonical sizes (after reorientation) */
-    double voxel_mm[3];  /* |pixdim| along canonical x, y, z */
+    double voxel_mm[3];  /* voxel size in mm along canonical x, y, z */
     void *header;        /* opaque: the input's header and axis mapping */
 } kms_volume;
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <nifti2_io.h>
+#include <zlib.h>
 
 #include "nifti_io.h"
 #include "output.h"
@@ -868,8 +869,10 @@ START_TEST(test_truncated_nii)
     char path[512];
     write_pattern("cut.nii", &v, path, sizeof path);
     cut_file(path, 352 + 100);
+    /* found from the file's size, before anything is allocated */
     check_read_fails(path, KMS_ERR_INPUT,
-                     "truncated: expected 240 bytes of voxel data");
+                     "truncated: the header claims 240 bytes of voxel data "
+                     "from byte 352, the file has 452 bytes");
 }
 END_TEST
 
@@ -1119,6 +1122,119 @@ START_TEST(test_bad_header_fields)
 }
 END_TEST
 
+/* Header fields nifti_clib would repair silently (or print about) are
+ * errors naming the field, found before any voxel is allocated. */
+static void check_header_edit(const char *name, void (*edit)(nifti_1_header *),
+                              const char *what)
+{
+    char path[512];
+    kt_tmp_path(path, sizeof path, name);
+    vspec v = spec(RAS, DT_INT16);
+    write_volume(path, &v, NULL);
+    size_t n;
+    unsigned char *buf = kt_read_file(path, &n);
+    nifti_1_header h;
+    memcpy(&h, buf, sizeof h);
+    edit(&h);
+    memcpy(buf, &h, sizeof h);
+    kt_write_bytes(path, buf, n);
+    free(buf);
+    check_read_fails(path, KMS_ERR_INPUT, what);
+}
+
+static void rank0(nifti_1_header *h) { h->dim[0] = 0; }
+static void neg_dim(nifti_1_header *h) { h->dim[2] = -5; }
+static void offset_in_header(nifti_1_header *h) { h->vox_offset = 100; }
+static void offset_fraction(nifti_1_header *h) { h->vox_offset = 352.5f; }
+static void neg_pixdim(nifti_1_header *h) { h->pixdim[2] = -1; }
+static void nan_pixdim(nifti_1_header *h) { h->pixdim[1] = NAN; }
+static void huge_pixdim(nifti_1_header *h) { h->pixdim[3] = 100; }
+static void metre_pixdim(nifti_1_header *h)
+{
+    h->xyzt_units = NIFTI_UNITS_METER;
+    h->pixdim[1] = h->pixdim[2] = 0.001f;
+    h->pixdim[3] = 0.1f; /* 100 mm */
+}
+static void huge_dims(nifti_1_header *h)
+{
+    h->dim[1] = h->dim[2] = h->dim[3] = 30000;
+}
+
+START_TEST(test_header_repairs_refused)
+{
+    check_header_edit("r0.nii", rank0,
+                      "dim[0] = 0 is not a number of dimensions");
+    check_header_edit("nd.nii", neg_dim, "invalid NIfTI header: dim[2] = -5");
+    check_header_edit("vo.nii", offset_in_header,
+                      "vox_offset = 100 (the voxel data start at byte 352");
+    check_header_edit("vf.nii", offset_fraction, "vox_offset = 352.5");
+    check_header_edit("np.nii", neg_pixdim, "pixdim[2] = -1 is not a voxel size");
+    check_header_edit("nan.nii", nan_pixdim, "pixdim[1] = nan is not a voxel size");
+    check_header_edit("hp.nii", huge_pixdim,
+                      "pixdim[3] = 100 mm is not a plausible voxel size "
+                      "(at most 50 mm)");
+    check_header_edit("mp.nii", metre_pixdim,
+                      "pixdim[3] = 100 mm is not a plausible voxel size");
+    check_header_edit("big.nii", huge_dims,
+                      "truncated: the header claims 54000000000000 bytes");
+}
+END_TEST
+
+/* A small .nii.gz claiming terabytes fails from its size, not from malloc
+ * or a long decompression. */
+START_TEST(test_gz_claims_too_much)
+{
+    char path[512];
+    kt_tmp_path(path, sizeof path, "big.nii");
+    vspec v = spec(RAS, DT_INT16);
+    write_volume(path, &v, NULL);
+    size_t n;
+    unsigned char *buf = kt_read_file(path, &n);
+    nifti_1_header h;
+    memcpy(&h, buf, sizeof h);
+    h.dim[1] = h.dim[2] = h.dim[3] = 30000;
+    memcpy(buf, &h, sizeof h);
+    char gz[512];
+    kt_tmp_path(gz, sizeof gz, "big.nii.gz");
+    gzFile f = gzopen(gz, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(gzwrite(f, buf, (unsigned)n), (int)n);
+    ck_assert_int_eq(gzclose(f), Z_OK);
+    free(buf);
+    check_read_fails(gz, KMS_ERR_INPUT,
+                     "claims 54000000000000 bytes of voxel data, more than a");
+}
+END_TEST
+
+/* Voxel sizes in metres or microns are read as millimetres. */
+START_TEST(test_spacing_units)
+{
+    char path[512];
+    kt_tmp_path(path, sizeof path, "m.nii");
+    vspec v = spec(RAS, DT_INT16);
+    write_volume(path, &v, NULL);
+    size_t n;
+    unsigned char *buf = kt_read_file(path, &n);
+    nifti_1_header h;
+    memcpy(&h, buf, sizeof h);
+    kms_volume ref;
+    kms_error err;
+    ck_assert_int_eq(kms_nifti_read(path, &ref, &err), KMS_OK);
+    h.xyzt_units = NIFTI_UNITS_METER;
+    for (int a = 1; a <= 3; a++)
+        h.pixdim[a] /= 1000;
+    memcpy(buf, &h, sizeof h);
+    kt_write_bytes(path, buf, n);
+    free(buf);
+    kms_volume vol;
+    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
+    for (int a = 0; a < 3; a++)
+        ck_assert_double_eq_tol(vol.voxel_mm[a], ref.voxel_mm[a], 1e-6);
+    kms_volume_free(&vol);
+    kms_volume_free(&ref);
+}
+END_TEST
+
 START_TEST(test_write_protected)
 {
     vspec v = spec(RAS, DT_INT16);
@@ -1253,6 +1369,9 @@ static Suite *nifti_suite(void)
     tcase_add_test(limits, test_missing);
     tcase_add_test(limits, test_not_nifti);
     tcase_add_test(limits, test_bad_header_fields);
+    tcase_add_test(limits, test_header_repairs_refused);
+    tcase_add_test(limits, test_gz_claims_too_much);
+    tcase_add_test(limits, test_spacing_units);
     tcase_add_test(limits, test_write_protected);
     tcase_add_test(limits, test_write_bad_arguments);
     suite_add_tcase(s, limits);
