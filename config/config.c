@@ -77,46 +77,62 @@ static kms_status add_section(kms_config *cfg, const char *name, size_t n,
     return KMS_OK;
 }
 
+/* A section header on this line, if any, into cfg's list. */
+static kms_status scan_line(kms_config *cfg, const char *buf, int line,
+                            kms_error *err)
+{
+    const char *p = buf;
+    if (line == 1 && (unsigned char)p[0] == 0xEF &&
+        (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
+        p += 3; /* UTF-8 BOM, as inih skips it */
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p != '[')
+        return KMS_OK;
+    const char *end = strchr(p, ']');
+    if (!end)
+        return KMS_OK; /* inih reports the syntax error with its line */
+    const char *name = p + 1;
+    while (name < end && isspace((unsigned char)*name))
+        name++;
+    size_t n = (size_t)(end - name);
+    while (n > 0 && isspace((unsigned char)name[n - 1]))
+        n--;
+    return add_section(cfg, name, n, line, err);
+}
+
 /* inih reports keys but not empty sections or where a section starts, so
  * section headers are listed in a first pass of our own. */
 static kms_status scan_sections(kms_config *cfg, FILE *f, kms_error *err)
 {
-    char buf[4096];
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t got;
     int line = 0;
-    while (fgets(buf, sizeof buf, f)) {
+    kms_status st = KMS_OK;
+    while (st == KMS_OK && (got = getline(&buf, &cap, f)) >= 0) {
         line++;
-        size_t len = strlen(buf);
-        bool whole = len > 0 && buf[len - 1] == '\n';
+        /* fgets (and so inih) would stop at a NUL and report nonsense */
+        if (memchr(buf, '\0', (size_t)got)) {
+            st = kms_error_set(err, KMS_ERR_CONFIG, cfg->path, line, NULL,
+                               "a NUL byte: this is not a text file");
+            break;
+        }
+        size_t len = (size_t)got;
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
             len--;
         /* inih's line buffer holds INI_MAX_LINE bytes with "\r\n\0". */
-        if (len > INI_MAX_LINE - 3 || (!whole && !feof(f)))
-            return kms_error_set(err, KMS_ERR_CONFIG, cfg->path, line, NULL,
-                                 "line longer than %d characters (use a "
-                                 "folder or a glob for long input lists)",
-                                 INI_MAX_LINE - 3);
-        const char *p = buf;
-        if (line == 1 && (unsigned char)p[0] == 0xEF &&
-            (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
-            p += 3; /* UTF-8 BOM, as inih skips it */
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p != '[')
-            continue;
-        const char *end = strchr(p, ']');
-        if (!end)
-            continue; /* inih reports the syntax error with its line */
-        const char *name = p + 1;
-        while (name < end && isspace((unsigned char)*name))
-            name++;
-        size_t n = (size_t)(end - name);
-        while (n > 0 && isspace((unsigned char)name[n - 1]))
-            n--;
-        kms_status st = add_section(cfg, name, n, line, err);
-        if (st != KMS_OK)
-            return st;
+        if (len > INI_MAX_LINE - 3) {
+            st = kms_error_set(err, KMS_ERR_CONFIG, cfg->path, line, NULL,
+                               "line longer than %d characters (use a "
+                               "folder or a glob for long input lists)",
+                               INI_MAX_LINE - 3);
+            break;
+        }
+        st = scan_line(cfg, buf, line, err);
     }
-    return KMS_OK;
+    free(buf);
+    return st;
 }
 
 typedef struct parse_state {

@@ -79,4 +79,39 @@ rc=$?
 [ $rc = 2 ] && grep -q "pipeline.output: empty" "$T/eo3.err" \
     && ok "-s pipeline.output= : exit 2" || ko "-s output empty" "rc $rc $(cat "$T/eo3.err")"
 
+# a NUL byte in a config (a binary file, or a paste gone wrong) is named as such
+printf '[pipeline]\ninput = ct\0junk\nstages = read, lung_mask, write\n' >"$T/nul.ini"
+timeout 60 "$KMSEG" run "$T/nul.ini" -q -o "$T/out_nul" 2>"$T/nul.err"
+rc=$?
+[ $rc = 2 ] && grep -q "nul.ini:2: a NUL byte" "$T/nul.err" && [ ! -e "$T/out_nul" ] \
+    && ok "a NUL byte in the config: exit 2 naming file:line, no output folder" \
+    || ko "NUL byte" "rc $rc $(cat "$T/nul.err")"
+
+# NIfTI headers nifti_clib would repair: an error row naming the field, and
+# nothing of the library's own on stderr
+/usr/bin/python3 - "$S/volume/ct.nii.gz" "$T/bad" <<'EOP'
+import gzip, struct, sys, os
+src, out = sys.argv[1], sys.argv[2]
+os.makedirs(out, exist_ok=True)
+data = bytearray(gzip.open(src).read())
+def put(name, fmt, off, val):
+    d = bytearray(data); struct.pack_into(fmt, d, off, val)
+    open(os.path.join(out, name), "wb").write(gzip.compress(bytes(d)))
+put("rank0.nii.gz", "<h", 40, 0)
+put("negdim.nii.gz", "<h", 44, -3)
+put("offset.nii.gz", "<f", 108, 40.0)
+put("pixdim.nii.gz", "<f", 88, 100.0)
+EOP
+timeout 60 "$KMSEG" run "$CFG" -q -i "$T/bad" -o "$T/out_bad" 2>"$T/bad.err"
+rc=$?
+for c in "rank0:dim\[0\] = 0" "negdim:dim\[2\] = -3" "offset:vox_offset = 40" "pixdim:pixdim\[3\] = 100 mm"; do
+    name=${c%%:*} want=${c#*:}
+    [ "$(col "$T/out_bad/summary.csv" "$name.nii.gz" status)" = error ] \
+        && grep -q "$name.nii.gz.*$want" "$T/bad.err" \
+        && ok "NIfTI $name: error row naming the field" || ko "NIfTI $name" "$(grep "$name" "$T/bad.err")"
+done
+[ $rc = 1 ] && ! grep -q '\*\*' "$T/bad.err" && [ "$(grep -vc '^kmseg: ' "$T/bad.err")" = 0 ] \
+    && ok "bad NIfTI headers: exit 1, only kmseg's own lines on stderr" \
+    || ko "NIfTI stderr" "rc $rc $(grep -v '^kmseg: ' "$T/bad.err" | head -3)"
+
 e2e_done
