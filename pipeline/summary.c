@@ -143,7 +143,39 @@ static int cmp_line(const void *a, const void *b)
     return strcmp(x, y);
 }
 
-/* Reads the lines of a CSV file after its header; fails on a wrong header. */
+/* One CSV record into *buf (NUL-terminated, without its line end): a line
+ * break inside quotes belongs to the field (an input's name may hold one).
+ * Returns its length, or -1 at the end of the file. */
+static ssize_t read_record(FILE *f, char **buf, size_t *cap)
+{
+    size_t n = 0;
+    bool quoted = false;
+    int c;
+    while ((c = getc(f)) != EOF) {
+        if (c == '"')
+            quoted = !quoted; /* "" inside quotes toggles twice */
+        else if (c == '\n' && !quoted)
+            break;
+        if (n + 2 > *cap) {
+            size_t want = *cap ? 2 * *cap : 256;
+            char *b = realloc(*buf, want);
+            if (!b)
+                return -2;
+            *buf = b;
+            *cap = want;
+        }
+        (*buf)[n++] = (char)c;
+    }
+    if (c == EOF && n == 0)
+        return -1;
+    if (n > 0 && (*buf)[n - 1] == '\r')
+        n--;
+    (*buf)[n] = '\0';
+    return (ssize_t)n;
+}
+
+/* Reads the records of a CSV file after its header; fails on a wrong
+ * header. */
 static kms_status read_lines(const char *path, char ***lines, size_t *n,
                              bool missing_ok, kms_error *err)
 {
@@ -160,9 +192,7 @@ static kms_status read_lines(const char *path, char ***lines, size_t *n,
     size_t cap = 0, lines_cap = 0;
     ssize_t got;
     bool header = true;
-    while ((got = getline(&line, &cap, f)) >= 0) {
-        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
-            line[--got] = '\0';
+    while ((got = read_record(f, &line, &cap)) >= 0) {
         if (header) {
             header = false;
             if (strcmp(line, KMS_SUMMARY_HEADER) != 0) {
@@ -187,6 +217,8 @@ static kms_status read_lines(const char *path, char ***lines, size_t *n,
         }
         (*n)++;
     }
+    if (got == -2)
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     free(line);
     fclose(f);
     return st;

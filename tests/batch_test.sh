@@ -160,6 +160,24 @@ for u in 077:600 022:644; do
         || ko "umask ${u%%:*}" "modes $got"
 done
 
+# --- a file name holding a newline and a quote: one CSV record for --resume and merge ------
+mkdir -p "$T/nl"
+cp "$T/in/slice_000.png" "$T/nl/$(printf 'two\nlines "q".png')"
+cp "$T/in/slice_001.png" "$T/nl/plain.png"
+for i in 0 1; do
+    "$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings -i "$T/nl" --shard $i/2 -o "$T/nl_out"
+done
+"$KMSEG" merge-summaries "$T/nl_out"
+"$KMSEG" run "$T/batch.ini" -j 1 --progress never --no-timings -i "$T/nl" --resume -o "$T/nl_out" 2>"$T/nl.err"
+rc=$?
+got=$(/usr/bin/python3 -c "
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline='')))
+print(len(rows), sorted(r['status'] for r in rows), any('\n' in r['input'] for r in rows))" "$T/nl_out/summary.csv")
+[ $rc = 0 ] && [ "$got" = "2 ['ok', 'ok'] True" ] && grep -q " 2 skipped of 2" "$T/nl.err" \
+    && ok "a name with a newline: shards merge, --resume skips both and keeps their rows" \
+    || ko "newline name" "rc $rc: $got $(cat "$T/nl.err")"
+
 # --- inputs: recursive folders and list files ----------------------------------------------
 mkdir -p "$T/tree/a/b"
 cp "$T/in/slice_000.png" "$T/tree/top.png"
