@@ -96,6 +96,15 @@ int kms_cmd_elbow(const kms_pipeline *pl, const kms_batch_options *opt,
                         "settings are used)\n");
         return 2;
     }
+    /* reshape's fixed size caps every input's samples: say so now */
+    long per_slice = pl->link.samples.per_slice;
+    if (per_slice > 0 && k_max > per_slice) {
+        fprintf(stderr, "kmseg: error: --k %d..%d: K up to %d needs %d "
+                        "samples, but reshape's width x height gives %ld a "
+                        "slice\n",
+                k_min, k_max, k_max, k_max, per_slice);
+        return 2;
+    }
     kms_each each = {"elbow for", "elbow.csv", "input,k,wcss", elbow_input, &es,
                      0, 0};
     return kms_batch_each(pl, opt, &each);

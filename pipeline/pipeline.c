@@ -165,7 +165,7 @@ static kms_status build_stages(kms_pipeline *pl, const kms_config *cfg,
 }
 
 /* The link check: each stage's prepare sees what the earlier ones provide. */
-static kms_status link_stages(const kms_pipeline *pl, const kms_config *cfg,
+static kms_status link_stages(kms_pipeline *pl, const kms_config *cfg,
                               kms_error *err)
 {
     kms_link link = {0};
@@ -199,6 +199,7 @@ static kms_status link_stages(const kms_pipeline *pl, const kms_config *cfg,
         }
         return st;
     }
+    pl->link = link;
     return KMS_OK;
 }
 

@@ -30,6 +30,8 @@ typedef struct kms_pipeline {
     char *base_dir;           /* relative input/output paths start here */
     kms_stage_instance *stages;
     size_t n_stages;
+    kms_link link;            /* what the stages leave, as their prepare
+                                 declared it */
 } kms_pipeline;
 
 /* Builds pl from cfg: unknown sections and keys, bad and out-of-range

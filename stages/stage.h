@@ -53,7 +53,9 @@ typedef struct kms_param {
 /* The link: what the stages before this one leave in the context, as typed
  * facts of the config alone. Each prepare() checks what it consumes against
  * it and declares what it produces, so a config that cannot work fails
- * before any input is read. "May" sets are what some input could give. */
+ * before any input is read. "May" sets are what some input could give.
+ * Image facts are those of image files: volumes (NIfTI, DICOM series) are
+ * read as one channel of HU whatever read.mode says. */
 
 /* Channel counts an image may have, as bits. */
 enum {

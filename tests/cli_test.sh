@@ -296,6 +296,9 @@ expect "compare without clustering" 2 "compare needs a stage that clusters" && [
 run elbow "$c" --k 1..3
 expect "elbow without clustering" 2 "elbow needs a stage that clusters" && [ -e "$T/cfgerr" ] && ko "elbow: nothing written" "output folder created"
 
+run elbow "$(config elbow4 "s|^output = .*|output = $T/cfgerr|; s/^width = 64/width = 2/; s/^height = 64/height = 2/")" --k 1..5
+expect "elbow K beyond reshape's samples" 2 "--k 1..5" "gives 4 a slice" && [ -e "$T/cfgerr" ] && ko "elbow --k: nothing written" "output folder created"
+
 run run "$T/no-such.ini"
 expect "missing config" 2 "$T/no-such.ini" "cannot open config"
 
