@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "context.h"
+#include "kmeans.h"
 #include "opencv_c.h"
 #include "output.h"
 #include "pipeline.h"
@@ -541,6 +542,46 @@ START_TEST(test_truncated_png)
 }
 END_TEST
 
+START_TEST(test_clustering_hook)
+{
+    /* compare and elbow cluster through the class's hook: the same labels
+     * as the stage's own run, with the native parameters its config means */
+    static const char text[] =
+        "[pipeline]\nstages = read, reshape, kmeans, recolor\n[read]\n"
+        "mode = grayscale\n[reshape]\nwidth = 64\nheight = 64\n"
+        "value_scale = 1/255\n[kmeans]\nbackend = native\nk = 3\n"
+        "attempts = 4\nmethod = lloyd\n";
+    kms_pipeline pl;
+    build(text, &pl);
+    size_t at = kms_pipeline_clustering(&pl);
+    ck_assert_uint_eq(at, 2);
+    const kms_stage_instance *km = &pl.stages[at];
+    kms_context a, b;
+    kms_error err;
+    kms_error_clear(&err);
+    context_for(&a, SAMPLE_PNG, SAMPLE_STEM, 5);
+    context_for(&b, SAMPLE_PNG, SAMPLE_STEM, 5);
+    ck_assert_int_eq(kms_pipeline_run(&pl, &a, &err), KMS_OK);
+    ck_assert_int_eq(kms_pipeline_run_span(&pl, &b, 0, at, &err), KMS_OK);
+    ck_assert_int_eq(km->cls->clustering->cluster(km->params, &b,
+                                                  KMS_BACKEND_NATIVE, &err),
+                     KMS_OK);
+    ck_assert_int_eq(b.k, 3);
+    ck_assert_str_eq(b.backend, "native");
+    ck_assert_uint_eq(b.n_samples, a.n_samples);
+    ck_assert_mem_eq(b.labels, a.labels, a.n_samples * sizeof *a.labels);
+    kms_kmeans_params kp;
+    km->cls->clustering->native_params(km->params, &b, &kp);
+    ck_assert_int_eq(kp.k, 3);
+    ck_assert_int_eq(kp.attempts, 4);
+    ck_assert_int_eq(kp.method, KMS_KM_LLOYD);
+    ck_assert_uint_eq(kp.seed, 5);
+    kms_context_clear(&a);
+    kms_context_clear(&b);
+    kms_pipeline_free(&pl);
+}
+END_TEST
+
 START_TEST(test_k_larger_than_samples)
 {
     /* reshape's fixed size caps the samples: a config error before any
@@ -646,6 +687,7 @@ static Suite *stages_suite(void)
     tcase_add_test(core, test_read_ct_unchanged);
     tcase_add_test(core, test_denoise_median);
     tcase_add_test(core, test_context_clear);
+    tcase_add_test(core, test_clustering_hook);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
