@@ -7,7 +7,6 @@
 #include "agreement.h"
 #include "commands.h"
 #include "opencv_c.h"
-#include "stages.h"
 
 typedef struct outcome {
     int k;
@@ -45,12 +44,13 @@ static kms_status compare_one(const kms_pipeline *pl, const kms_batch *b,
                               size_t kmeans_at, kms_context *ctx, outcome *o,
                               kms_error *err)
 {
-    const void *kp = pl->stages[kmeans_at].params;
+    const kms_stage_instance *km = &pl->stages[kmeans_at];
+    const kms_clustering *cl = km->cls->clustering;
     int32_t *native = NULL;
     kms_image diff = {0};
     kms_status st = kms_pipeline_run_span(pl, ctx, 0, kmeans_at, err);
     if (st == KMS_OK)
-        st = kms_kmeans_stage_cluster(kp, ctx, KMS_BACKEND_NATIVE, err);
+        st = cl->cluster(km->params, ctx, KMS_BACKEND_NATIVE, err);
     if (st != KMS_OK)
         goto out;
     o->k = ctx->k;
@@ -58,7 +58,7 @@ static kms_status compare_one(const kms_pipeline *pl, const kms_batch *b,
     o->native_wcss = ctx->wcss;
     native = ctx->labels; /* keep them: the next call allocates new ones */
     ctx->labels = NULL;
-    st = kms_kmeans_stage_cluster(kp, ctx, KMS_BACKEND_OPENCV, err);
+    st = cl->cluster(km->params, ctx, KMS_BACKEND_OPENCV, err);
     if (st != KMS_OK)
         goto out;
     o->opencv_ms = ctx->ms_kmeans;
@@ -129,10 +129,10 @@ static kms_status compare_input(const kms_pipeline *pl, const kms_batch *b,
 
 int kms_cmd_compare(const kms_pipeline *pl, const kms_batch_options *opt)
 {
-    compare_state cs = {kms_pipeline_stage_index(pl, "kmeans"), NULL, 0, 0};
+    compare_state cs = {kms_pipeline_clustering(pl), NULL, 0, 0};
     if (cs.kmeans_at == pl->n_stages) {
-        fprintf(stderr, "kmseg: error: compare needs a kmeans stage in "
-                        "pipeline.stages\n");
+        fprintf(stderr, "kmseg: error: compare needs a stage that clusters "
+                        "(kmeans) in pipeline.stages\n");
         return 2;
     }
     /* one thread each side, so the ratio compares the algorithms */

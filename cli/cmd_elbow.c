@@ -8,7 +8,6 @@
 #include "elbow.h"
 #include "opencv_c.h"
 #include "plot.h"
-#include "stages.h"
 
 static kms_status write_plot(const kms_batch *b, const kms_context *ctx,
                              const double *wcss, int k_min, int n, int knee,
@@ -64,7 +63,8 @@ static kms_status elbow_input(const kms_pipeline *pl, const kms_batch *b,
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     }
     kms_kmeans_params kp;
-    kms_kmeans_stage_native_params(pl->stages[es->kmeans_at].params, ctx, &kp);
+    const kms_stage_instance *km = &pl->stages[es->kmeans_at];
+    km->cls->clustering->native_params(km->params, ctx, &kp);
     if ((size_t)es->k_max > set.n)
         st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "--k",
                            "K up to %d needs %d samples, there are %zu",
@@ -89,10 +89,20 @@ static kms_status elbow_input(const kms_pipeline *pl, const kms_batch *b,
 int kms_cmd_elbow(const kms_pipeline *pl, const kms_batch_options *opt,
                   int k_min, int k_max)
 {
-    elbow_state es = {kms_pipeline_stage_index(pl, "kmeans"), k_min, k_max};
+    elbow_state es = {kms_pipeline_clustering(pl), k_min, k_max};
     if (es.kmeans_at == pl->n_stages) {
-        fprintf(stderr, "kmseg: error: elbow needs a kmeans stage in "
-                        "pipeline.stages (its samples and settings are used)\n");
+        fprintf(stderr, "kmseg: error: elbow needs a stage that clusters "
+                        "(kmeans) in pipeline.stages (its samples and "
+                        "settings are used)\n");
+        return 2;
+    }
+    /* reshape's fixed size caps every input's samples: say so now */
+    long per_slice = pl->link.samples.per_slice;
+    if (per_slice > 0 && k_max > per_slice) {
+        fprintf(stderr, "kmseg: error: --k %d..%d: K up to %d needs %d "
+                        "samples, but reshape's width x height gives %ld a "
+                        "slice\n",
+                k_min, k_max, k_max, k_max, per_slice);
         return 2;
     }
     kms_each each = {"elbow for", "elbow.csv", "input,k,wcss", elbow_input, &es,

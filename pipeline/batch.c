@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "opencv_c.h"
-#include "stages.h"
 #include "summary.h"
 #include "clock.h"
 #include "path.h"
@@ -214,16 +213,13 @@ static bool products_complete(const kms_pipeline *pl, const kms_batch *b,
                               const kms_input *in)
 {
     enum { MAX_NAMES = 16 };
-    char names[MAX_NAMES][512];
+    char names[MAX_NAMES][KMS_PRODUCT_NAME_MAX];
     if (in->error)
-        return false;
-    const void *wp = kms_pipeline_stage_params(pl, "write");
-    if (!wp)
         return false;
     /* a DICOM series of two or more slices is a volume: its products are
      * named as those of a NIfTI input */
     const char *as = in->n_files > 1 ? "series.nii.gz" : in->path;
-    int n = kms_write_stage_product_names(wp, as, in->stem, names, MAX_NAMES);
+    int n = kms_pipeline_products(pl, as, in->stem, names, MAX_NAMES);
     for (int i = 0; i < n; i++) {
         char path[4096 + 600];
         struct stat sb;

@@ -165,10 +165,11 @@ static kms_status build_stages(kms_pipeline *pl, const kms_config *cfg,
 }
 
 /* The link check: each stage's prepare sees what the earlier ones provide. */
-static kms_status link_stages(const kms_pipeline *pl, const kms_config *cfg,
+static kms_status link_stages(kms_pipeline *pl, const kms_config *cfg,
                               kms_error *err)
 {
     kms_link link = {0};
+    const kms_config_entry *list = kms_config_get(cfg, PIPELINE_SECTION, "stages");
     for (size_t i = 0; i < pl->n_stages; i++) {
         const kms_stage_class *cls = pl->stages[i].cls;
         if (!cls->prepare)
@@ -188,15 +189,17 @@ static kms_status link_stages(const kms_pipeline *pl, const kms_config *cfg,
             snprintf(err->file, sizeof err->file, "%s",
                      e && !e->line ? KMS_CONFIG_CMDLINE : cfg->path);
             err->line = e ? e->line : section_line(cfg, cls->name);
+            /* a default of a stage without a section: where it is listed */
+            if (!e && !err->line && list)
+                err->line = list->line;
         } else {
-            const kms_config_entry *list =
-                kms_config_get(cfg, PIPELINE_SECTION, "stages");
             snprintf(err->key, sizeof err->key, "%s", "pipeline.stages");
             snprintf(err->file, sizeof err->file, "%s", cfg->path);
             err->line = list ? list->line : 0;
         }
         return st;
     }
+    pl->link = link;
     return KMS_OK;
 }
 
@@ -287,6 +290,28 @@ kms_status kms_pipeline_run_span(const kms_pipeline *pl, kms_context *ctx,
         return st;
     }
     return KMS_OK;
+}
+
+size_t kms_pipeline_clustering(const kms_pipeline *pl)
+{
+    size_t i = 0;
+    while (i < pl->n_stages && !pl->stages[i].cls->clustering)
+        i++;
+    return i;
+}
+
+int kms_pipeline_products(const kms_pipeline *pl, const char *input_path,
+                          const char *stem,
+                          char names[][KMS_PRODUCT_NAME_MAX], int max)
+{
+    int n = 0;
+    for (size_t i = 0; i < pl->n_stages && n < max; i++) {
+        const kms_stage_class *cls = pl->stages[i].cls;
+        if (cls->products)
+            n += cls->products(pl->stages[i].params, input_path, stem,
+                               names + n, max - n);
+    }
+    return n;
 }
 
 size_t kms_pipeline_stage_index(const kms_pipeline *pl, const char *stage_name)

@@ -30,6 +30,8 @@ typedef struct kms_pipeline {
     char *base_dir;           /* relative input/output paths start here */
     kms_stage_instance *stages;
     size_t n_stages;
+    kms_link link;            /* what the stages leave, as their prepare
+                                 declared it */
 } kms_pipeline;
 
 /* Builds pl from cfg: unknown sections and keys, bad and out-of-range
@@ -47,7 +49,19 @@ kms_status kms_pipeline_run(const kms_pipeline *pl, kms_context *ctx,
 kms_status kms_pipeline_run_span(const kms_pipeline *pl, kms_context *ctx,
                                  size_t first, size_t end, kms_error *err);
 
-/* Index of the first stage of that class, or n_stages. */
+/* Index of the first stage whose class clusters (has the clustering hook),
+ * or n_stages: what compare and elbow work with. */
+size_t kms_pipeline_clustering(const kms_pipeline *pl);
+
+/* The names of the files every stage with a products hook writes for an
+ * input (input_path: as the stages see it). Returns how many (at most
+ * max). */
+int kms_pipeline_products(const kms_pipeline *pl, const char *input_path,
+                          const char *stem,
+                          char names[][KMS_PRODUCT_NAME_MAX], int max);
+
+/* Index of the first stage of that class, or n_stages (for tools and
+ * tests; commands use the hooks above). */
 size_t kms_pipeline_stage_index(const kms_pipeline *pl, const char *stage_name);
 
 /* The params of the first stage of that class, or NULL. */

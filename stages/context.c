@@ -40,22 +40,22 @@ void kms_context_clear(kms_context *ctx)
     memset(ctx, 0, sizeof *ctx);
 }
 
-kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
-                          void *arg, kms_error *err)
+kms_status kms_map_slices_to(const kms_image *src, int slices, kms_slice_fn fn,
+                             void *arg, kms_image *dst, kms_error *err)
 {
     if (slices <= 1) {
         kms_image out = {0};
-        kms_status st = fn(stack, &out, arg, err);
+        kms_status st = fn(src, &out, arg, err);
         if (st == KMS_OK)
-            kms_image_move(stack, &out);
+            kms_image_move(dst, &out);
         kms_image_free(&out);
         return st;
     }
-    int rows = stack->height / slices;
+    int rows = src->height / slices;
     kms_image result = {0}, one = {0};
     kms_status st = KMS_OK;
     for (int z = 0; z < slices && st == KMS_OK; z++) {
-        kms_image view = kms_image_rows(stack, z * rows, rows);
+        kms_image view = kms_image_rows(src, z * rows, rows);
         st = fn(&view, &one, arg, err);
         if (st != KMS_OK)
             break;
@@ -76,9 +76,15 @@ kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
     }
     kms_image_free(&one);
     if (st == KMS_OK)
-        kms_image_move(stack, &result);
+        kms_image_move(dst, &result);
     kms_image_free(&result);
     return st;
+}
+
+kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
+                          void *arg, kms_error *err)
+{
+    return kms_map_slices_to(stack, slices, fn, arg, stack, err);
 }
 
 size_t kms_scan_bytes(const uint8_t *p, size_t n, bool want_zero)

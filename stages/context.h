@@ -118,6 +118,11 @@ typedef kms_status (*kms_slice_fn)(const kms_image *src, kms_image *dst,
 kms_status kms_map_slices(kms_image *stack, int slices, kms_slice_fn fn,
                           void *arg, kms_error *err);
 
+/* The same from src (left as it is, e.g. a view of another image) into dst
+ * (freed first, on success only). */
+kms_status kms_map_slices_to(const kms_image *src, int slices, kms_slice_fn fn,
+                             void *arg, kms_image *dst, kms_error *err);
+
 /* Index of the first byte of p[0 .. n) that is zero (want_zero) or
  * nonzero (n if none), eight bytes at a time: quick through the long runs
  * of masks and valid flags. */

@@ -26,8 +26,10 @@ typedef struct denoise_params {
     int search_window;
 } denoise_params;
 
-static const char *const methods[] = {"none", "gaussian", "median",
-                                      "bilateral", "nlmeans", NULL};
+static const kms_choice methods[] = {
+    {"none", DENOISE_NONE},           {"gaussian", DENOISE_GAUSSIAN},
+    {"median", DENOISE_MEDIAN},       {"bilateral", DENOISE_BILATERAL},
+    {"nlmeans", DENOISE_NLMEANS},     {NULL, 0}};
 
 static const kms_param denoise_table[] = {
     {"method", KMS_PARAM_CHOICE, "none", 0, 0, methods,
@@ -57,7 +59,7 @@ static kms_status denoise_prepare(const void *params, kms_link *link,
                                   kms_error *err)
 {
     const denoise_params *p = params;
-    if (!link->image)
+    if (!link->image.present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "denoise needs an image: put read before it");
     if ((p->method == DENOISE_GAUSSIAN || p->method == DENOISE_MEDIAN) &&
@@ -73,6 +75,20 @@ static kms_status denoise_prepare(const void *params, kms_link *link,
                              p->template_window % 2 == 0 ? "template_window"
                                                          : "search_window",
                              "must be odd");
+    /* OpenCV's own limits on depth, when the config fixes the depth (HU
+     * rescaled by read.slope/intercept: 16-bit signed or float) */
+    unsigned depths = link->image.depths;
+    if (p->method == DENOISE_MEDIAN && p->ksize > 5 &&
+        !(depths & KMS_DEPTH_BIT(KMS_DEPTH_U8)))
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "ksize",
+                             "median above 5 takes 8-bit images only, and "
+                             "read.slope/intercept make HU: use 3 or 5");
+    if (p->method == DENOISE_NLMEANS &&
+        !(depths & (KMS_DEPTH_BIT(KMS_DEPTH_U8) | KMS_DEPTH_BIT(KMS_DEPTH_U16))))
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "method",
+                             "nlmeans takes 8- or 16-bit unsigned images, and "
+                             "read.slope/intercept make HU: use gaussian, "
+                             "median or bilateral");
     return KMS_OK;
 }
 

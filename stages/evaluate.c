@@ -37,6 +37,11 @@ static kms_status evaluate_prepare(const void *params, kms_link *link,
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "truth",
                              "empty: name the truth masks, e.g. "
                              "masks/{stem}.png");
+    /* a misspelt placeholder would look for one missing file per input */
+    for (const char *b = strchr(p->truth, '{'); b; b = strchr(b + 1, '{'))
+        if (strncmp(b, "{stem}", 6) != 0)
+            return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "truth",
+                                 "'%.40s': the only placeholder is {stem}", b);
     return KMS_OK;
 }
 

@@ -11,7 +11,7 @@
 #include "kmeans.h"
 #include "opencv_c.h"
 #include "output.h"
-#include "stages.h"
+#include "stage.h"
 #include "clock.h"
 
 typedef enum criteria { CRIT_BOTH, CRIT_MAX_ITER, CRIT_EPS } criteria;
@@ -30,12 +30,21 @@ typedef struct kmeans_params {
     int init;
 } kmeans_params;
 
-static const char *const backends[] = {"native", "opencv", NULL};
-static const char *const method_names[] = {"auto", "optimal", "lloyd", NULL};
-static const char *const criteria_names[] = {"eps+max_iter", "max_iter", "eps",
-                                             NULL};
-static const char *const init_names[] = {"pp", "random", NULL};
-static const char *const k_words[] = {"auto", NULL};
+static const kms_choice backends[] = {{"native", KMS_BACKEND_NATIVE},
+                                      {"opencv", KMS_BACKEND_OPENCV},
+                                      {NULL, 0}};
+static const kms_choice method_names[] = {{"auto", KMS_KM_AUTO},
+                                          {"optimal", KMS_KM_OPTIMAL},
+                                          {"lloyd", KMS_KM_LLOYD},
+                                          {NULL, 0}};
+static const kms_choice criteria_names[] = {{"eps+max_iter", CRIT_BOTH},
+                                            {"max_iter", CRIT_MAX_ITER},
+                                            {"eps", CRIT_EPS},
+                                            {NULL, 0}};
+static const kms_choice init_names[] = {{"pp", INIT_PP},
+                                        {"random", INIT_RANDOM},
+                                        {NULL, 0}};
+static const kms_choice k_words[] = {{"auto", 0}, {NULL, 0}};
 
 static const kms_param kmeans_table[] = {
     {"backend", KMS_PARAM_CHOICE, "native", 0, 0, backends,
@@ -74,14 +83,29 @@ static kms_status kmeans_prepare(const void *params, kms_link *link,
                                  kms_error *err)
 {
     const kmeans_params *p = params;
+    const kms_link_samples *in = &link->samples;
     if (p->k == 0 && p->k_min >= p->k_max)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "k_max",
                              "k = auto needs k_min < k_max (%d, %d)", p->k_min,
                              p->k_max);
-    if (!link->samples)
+    if (!in->present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "kmeans needs samples: put reshape before it");
-    link->labels = true;
+    if (p->method == KMS_KM_OPTIMAL && in->dims != 1)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "method",
+                             "optimal is exact for one feature only, but "
+                             "reshape gives %d (features = color): use auto "
+                             "or lloyd", in->dims);
+    /* k = auto stops at the sample count by itself */
+    if (p->k > 0 && in->per_slice > 0 && p->k > in->per_slice)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "k",
+                             "%d clusters need at least %d samples, but "
+                             "reshape's width x height gives %ld a slice",
+                             p->k, p->k, in->per_slice);
+    link->labels.present = true;
+    link->labels.k = p->k;
+    link->labels.k_min = p->k_min;
+    link->labels.k_max = p->k_max;
     return KMS_OK;
 }
 
@@ -112,7 +136,7 @@ static kms_status run_opencv(const kmeans_params *p, kms_context *ctx,
                          ctx->centers, &ctx->wcss, err);
 }
 
-void kms_kmeans_stage_native_params(const void *params,
+static void kms_kmeans_stage_native_params(const void *params,
                                     const kms_context *ctx,
                                     kms_kmeans_params *kp)
 {
@@ -230,7 +254,7 @@ static kms_status choose_k(const kmeans_params *p, kms_context *ctx,
     return st;
 }
 
-kms_status kms_kmeans_stage_cluster(const void *params, kms_context *ctx,
+static kms_status kms_kmeans_stage_cluster(const void *params, kms_context *ctx,
                                     kms_backend backend, kms_error *err)
 {
     const kmeans_params *p = params;
@@ -289,6 +313,11 @@ static kms_status kmeans_run(const void *params, kms_context *ctx,
     return kms_kmeans_stage_cluster(params, ctx, (kms_backend)p->backend, err);
 }
 
+static const kms_clustering kmeans_clustering = {
+    .cluster = kms_kmeans_stage_cluster,
+    .native_params = kms_kmeans_stage_native_params,
+};
+
 const kms_stage_class kms_stage_kmeans = {
     .name = "kmeans",
     .description = "cluster the samples into k groups (native or OpenCV)",
@@ -296,4 +325,5 @@ const kms_stage_class kms_stage_kmeans = {
     .params_size = sizeof(kmeans_params),
     .prepare = kmeans_prepare,
     .run = kmeans_run,
+    .clustering = &kmeans_clustering,
 };

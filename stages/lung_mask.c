@@ -92,7 +92,9 @@ typedef struct lung_params {
 } lung_params;
 
 typedef enum lung_orient { ORIENT_AUTO, ORIENT_STORED } lung_orient;
-static const char *const orient_choices[] = {"auto", "stored", NULL};
+static const kms_choice orient_choices[] = {{"auto", ORIENT_AUTO},
+                                            {"stored", ORIENT_STORED},
+                                            {NULL, 0}};
 
 static const kms_param lung_table[] = {
     {"threshold", KMS_PARAM_STRING, "kmeans", 0, 0, NULL,
@@ -217,10 +219,10 @@ static kms_status lung_prepare(const void *params, kms_link *link,
     const lung_params *p = params;
     double levels[MAX_LEVELS], t;
     int n;
-    if (!link->image)
+    if (!link->image.present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "lung_mask needs an image: put read before it");
-    if (link->color)
+    if (!(link->image.channels & KMS_CHANNELS_1))
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "lung_mask needs one value per pixel, but "
                              "read.mode = color gives three: set read.mode = "
@@ -1626,8 +1628,9 @@ static const char *orient_name(int code)
 /* lung_slice on the slice brought to the canonical view, the mask brought
  * back to the slice's grid. */
 static kms_status oriented_slice(const kms_image *src, kms_image *dst,
-                                 slice_job *job, kms_error *err)
+                                 void *arg, kms_error *err)
 {
+    slice_job *job = arg;
     int code = job->orient;
     if (code < 0)
         code = job->turned = find_orient(src, job->bone_hu);
@@ -1647,31 +1650,6 @@ static kms_status oriented_slice(const kms_image *src, kms_image *dst,
         st = kms_orient_apply(&mask, dst, kms_orient_inverse(code), err);
     kms_image_free(&turned);
     kms_image_free(&mask);
-    return st;
-}
-
-/* The mask of every slice of hu (a stack of `slices`), at hu's size. */
-static kms_status map_lung_slices(const kms_image *hu, int slices,
-                                  slice_job *job, kms_image *mask,
-                                  kms_error *err)
-{
-    if (slices <= 1)
-        return oriented_slice(hu, mask, job, err);
-    int rows = hu->height / slices;
-    kms_image all = {0}, one = {0};
-    kms_status st = kms_image_alloc(&all, hu->width, hu->height, 1,
-                                    KMS_DEPTH_U8, err);
-    for (int z = 0; st == KMS_OK && z < slices; z++) {
-        kms_image view = kms_image_rows(hu, z * rows, rows);
-        st = lung_slice(&view, &one, job, err);
-        for (int y = 0; st == KMS_OK && y < rows; y++)
-            memcpy(kms_image_row(&all, z * rows + y), kms_image_row(&one, y),
-                   (size_t)hu->width);
-        kms_image_free(&one);
-    }
-    if (st == KMS_OK)
-        kms_image_move(mask, &all);
-    kms_image_free(&all);
     return st;
 }
 
@@ -1706,11 +1684,13 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
     if (is_picture(ctx, src) && p->display_hi < BONE_HU + 1)
         job.bone_hu = (int)floor(p->display_hi -
                                  2 * (p->display_hi - p->display_lo) / 255);
-    job.orient = p->orient == ORIENT_STORED ? 0
-                 : ctx->orient_known        ? ctx->orient
-                                            : -1;
+    /* volumes are canonical already: only 2-D slices are turned */
+    job.orient = p->orient == ORIENT_STORED || slices > 1 ? 0
+                 : ctx->orient_known                     ? ctx->orient
+                                                         : -1;
     if (st == KMS_OK)
-        st = map_lung_slices(&hu, slices, &job, &ctx->mask, err);
+        st = kms_map_slices_to(&hu, slices, oriented_slice, &job, &ctx->mask,
+                               err);
     if (as_is)
         hu = (kms_image){0};
     if (st != KMS_OK)

@@ -74,12 +74,28 @@ static kms_status mask_prepare(const void *params, kms_link *link,
                                kms_error *err)
 {
     const mask_params *p = params;
+    const kms_link_labels *in = &link->labels;
     uint64_t ranks;
-    if (!link->labels)
+    if (!in->present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "mask needs labels: put kmeans before it");
+    /* k = auto: any k up to k_max may come out */
+    int k = in->k > 0 ? in->k : in->k_max;
+    kms_status st = parse_ranks(p->clusters, k, &ranks, err);
+    if (st != KMS_OK)
+        return st;
+    /* a rank no cluster has would leave every mask empty */
+    if (k < 64 && ranks >> k) {
+        int r = k;
+        while (!(ranks >> r & 1))
+            r++;
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "clusters",
+                             "rank %d needs %d clusters, but kmeans.k = %s%d "
+                             "gives ranks 0..%d", r, r + 1,
+                             in->k > 0 ? "" : "auto, k_max = ", k, k - 1);
+    }
     link->mask = true;
-    return parse_ranks(p->clusters, 64, &ranks, err);
+    return KMS_OK;
 }
 
 static kms_status mask_run(const void *params, kms_context *ctx, kms_error *err)

@@ -69,20 +69,29 @@ static void list_choices(const kms_param *param, char *buf, size_t len)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (const char *const *c = param->choices; *c && used < len; c++) {
+    for (const kms_choice *c = param->choices; c->name && used < len; c++) {
         int n = snprintf(buf + used, len - used, "%s%s",
-                         c == param->choices ? "" : ", ", *c);
+                         c == param->choices ? "" : ", ", c->name);
         if (n > 0)
             used += (size_t)n;
     }
 }
 
-static int choice_index(const kms_param *param, const char *word)
+/* The choice of param called word (any case), or NULL. */
+static const kms_choice *choice_find(const kms_param *param, const char *word)
 {
-    for (int i = 0; param->choices[i]; i++)
-        if (strcasecmp(param->choices[i], word) == 0)
-            return i;
-    return -1;
+    for (const kms_choice *c = param->choices; c && c->name; c++)
+        if (strcasecmp(c->name, word) == 0)
+            return c;
+    return NULL;
+}
+
+const char *kms_choice_name(const kms_choice *choices, int value)
+{
+    for (const kms_choice *c = choices; c && c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return NULL;
 }
 
 static kms_status bad_choice(const kms_param *param, const char *word,
@@ -115,10 +124,10 @@ static kms_status parse_flags(const kms_param *param, const char *text,
         p += n;
         if (strcasecmp(word, "none") == 0)
             continue;
-        int i = choice_index(param, word);
-        if (i < 0)
+        const kms_choice *c = choice_find(param, word);
+        if (!c)
             return bad_choice(param, word, err);
-        flags |= 1u << i;
+        flags |= (unsigned)c->value;
     }
     *out = flags;
     return KMS_OK;
@@ -177,9 +186,9 @@ kms_status kms_param_parse(const kms_param *param, const char *text,
     switch (param->type) {
     case KMS_PARAM_INT: {
         long v;
-        int word = param->choices ? choice_index(param, text) : -1;
-        if (word >= 0) {
-            *(int *)dst = -word;
+        const kms_choice *word = choice_find(param, text);
+        if (word) {
+            *(int *)dst = word->value;
             return KMS_OK;
         }
         if (!parse_int(text, &v))
@@ -203,10 +212,10 @@ kms_status kms_param_parse(const kms_param *param, const char *text,
     case KMS_PARAM_BOOL:
         return parse_bool(text, (bool *)dst, err);
     case KMS_PARAM_CHOICE: {
-        int i = choice_index(param, text);
-        if (i < 0)
+        const kms_choice *c = choice_find(param, text);
+        if (!c)
             return bad_choice(param, text, err);
-        *(int *)dst = i;
+        *(int *)dst = c->value;
         return KMS_OK;
     }
     case KMS_PARAM_FLAGS:

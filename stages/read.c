@@ -13,7 +13,12 @@
 #include "read_dicom.h"
 #include "stage.h"
 
-typedef enum read_mode { READ_COLOR, READ_GRAYSCALE, READ_UNCHANGED } read_mode;
+/* The modes are imread's flags. */
+typedef enum read_mode {
+    READ_COLOR = KMS_CV_IMREAD_COLOR,
+    READ_GRAYSCALE = KMS_CV_IMREAD_GRAYSCALE,
+    READ_UNCHANGED = KMS_CV_IMREAD_UNCHANGED
+} read_mode;
 
 typedef struct read_params {
     int mode; /* read_mode */
@@ -22,7 +27,10 @@ typedef struct read_params {
     char spacing[KMS_STR_MAX];   /* "": from the file, else unknown */
 } read_params;
 
-static const char *const modes[] = {"color", "grayscale", "unchanged", NULL};
+static const kms_choice modes[] = {{"color", READ_COLOR},
+                                   {"grayscale", READ_GRAYSCALE},
+                                   {"unchanged", READ_UNCHANGED},
+                                   {NULL, 0}};
 
 static const kms_param read_table[] = {
     {"mode", KMS_PARAM_CHOICE, "unchanged", 0, 0, modes,
@@ -117,24 +125,38 @@ static kms_status parse_options(const read_params *p, read_options *o,
     return st == KMS_OK ? parse_spacing(p, o->mm, err) : st;
 }
 
+/* Volumes (NIfTI, DICOM series) are read as stored, in HU, whatever the
+ * mode; the mode says what the config expects of its image files. */
 static kms_status read_prepare(const void *params, kms_link *link,
                                kms_error *err)
 {
     const read_params *p = params;
     read_options o;
-    link->image = true;
-    link->color = p->mode == READ_COLOR;
-    return parse_options(params, &o, err);
-}
-
-static int imread_flags(read_mode mode)
-{
-    switch (mode) {
-    case READ_COLOR: return KMS_CV_IMREAD_COLOR;
-    case READ_GRAYSCALE: return KMS_CV_IMREAD_GRAYSCALE;
-    case READ_UNCHANGED: return KMS_CV_IMREAD_UNCHANGED;
+    kms_status st = parse_options(p, &o, err);
+    if (st != KMS_OK)
+        return st;
+    if (o.rescale && p->mode == READ_COLOR)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0,
+                             p->slope[0] ? "slope" : "intercept",
+                             "a rescale needs one channel, but mode = color "
+                             "gives three: set mode = unchanged or grayscale");
+    link->image.present = true;
+    link->image.channels = p->mode == READ_COLOR       ? KMS_CHANNELS_3
+                           : p->mode == READ_GRAYSCALE ? KMS_CHANNELS_1
+                                                       : KMS_CHANNELS_ANY;
+    link->image.depths = p->mode == READ_UNCHANGED
+                             ? KMS_DEPTHS_ANY
+                             : KMS_DEPTH_BIT(KMS_DEPTH_U8);
+    link->image.units = p->mode == READ_UNCHANGED ? KMS_UNITS_AS_STORED
+                                                  : KMS_UNITS_PICTURE;
+    if (o.rescale) {
+        link->image.depths = KMS_DEPTH_BIT(KMS_DEPTH_S16) |
+                             KMS_DEPTH_BIT(KMS_DEPTH_F32);
+        link->image.units = KMS_UNITS_HU;
     }
-    abort();
+    link->spacing = o.mm[0] > 0;
+    link->shapes = KMS_SHAPE_SLICE | KMS_SHAPE_VOLUME;
+    return KMS_OK;
 }
 
 /* Reads the whole file: one read for the decoder, and room to look at the
@@ -509,7 +531,7 @@ static kms_status read_image(const read_params *p, kms_context *ctx,
     bool done = st == KMS_OK && p->mode == READ_UNCHANGED &&
                 read_plain_tiff(buf, len, &ctx->image, err, &st);
     if (st == KMS_OK && !done)
-        st = kms_cv_imdecode(buf, len, imread_flags((read_mode)p->mode),
+        st = kms_cv_imdecode(buf, len, p->mode,
                              ctx->input_path, &ctx->image, err);
     if (st == KMS_OK)
         tiff_pixel_mm(buf, len, ctx->pixel_mm);

@@ -14,7 +14,7 @@ static kms_status recolor_prepare(const void *params, kms_link *link,
                                   kms_error *err)
 {
     (void)params;
-    if (!link->labels)
+    if (!link->labels.present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "recolor needs labels: put kmeans before it");
     link->recolor = true;

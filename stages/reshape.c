@@ -20,9 +20,14 @@ typedef struct reshape_params {
     kms_ratio value_scale;
 } reshape_params;
 
-static const char *const interpolations[] = {"nearest", "linear", "cubic",
-                                             "area", "lanczos4", NULL};
-static const char *const feature_names[] = {"intensity", "color", NULL};
+/* The values are cv::resize's (static_asserts in opencv_c.cpp). */
+static const kms_choice interpolations[] = {
+    {"nearest", KMS_CV_INTER_NEAREST}, {"linear", KMS_CV_INTER_LINEAR},
+    {"cubic", KMS_CV_INTER_CUBIC},     {"area", KMS_CV_INTER_AREA},
+    {"lanczos4", KMS_CV_INTER_LANCZOS4}, {NULL, 0}};
+static const kms_choice feature_names[] = {{"intensity", FEATURES_INTENSITY},
+                                           {"color", FEATURES_COLOR},
+                                           {NULL, 0}};
 
 static const kms_param reshape_table[] = {
     {"width", KMS_PARAM_INT, "0", 0, 65536, NULL,
@@ -51,7 +56,7 @@ static kms_status reshape_prepare(const void *params, kms_link *link,
                                   kms_error *err)
 {
     const reshape_params *p = params;
-    if (!link->image)
+    if (!link->image.present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "reshape needs an image: put read before it");
     if ((p->width == 0) != (p->height == 0))
@@ -61,7 +66,16 @@ static kms_status reshape_prepare(const void *params, kms_link *link,
     if (p->width && p->scale > 0)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "scale",
                              "give either width/height or scale, not both");
-    link->samples = true;
+    bool color = p->features == FEATURES_COLOR;
+    if (color && !(link->image.channels & (KMS_CHANNELS_3 | KMS_CHANNELS_4)))
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "features",
+                             "color needs a colour image, but read.mode = "
+                             "grayscale gives one channel: set read.mode = "
+                             "color or unchanged, or features = intensity");
+    link->samples.present = true;
+    link->samples.dims = color ? 3 : 1;
+    link->samples.per_slice = (long)p->width * p->height;
+    link->samples.value = p->value_scale;
     return KMS_OK;
 }
 

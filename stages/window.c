@@ -67,10 +67,20 @@ static kms_status window_prepare(const void *params, kms_link *link,
 {
     double lo, hi;
     bool explicit_bounds;
-    if (!link->image)
+    if (!link->image.present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                              "window needs an image: put read before it");
-    return bounds(params, &lo, &hi, &explicit_bounds, err);
+    kms_status st = bounds(params, &lo, &hi, &explicit_bounds, err);
+    if (st != KMS_OK)
+        return st;
+    /* an HU window on 8-bit BGR pictures would do nothing, input after
+     * input, without a word */
+    if (!explicit_bounds && !(link->image.channels & KMS_CHANNELS_1))
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "level",
+                             "an HU window needs CT, but read.mode = color "
+                             "gives 8-bit BGR pictures: set read.mode = "
+                             "unchanged, or window.lo and hi in grey levels");
+    return KMS_OK;
 }
 
 static double clip(double v, double lo, double hi)

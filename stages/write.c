@@ -17,11 +17,17 @@
 #include "path.h"
 
 typedef struct write_params {
-    unsigned products; /* KMS_PRODUCT_* bits, in the order of product_names */
+    unsigned products; /* KMS_PRODUCT_* bits */
 } write_params;
 
-static const char *const product_names[] = {"recolor", "labels", "recolor_raw",
-                                            "mask", "overlay", NULL};
+/* In the order they are made and written. */
+static const kms_choice product_names[] = {
+    {"recolor", KMS_PRODUCT_RECOLOR},
+    {"labels", KMS_PRODUCT_LABELS},
+    {"recolor_raw", KMS_PRODUCT_RECOLOR_RAW},
+    {"mask", KMS_PRODUCT_MASK},
+    {"overlay", KMS_PRODUCT_OVERLAY},
+    {NULL, 0}};
 
 static const kms_param write_table[] = {
     {"products", KMS_PARAM_FLAGS, "recolor", 0, 0, product_names,
@@ -42,7 +48,7 @@ static kms_status write_prepare(const void *params, kms_link *link,
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
                              "recolor products need the recolor stage before "
                              "write");
-    if ((p->products & KMS_PRODUCT_LABELS) && !link->labels)
+    if ((p->products & KMS_PRODUCT_LABELS) && !link->labels.present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
                              "labels need the kmeans stage before write");
     if ((p->products & (KMS_PRODUCT_MASK | KMS_PRODUCT_OVERLAY)) && !link->mask)
@@ -293,37 +299,38 @@ static kms_status encode_mask_png(const kms_image *img, unsigned char **bytes,
 
 enum { MAX_PRODUCTS = 8 };
 
-/* File name endings, in the order of product_names (the KMS_PRODUCT_ bits);
- * volumes keep masks and labels as NIfTI in the input's geometry. */
-static const char *const image_suffixes[] = {
-    "_recolor.png", "_labels.png", "_recolor.tif", "_mask.png", "_overlay.png",
-};
-static const char *const volume_suffixes[] = {
-    "_recolor.png", "_labels.nii.gz", "_recolor.tif", "_mask.nii.gz",
-    "_overlay.png",
-};
-
-static const char *suffix_of(int product, bool volume)
+/* File name endings; volumes keep masks and labels as NIfTI in the input's
+ * geometry. */
+static const char *suffix_of(unsigned product, bool volume)
 {
-    return volume ? volume_suffixes[product] : image_suffixes[product];
+    switch (product) {
+    case KMS_PRODUCT_RECOLOR: return "_recolor.png";
+    case KMS_PRODUCT_LABELS: return volume ? "_labels.nii.gz" : "_labels.png";
+    case KMS_PRODUCT_RECOLOR_RAW: return "_recolor.tif";
+    case KMS_PRODUCT_MASK: return volume ? "_mask.nii.gz" : "_mask.png";
+    case KMS_PRODUCT_OVERLAY: return "_overlay.png";
+    }
+    abort();
 }
 
-int kms_write_stage_product_names(const void *params, const char *input_path,
-                                  const char *stem, char names[][512], int max)
+static int write_products(const void *params, const char *input_path,
+                          const char *stem, char names[][KMS_PRODUCT_NAME_MAX],
+                          int max)
 {
     const write_params *p = params;
     bool volume = kms_nifti_is_path(input_path);
     int n = 0;
-    for (int i = 0; product_names[i] && n < max; i++)
-        if (p->products >> i & 1)
-            snprintf(names[n++], 512, "%.400s%s", stem, suffix_of(i, volume));
+    for (const kms_choice *c = product_names; c->name && n < max; c++)
+        if (p->products & (unsigned)c->value)
+            snprintf(names[n++], KMS_PRODUCT_NAME_MAX, "%.400s%s", stem,
+                     suffix_of((unsigned)c->value, volume));
     return n;
 }
 
 /* The products of one input, made before any is written, so a failure can
  * remove what was already written: an input has all its products or none. */
 typedef struct product {
-    char name[512];
+    char name[KMS_PRODUCT_NAME_MAX];
     unsigned char *bytes;    /* an encoded image, or */
     kms_image volume_mask;   /* a stack written as NIfTI */
     size_t len;
@@ -336,12 +343,12 @@ typedef struct product_set {
 
 /* Takes img (moved into the set for NIfTI, encoded otherwise). */
 static kms_status add_product(product_set *set, const kms_context *ctx,
-                              int product_bit, kms_image *img, kms_error *err)
+                              unsigned kind, kms_image *img, kms_error *err)
 {
     assert(set->n < MAX_PRODUCTS);
     product *it = &set->items[set->n];
     bool volume = ctx->volume.header != NULL;
-    const char *suffix = suffix_of(product_bit, volume);
+    const char *suffix = suffix_of(kind, volume);
     snprintf(it->name, sizeof it->name, "%.400s%s", ctx->stem, suffix);
     kms_status st;
     if (strstr(suffix, ".nii")) {
@@ -349,10 +356,10 @@ static kms_status add_product(product_set *set, const kms_context *ctx,
             return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "write.products",
                                  "%s of a resized volume cannot be written in "
                                  "the volume's geometry (drop reshape's size)",
-                                 product_names[product_bit]);
+                                 kms_choice_name(product_names, (int)kind));
         kms_image_move(&it->volume_mask, img);
         st = KMS_OK;
-    } else if (product_bit == 3 && img->channels == 1 &&
+    } else if (kind == KMS_PRODUCT_MASK && img->channels == 1 &&
                img->depth == KMS_DEPTH_U8) {
         st = encode_mask_png(img, &it->bytes, &it->len, err);
     } else {
@@ -372,16 +379,16 @@ static void free_products(product_set *set)
     }
 }
 
-/* Makes the image of one product (bit: its index in product_names). */
-static kms_status make_product(int bit, const kms_context *ctx, kms_image *out,
-                               kms_error *err)
+/* Makes the image of one product (a KMS_PRODUCT_ bit). */
+static kms_status make_product(unsigned kind, const kms_context *ctx,
+                               kms_image *out, kms_error *err)
 {
-    switch (bit) {
-    case 0: return recolor_u8(ctx, out, err);
-    case 1: return labels_u8(ctx, out, err);
-    case 2: return kms_image_copy(out, &ctx->recolor, err);
-    case 3: return kms_image_copy(out, &ctx->mask, err);
-    case 4: return overlay(ctx, out, err);
+    switch (kind) {
+    case KMS_PRODUCT_RECOLOR: return recolor_u8(ctx, out, err);
+    case KMS_PRODUCT_LABELS: return labels_u8(ctx, out, err);
+    case KMS_PRODUCT_RECOLOR_RAW: return kms_image_copy(out, &ctx->recolor, err);
+    case KMS_PRODUCT_MASK: return kms_image_copy(out, &ctx->mask, err);
+    case KMS_PRODUCT_OVERLAY: return overlay(ctx, out, err);
     }
     abort();
 }
@@ -390,18 +397,19 @@ static kms_status encode_products(const write_params *p, const kms_context *ctx,
                                   product_set *set, kms_error *err)
 {
     kms_status st = KMS_OK;
-    for (int bit = 0; product_names[bit] && st == KMS_OK; bit++) {
-        if (!(p->products >> bit & 1))
+    for (const kms_choice *c = product_names; c->name && st == KMS_OK; c++) {
+        unsigned kind = (unsigned)c->value;
+        if (!(p->products & kind))
             continue;
         kms_image img = {0};
         /* a mask of a 2-D image is encoded as it is, without a copy */
-        bool view = bit == 3 && !ctx->volume.header;
+        bool view = kind == KMS_PRODUCT_MASK && !ctx->volume.header;
         if (view)
             img = ctx->mask;
         else
-            st = make_product(bit, ctx, &img, err);
+            st = make_product(kind, ctx, &img, err);
         if (st == KMS_OK)
-            st = add_product(set, ctx, bit, &img, err);
+            st = add_product(set, ctx, kind, &img, err);
         if (!view)
             kms_image_free(&img);
     }
@@ -448,4 +456,5 @@ const kms_stage_class kms_stage_write = {
     .params_size = sizeof(write_params),
     .prepare = write_prepare,
     .run = write_run,
+    .products = write_products,
 };

@@ -42,7 +42,9 @@ typedef struct test_params {
     char l[KMS_STR_MAX];
 } test_params;
 
-static const char *const colours[] = {"red", "green", "blue", NULL};
+/* values unlike the places in the table: the parser stores values */
+static const kms_choice colours[] = {
+    {"red", 1}, {"green", 2}, {"blue", 4}, {NULL, 0}};
 
 static const kms_param test_table[] = {
     {"i", KMS_PARAM_INT, "5", -10, 300, NULL, offsetof(test_params, i), "int"},
@@ -237,9 +239,9 @@ END_TEST
 
 START_TEST(test_param_choice)
 {
-    assert_parses_int("c", "red", 0);
-    assert_parses_int("c", "BLUE", 2);
-    assert_parses_int("c", "gReEn", 1);
+    assert_parses_int("c", "red", 1);
+    assert_parses_int("c", "BLUE", 4);
+    assert_parses_int("c", "gReEn", 2);
     assert_rejected("c", "gren", "'gren' is not one of: red, green, blue");
     assert_rejected("c", "", "'' is not one of: red, green, blue");
 
@@ -284,7 +286,7 @@ START_TEST(test_param_flags)
     ck_assert_uint_eq(*v, KMS_PRODUCT_OVERLAY); /* unchanged */
     free(buf);
 
-    /* the test table: bit i for choice i */
+    /* the test table: the values of the choices named, or'ed */
     test_params t = sentinel();
     ck_assert_int_eq(parse("f", "blue,red", &t, &err), KMS_OK);
     ck_assert_uint_eq(t.f, 5u);
@@ -381,7 +383,7 @@ START_TEST(test_params_defaults)
     ck_assert_int_eq(t.i, 5);
     ck_assert_double_eq(t.d, 0.5);
     ck_assert(t.b);
-    ck_assert_int_eq(t.c, 1);
+    ck_assert_int_eq(t.c, 2);
     ck_assert_uint_eq(t.f, 5u);
     ck_assert_double_eq(t.r.num, 1.0);
     ck_assert_double_eq(t.r.den, 255.0);
@@ -549,7 +551,7 @@ START_TEST(test_build_good)
     ck_assert_str_eq(pl.params.stages, "read, reshape, kmeans, recolor, write");
     ck_assert_int_eq(pl.params.seed, 42);
     ck_assert_str_eq(pl.base_dir, kt_tmpdir);
-    ck_assert_int_eq(stage_int(&pl, "read", "mode"), 0); /* color */
+    ck_assert_int_eq(stage_int(&pl, "read", "mode"), 1); /* IMREAD_COLOR */
     ck_assert_int_eq(stage_int(&pl, "reshape", "width"), 128);
     ck_assert_int_eq(stage_int(&pl, "kmeans", "backend"), 1); /* opencv */
     ck_assert_int_eq(stage_int(&pl, "kmeans", "k"), 2);
@@ -727,6 +729,97 @@ START_TEST(test_build_link_key_errors)
                        "width = 128\n",
                        NULL, NULL, 4, "reshape.height",
                        "set both width and height");
+}
+END_TEST
+
+START_TEST(test_build_contract_errors)
+{
+    /* facts of the config alone that the typed link carries from stage to
+     * stage: each fails the build, naming the key on its line */
+    assert_build_error("[pipeline]\nstages = read, reshape, kmeans\n[read]\n"
+                       "mode = color\n[reshape]\nfeatures = color\n[kmeans]\n"
+                       "method = optimal\n",
+                       NULL, NULL, 8, "kmeans.method",
+                       "reshape gives 3 (features = color)");
+    assert_build_error("[pipeline]\nstages = read, reshape\n[read]\n"
+                       "mode = grayscale\n[reshape]\nfeatures = color\n",
+                       NULL, NULL, 6, "reshape.features",
+                       "read.mode = grayscale gives one channel");
+    assert_build_error("[pipeline]\nstages = read, window\n[read]\n"
+                       "mode = color\n[window]\nlevel = -500\n",
+                       NULL, NULL, 6, "window.level",
+                       "an HU window needs CT");
+    assert_build_error("[pipeline]\nstages = read\n[read]\nmode = color\n"
+                       "intercept = -1024\n",
+                       NULL, NULL, 5, "read.intercept",
+                       "a rescale needs one channel");
+    assert_build_error("[pipeline]\nstages = read, reshape, kmeans\n[reshape]\n"
+                       "width = 4\nheight = 4\n[kmeans]\nk = 17\n",
+                       NULL, NULL, 7, "kmeans.k",
+                       "gives 16 a slice");
+    assert_build_error("[pipeline]\nstages = read, reshape, kmeans, mask\n"
+                       "[kmeans]\nk = 3\n[mask]\nclusters = 0, 3\n",
+                       NULL, NULL, 6, "mask.clusters",
+                       "rank 3 needs 4 clusters, but kmeans.k = 3");
+    assert_build_error("[pipeline]\nstages = read, reshape, kmeans, mask\n"
+                       "[kmeans]\nk = auto\nk_max = 4\n[mask]\nclusters = 5\n",
+                       NULL, NULL, 7, "mask.clusters",
+                       "kmeans.k = auto, k_max = 4");
+    assert_build_error("[pipeline]\nstages = read, lung_mask, evaluate\n"
+                       "[evaluate]\ntruth = masks/{name}.png\n",
+                       NULL, NULL, 4, "evaluate.truth",
+                       "the only placeholder is {stem}");
+    assert_build_error("[pipeline]\nstages = read, denoise\n[read]\n"
+                       "intercept = -1024\n[denoise]\nmethod = median\n"
+                       "ksize = 7\n",
+                       NULL, NULL, 7, "denoise.ksize",
+                       "median above 5 takes 8-bit images only");
+    assert_build_error("[pipeline]\nstages = read, denoise\n[read]\n"
+                       "slope = 1\n[denoise]\nmethod = nlmeans\n",
+                       NULL, NULL, 6, "denoise.method",
+                       "nlmeans takes 8- or 16-bit unsigned images");
+    /* k = 1 is one cluster: legal, and a rank 0 mask of it too */
+    kms_pipeline pl;
+    kms_error err;
+    char path[4096];
+    ck_assert_int_eq(kt_build_text("[pipeline]\nstages = read, reshape, "
+                                   "kmeans, mask\n[kmeans]\nk = 1\n[mask]\n"
+                                   "clusters = brightest\n",
+                                   NULL, &pl, &err, path, sizeof path),
+                     KMS_OK);
+    kms_pipeline_free(&pl);
+}
+END_TEST
+
+START_TEST(test_build_hooks)
+{
+    /* commands find stages by their hooks: the clustering stage, and the
+     * products of every stage that writes */
+    kms_pipeline pl;
+    kms_error err;
+    char path[4096];
+    ck_assert_int_eq(kt_build_text("[pipeline]\nstages = read, reshape, "
+                                   "kmeans, recolor, write\n[write]\n"
+                                   "products = labels, recolor\n",
+                                   NULL, &pl, &err, path, sizeof path),
+                     KMS_OK);
+    ck_assert_uint_eq(kms_pipeline_clustering(&pl), 2);
+    ck_assert_ptr_nonnull(pl.stages[2].cls->clustering->cluster);
+    char names[4][KMS_PRODUCT_NAME_MAX];
+    /* in the order they are written, whatever the list's */
+    ck_assert_int_eq(kms_pipeline_products(&pl, "a/x.png", "x", names, 4), 2);
+    ck_assert_str_eq(names[0], "x_recolor.png");
+    ck_assert_str_eq(names[1], "x_labels.png");
+    ck_assert_int_eq(kms_pipeline_products(&pl, "v.nii.gz", "v", names, 4), 2);
+    ck_assert_str_eq(names[1], "v_labels.nii.gz");
+    ck_assert_int_eq(kms_pipeline_products(&pl, "a/x.png", "x", names, 1), 1);
+    kms_pipeline_free(&pl);
+    ck_assert_int_eq(kt_build_text("[pipeline]\nstages = read, lung_mask\n",
+                                   NULL, &pl, &err, path, sizeof path),
+                     KMS_OK);
+    ck_assert_uint_eq(kms_pipeline_clustering(&pl), pl.n_stages);
+    ck_assert_int_eq(kms_pipeline_products(&pl, "a/x.png", "x", names, 4), 0);
+    kms_pipeline_free(&pl);
 }
 END_TEST
 
@@ -1559,6 +1652,8 @@ static Suite *pipeline_suite(void)
     tcase_add_test(core, test_build_missing_stages);
     tcase_add_test(core, test_build_link_errors);
     tcase_add_test(core, test_build_link_key_errors);
+    tcase_add_test(core, test_build_contract_errors);
+    tcase_add_test(core, test_build_hooks);
     tcase_add_test(core, test_build_override_errors);
     tcase_add_test(core, test_inputs_folder);
     tcase_add_test(core, test_inputs_folder_relative_to_base);

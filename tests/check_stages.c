@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "context.h"
+#include "kmeans.h"
 #include "opencv_c.h"
 #include "output.h"
 #include "pipeline.h"
@@ -541,19 +542,62 @@ START_TEST(test_truncated_png)
 }
 END_TEST
 
+START_TEST(test_clustering_hook)
+{
+    /* compare and elbow cluster through the class's hook: the same labels
+     * as the stage's own run, with the native parameters its config means */
+    static const char text[] =
+        "[pipeline]\nstages = read, reshape, kmeans, recolor\n[read]\n"
+        "mode = grayscale\n[reshape]\nwidth = 64\nheight = 64\n"
+        "value_scale = 1/255\n[kmeans]\nbackend = native\nk = 3\n"
+        "attempts = 4\nmethod = lloyd\n";
+    kms_pipeline pl;
+    build(text, &pl);
+    size_t at = kms_pipeline_clustering(&pl);
+    ck_assert_uint_eq(at, 2);
+    const kms_stage_instance *km = &pl.stages[at];
+    kms_context a, b;
+    kms_error err;
+    kms_error_clear(&err);
+    context_for(&a, SAMPLE_PNG, SAMPLE_STEM, 5);
+    context_for(&b, SAMPLE_PNG, SAMPLE_STEM, 5);
+    ck_assert_int_eq(kms_pipeline_run(&pl, &a, &err), KMS_OK);
+    ck_assert_int_eq(kms_pipeline_run_span(&pl, &b, 0, at, &err), KMS_OK);
+    ck_assert_int_eq(km->cls->clustering->cluster(km->params, &b,
+                                                  KMS_BACKEND_NATIVE, &err),
+                     KMS_OK);
+    ck_assert_int_eq(b.k, 3);
+    ck_assert_str_eq(b.backend, "native");
+    ck_assert_uint_eq(b.n_samples, a.n_samples);
+    ck_assert_mem_eq(b.labels, a.labels, a.n_samples * sizeof *a.labels);
+    kms_kmeans_params kp;
+    km->cls->clustering->native_params(km->params, &b, &kp);
+    ck_assert_int_eq(kp.k, 3);
+    ck_assert_int_eq(kp.attempts, 4);
+    ck_assert_int_eq(kp.method, KMS_KM_LLOYD);
+    ck_assert_uint_eq(kp.seed, 5);
+    kms_context_clear(&a);
+    kms_context_clear(&b);
+    kms_pipeline_free(&pl);
+}
+END_TEST
+
 START_TEST(test_k_larger_than_samples)
 {
+    /* reshape's fixed size caps the samples: a config error before any
+     * input is read */
     static const char text[] =
         "[pipeline]\nstages = read, reshape, kmeans\n[read]\nmode = grayscale\n"
         "[reshape]\nwidth = 1\nheight = 1\n[kmeans]\nbackend = opencv\nk = 2\n";
-    kms_context ctx;
+    kms_pipeline pl;
     kms_error err;
-    ck_assert_int_eq(run_text(text, SAMPLE_PNG, 0, &ctx, &err), KMS_ERR_INPUT);
-    ck_assert_uint_eq(ctx.n_samples, 1);
+    char path[4096];
+    ck_assert_int_eq(kt_build_text(text, NULL, &pl, &err, path, sizeof path),
+                     KMS_ERR_CONFIG);
     ck_assert_str_eq(err.key, "kmeans.k");
-    ck_assert_str_eq(err.file, SAMPLE_PNG);
-    ck_assert_ptr_nonnull(strstr(err.message, "larger than the 1 samples"));
-    kms_context_clear(&ctx);
+    ck_assert_str_eq(err.file, path);
+    ck_assert_int_eq(err.line, 10);
+    ck_assert_ptr_nonnull(strstr(err.message, "gives 1 a slice"));
 }
 END_TEST
 
@@ -643,6 +687,7 @@ static Suite *stages_suite(void)
     tcase_add_test(core, test_read_ct_unchanged);
     tcase_add_test(core, test_denoise_median);
     tcase_add_test(core, test_context_clear);
+    tcase_add_test(core, test_clustering_hook);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");

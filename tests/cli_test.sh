@@ -195,9 +195,7 @@ bad_input "text named .png" "$T/in/text.png" "not an image OpenCV can decode"
 bad_input "folder without images" "$T/empty_dir" "no images"
 bad_input "glob matching nothing" "$T/in/*.jpeg" "no file matches"
 
-cfg=$(config k64 "s/^width = 64/width = 4/; s/^height = 64/height = 4/; s/^k = 2/k = 17/")
-run run "$cfg" -o "$T/kbig"
-expect "k larger than samples" 1 "kmeans.k" "larger than the 16 samples"
+cfg=$(config k2 "")
 
 # outputs never clobber inputs
 mkdir -p "$T/clobber"
@@ -258,6 +256,49 @@ cfg_error "stage needs input" "s/^stages = .*/stages = read, kmeans, write/" "km
 cfg_error "missing stages" "/^stages/d" "pipeline.stages" "missing"
 cfg_error "syntax error" "s/^k = 2/k 2/" "syntax error"
 cfg_error "odd ksize" "s/^stages = .*/stages = read, denoise, reshape, kmeans, recolor, write/; \$a [denoise]\nmethod = median\nksize = 4" "denoise.ksize" "must be odd"
+# the typed stage contract: facts of the config alone fail before any input
+cfg_error "k larger than reshape's samples" "s/^width = 64/width = 4/; s/^height = 64/height = 4/; s/^k = 2/k = 17/" \
+    "kmeans.k" "17 clusters need at least 17 samples" "gives 16 a slice" ":16:"
+cfg_error "optimal with colour features" "s/^height = 64/height = 64\nfeatures = color/; s/^backend = opencv/backend = native\nmethod = optimal/" \
+    "kmeans.method" "optimal is exact for one feature only" ":20:"
+cfg_error "colour features of a grayscale read" "s/^mode = color/mode = grayscale/; s/^height = 64/height = 64\nfeatures = color/" \
+    "reshape.features" "read.mode = grayscale gives one channel" ":13:"
+cfg_error "HU window on a colour read" "s/^stages = .*/stages = read, window, reshape, kmeans, recolor, write/" \
+    "window.level" "an HU window needs CT" ":4:"
+cfg_error "rescale of a colour read" "s/^mode = color/mode = color\nslope = 2/" \
+    "read.slope" "a rescale needs one channel" ":9:"
+cfg_error "lung_mask on a colour read" "s/^stages = .*/stages = read, lung_mask, write/; s/^products = .*/products = mask/" \
+    "pipeline.stages" "read.mode = color gives three"
+cfg_error "mask rank beyond k" "s/^stages = .*/stages = read, reshape, kmeans, mask, write/; s/^products = .*/products = mask/; \$a [mask]\nclusters = darkest, 2" \
+    "mask.clusters" "rank 2 needs 3 clusters, but kmeans.k = 2"
+cfg_error "mask rank beyond k_max" "s/^k = 2/k = auto\nk_max = 3/; s/^stages = .*/stages = read, reshape, kmeans, mask, write/; s/^products = .*/products = mask/; \$a [mask]\nclusters = 3" \
+    "mask.clusters" "k = auto, k_max = 3"
+cfg_error "k = auto without a range" "s/^k = 2/k = auto\nk_min = 4\nk_max = 4/" "kmeans.k_max" "k_min < k_max"
+cfg_error "truth placeholder misspelt" "s/^stages = .*/stages = read, reshape, kmeans, mask, evaluate, write/; s/^products = .*/products = mask/; \$a [evaluate]\ntruth = masks/{name}.png" \
+    "evaluate.truth" "the only placeholder is {stem}"
+cfg_error "median 7 of rescaled HU" "s/^mode = color/mode = unchanged\nintercept = -1024/; s/^stages = .*/stages = read, denoise, reshape, kmeans, recolor, write/; \$a [denoise]\nmethod = median\nksize = 7" \
+    "denoise.ksize" "median above 5 takes 8-bit images only"
+cfg_error "labels product without kmeans" "s/^stages = .*/stages = read, lung_mask, write/; s/^mode = color/mode = unchanged/; s/^products = .*/products = labels/" \
+    "write.products" "labels need the kmeans stage"
+cfg_error "recolor product without recolor" "s/^stages = .*/stages = read, reshape, kmeans, write/" \
+    "write.products" "recolor products need the recolor stage"
+# -s overrides too: named as such, before any input
+c=$(config "ov$pass" "s|^output = .*|output = $T/cfgerr|")
+run run "$c" -s kmeans.method=optimal -s reshape.features=color
+expect "-s contract error" 2 "-s kmeans.method" "optimal" && [ -e "$T/cfgerr" ] && ko "-s contract: nothing written" "output folder created"
+# k = 1 is one cluster: legal on its own (elbow starts there)
+run run "$(config k1 "")" -q -s kmeans.k=1 -o "$T/k1"
+[ "$rc" = 0 ] && [ "$(grep -c ',ok,' "$T/k1/summary.csv")" = 4 ] && ok "k = 1 runs" || ko "k = 1" "rc $rc: $err"
+# compare and elbow find the clustering stage by its hook
+c=$(config "nok$pass" "s|^output = .*|output = $T/cfgerr|; s/^stages = .*/stages = read, lung_mask, write/; s/^mode = color/mode = unchanged/; s/^products = .*/products = mask/")
+run compare "$c"
+expect "compare without clustering" 2 "compare needs a stage that clusters" && [ -e "$T/cfgerr" ] && ko "compare: nothing written" "output folder created"
+run elbow "$c" --k 1..3
+expect "elbow without clustering" 2 "elbow needs a stage that clusters" && [ -e "$T/cfgerr" ] && ko "elbow: nothing written" "output folder created"
+
+run elbow "$(config elbow4 "s|^output = .*|output = $T/cfgerr|; s/^width = 64/width = 2/; s/^height = 64/height = 2/")" --k 1..5
+expect "elbow K beyond reshape's samples" 2 "--k 1..5" "gives 4 a slice" && [ -e "$T/cfgerr" ] && ko "elbow --k: nothing written" "output folder created"
+
 run run "$T/no-such.ini"
 expect "missing config" 2 "$T/no-such.ini" "cannot open config"
 
