@@ -29,16 +29,22 @@ static const kms_choice feature_names[] = {{"intensity", FEATURES_INTENSITY},
                                            {"color", FEATURES_COLOR},
                                            {NULL, 0}};
 
+/* The largest resized slice: 8192 x 8192, 256 MiB of float samples a
+ * channel. Beyond it a typo (width = 65536) would ask for tens of GiB. */
+#define MAX_SLICE_PIXELS (8192.0 * 8192.0)
+
 static const kms_param reshape_table[] = {
     {"width", KMS_PARAM_INT, "0", 0, 65536, NULL,
      offsetof(reshape_params, width),
-     "resize to this width (0: keep; set with height)"},
+     "resize to this width (0: keep; set with height; width x height at "
+     "most 8192 x 8192)"},
     {"height", KMS_PARAM_INT, "0", 0, 65536, NULL,
      offsetof(reshape_params, height),
      "resize to this height (0: keep; set with width)"},
     {"scale", KMS_PARAM_DOUBLE, "0", 0, 64, NULL,
      offsetof(reshape_params, scale),
-     "resize by this factor instead (0: off)"},
+     "resize by this factor instead (0: off; the result at most 8192 x "
+     "8192 pixels a slice)"},
     {"interpolation", KMS_PARAM_CHOICE, "linear", 0, 0, interpolations,
      offsetof(reshape_params, interpolation),
      "cv::resize interpolation (linear is cv2.resize's default)"},
@@ -66,6 +72,10 @@ static kms_status reshape_prepare(const void *params, kms_link *link,
     if (p->width && p->scale > 0)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "scale",
                              "give either width/height or scale, not both");
+    if ((double)p->width * p->height > MAX_SLICE_PIXELS)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "width",
+                             "%d x %d is more than 8192 x 8192 pixels a slice",
+                             p->width, p->height);
     bool color = p->features == FEATURES_COLOR;
     if (color && !(link->image.channels & (KMS_CHANNELS_3 | KMS_CHANNELS_4)))
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "features",
@@ -217,6 +227,13 @@ static kms_status reshape_run(const void *params, kms_context *ctx,
         return st;
     bool resize = p->width ? p->width != img->width || p->height * slices != img->height
                            : p->scale > 0 && p->scale != 1;
+    double rows = (double)img->height / slices;
+    if (resize && !p->width &&
+        (double)img->width * p->scale * rows * p->scale > MAX_SLICE_PIXELS)
+        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "reshape.scale",
+                             "%g x %d x %.0f is more than 8192 x 8192 pixels "
+                             "a slice",
+                             p->scale, img->width, rows);
     if (resize)
         st = kms_map_slices(img, slices, resize_slice, (void *)p, err);
     if (st != KMS_OK)

@@ -157,7 +157,9 @@ static int overlay_slice(const kms_context *ctx)
     return best;
 }
 
-enum { OVERLAY_MIN_WIDTH = 512 };
+/* Small slices are enlarged to at least 512 px wide, but never past 4096 px
+ * on either side (a 2 x 20000 picture would otherwise become gigabytes). */
+enum { OVERLAY_MIN_WIDTH = 512, OVERLAY_MAX_SIDE = 4096 };
 
 /* The slice with the mask's outline (green) and the truth's (magenta). */
 static kms_status overlay(const kms_context *ctx, kms_image *out,
@@ -179,6 +181,9 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
      * and sharp, so outlines and text can be read */
     int scale = out->width < OVERLAY_MIN_WIDTH
                     ? (OVERLAY_MIN_WIDTH + out->width - 1) / out->width : 1;
+    int longest = out->width > out->height ? out->width : out->height;
+    if (scale > 1 && longest > 0 && scale > OVERLAY_MAX_SIDE / longest)
+        scale = OVERLAY_MAX_SIDE / longest > 1 ? OVERLAY_MAX_SIDE / longest : 1;
     if (st == KMS_OK && scale > 1) {
         st = kms_cv_resize(out, out, out->width * scale, out->height * scale,
                            0, 0, KMS_CV_INTER_NEAREST, err);

@@ -114,4 +114,29 @@ done
     && ok "bad NIfTI headers: exit 1, only kmseg's own lines on stderr" \
     || ko "NIfTI stderr" "rc $rc $(grep -v '^kmseg: ' "$T/bad.err" | head -3)"
 
+# a 2 x 20000 picture with an overlay: enlarged at most to 4096 px a side
+# (it was 13 GB and 33 s); reshape's sizes are bounded before any pixel
+/usr/bin/python3 -c "
+import cv2, numpy as np, sys
+img = (np.arange(2 * 20000) % 251).astype(np.uint8).reshape(20000, 2)
+cv2.imwrite(sys.argv[1], img)" "$T/thin.png"
+printf '[pipeline]\nstages = read, reshape, kmeans, mask, write\n[read]\nmode = grayscale\n[write]\nproducts = overlay\n' >"$T/thin.ini"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/thin.png" -o "$T/out_thin" 2>"$T/thin.err"
+rc=$?
+size=$(/usr/bin/python3 -c "
+import cv2, sys
+im = cv2.imread(sys.argv[1]); print('%dx%d' % (im.shape[1], im.shape[0]))" "$T/out_thin/thin_overlay.png" 2>/dev/null)
+[ $rc = 0 ] && [ "$size" = "2x20000" ] \
+    && ok "a 2 x 20000 overlay is not enlarged past 4096 px a side ($size)" \
+    || ko "thin overlay" "rc $rc size $size $(cat "$T/thin.err")"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/thin.png" -o "$T/out_big" \
+    -s reshape.width=65536 -s reshape.height=65536 2>"$T/big.err"
+rc=$?
+[ $rc = 2 ] && grep -q "reshape.width: 65536 x 65536 is more than 8192 x 8192" "$T/big.err" && [ ! -e "$T/out_big" ] \
+    && ok "reshape 65536 x 65536: exit 2 before any input" || ko "reshape bound" "rc $rc $(cat "$T/big.err")"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$S/png" -o "$T/out_scale" -s reshape.scale=64 2>"$T/scale.err"
+rc=$?
+[ $rc = 1 ] && grep -q "reshape.scale: 64 x 512 x 512 is more than 8192 x 8192" "$T/scale.err" \
+    && ok "reshape.scale = 64 on 512 x 512: an error row, not 16 GiB" || ko "scale bound" "rc $rc $(head -2 "$T/scale.err")"
+
 e2e_done
