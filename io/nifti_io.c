@@ -80,34 +80,34 @@ static uint32_t swap32(uint32_t v)
     return (v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24);
 }
 
+/* size bytes at p in the machine's order (reversed when swap), into b */
+static void get_bytes(const unsigned char *p, size_t size, bool swap,
+                      unsigned char b[8])
+{
+    for (size_t i = 0; i < size; i++)
+        b[i] = p[swap ? size - 1 - i : i];
+}
+
+/* An int16 (size 2) or int64 (size 8) header field. */
 static int64_t get_int(const unsigned char *p, size_t size, bool swap)
 {
     unsigned char b[8];
-    for (size_t i = 0; i < size; i++)
-        b[i] = p[swap ? size - 1 - i : i];
-    if (size == 2) {
-        int16_t v;
-        memcpy(&v, b, 2);
-        return v;
-    }
-    int64_t v;
-    memcpy(&v, b, 8);
-    return v;
+    get_bytes(p, size, swap, b);
+    int16_t v16;
+    int64_t v64;
+    memcpy(size == 2 ? (void *)&v16 : (void *)&v64, b, size);
+    return size == 2 ? v16 : v64;
 }
 
+/* A float (size 4) or double (size 8) header field. */
 static double get_real(const unsigned char *p, size_t size, bool swap)
 {
     unsigned char b[8];
-    for (size_t i = 0; i < size; i++)
-        b[i] = p[swap ? size - 1 - i : i];
-    if (size == 4) {
-        float v;
-        memcpy(&v, b, 4);
-        return v;
-    }
-    double v;
-    memcpy(&v, b, 8);
-    return v;
+    get_bytes(p, size, swap, b);
+    float f;
+    double d;
+    memcpy(size == 4 ? (void *)&f : (void *)&d, b, size);
+    return size == 4 ? f : d;
 }
 
 /* The header fields nifti_clib would repair or reject with its own words,

@@ -1124,19 +1124,30 @@ END_TEST
 
 /* Header fields nifti_clib would repair silently (or print about) are
  * errors naming the field, found before any voxel is allocated. */
-static void check_header_edit(const char *name, void (*edit)(nifti_1_header *),
-                              const char *what)
+
+/* A good volume written to kt_tmpdir/name with its header edited; returns
+ * the file's bytes (the caller frees) and their length. */
+static unsigned char *edited_volume(const char *name,
+                                    void (*edit)(nifti_1_header *),
+                                    char *path, size_t len, size_t *n)
 {
-    char path[512];
-    kt_tmp_path(path, sizeof path, name);
+    kt_tmp_path(path, len, name);
     vspec v = spec(RAS, DT_INT16);
     write_volume(path, &v, NULL);
-    size_t n;
-    unsigned char *buf = kt_read_file(path, &n);
+    unsigned char *buf = kt_read_file(path, n);
     nifti_1_header h;
     memcpy(&h, buf, sizeof h);
     edit(&h);
     memcpy(buf, &h, sizeof h);
+    return buf;
+}
+
+static void check_header_edit(const char *name, void (*edit)(nifti_1_header *),
+                              const char *what)
+{
+    char path[512];
+    size_t n;
+    unsigned char *buf = edited_volume(name, edit, path, sizeof path, &n);
     kt_write_bytes(path, buf, n);
     free(buf);
     check_read_fails(path, KMS_ERR_INPUT, what);
@@ -1184,17 +1195,9 @@ END_TEST
  * or a long decompression. */
 START_TEST(test_gz_claims_too_much)
 {
-    char path[512];
-    kt_tmp_path(path, sizeof path, "big.nii");
-    vspec v = spec(RAS, DT_INT16);
-    write_volume(path, &v, NULL);
+    char path[512], gz[512];
     size_t n;
-    unsigned char *buf = kt_read_file(path, &n);
-    nifti_1_header h;
-    memcpy(&h, buf, sizeof h);
-    h.dim[1] = h.dim[2] = h.dim[3] = 30000;
-    memcpy(buf, &h, sizeof h);
-    char gz[512];
+    unsigned char *buf = edited_volume("big.nii", huge_dims, path, sizeof path, &n);
     kt_tmp_path(gz, sizeof gz, "big.nii.gz");
     gzFile f = gzopen(gz, "wb");
     ck_assert_ptr_nonnull(f);
@@ -1207,26 +1210,23 @@ START_TEST(test_gz_claims_too_much)
 END_TEST
 
 /* Voxel sizes in metres or microns are read as millimetres. */
+static void in_metres(nifti_1_header *h)
+{
+    h->xyzt_units = NIFTI_UNITS_METER;
+    for (int a = 1; a <= 3; a++)
+        h->pixdim[a] /= 1000;
+}
+
 START_TEST(test_spacing_units)
 {
     char path[512];
-    kt_tmp_path(path, sizeof path, "m.nii");
-    vspec v = spec(RAS, DT_INT16);
-    write_volume(path, &v, NULL);
     size_t n;
-    unsigned char *buf = kt_read_file(path, &n);
-    nifti_1_header h;
-    memcpy(&h, buf, sizeof h);
-    kms_volume ref;
+    unsigned char *buf = edited_volume("m.nii", in_metres, path, sizeof path, &n);
+    kms_volume ref, vol;
     kms_error err;
-    ck_assert_int_eq(kms_nifti_read(path, &ref, &err), KMS_OK);
-    h.xyzt_units = NIFTI_UNITS_METER;
-    for (int a = 1; a <= 3; a++)
-        h.pixdim[a] /= 1000;
-    memcpy(buf, &h, sizeof h);
+    ck_assert_int_eq(kms_nifti_read(path, &ref, &err), KMS_OK); /* in mm */
     kt_write_bytes(path, buf, n);
     free(buf);
-    kms_volume vol;
     ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
     for (int a = 0; a < 3; a++)
         ck_assert_double_eq_tol(vol.voxel_mm[a], ref.voxel_mm[a], 1e-6);
