@@ -139,4 +139,24 @@ rc=$?
 [ $rc = 1 ] && grep -q "reshape.scale: 64 x 512 x 512 is more than 8192 x 8192" "$T/scale.err" \
     && ok "reshape.scale = 64 on 512 x 512: an error row, not 16 GiB" || ko "scale bound" "rc $rc $(head -2 "$T/scale.err")"
 
+# a cut JPEG decodes with grey rows and a libjpeg warning: an error row now;
+# a whole one (also with padding after its end marker) is read
+mkdir -p "$T/jpg"
+/usr/bin/python3 -c "
+import cv2, sys
+im = cv2.imread(sys.argv[1], cv2.IMREAD_GRAYSCALE)
+ok, b = cv2.imencode('.jpg', im); b = b.tobytes()
+open(sys.argv[2] + '/whole.jpg', 'wb').write(b)
+open(sys.argv[2] + '/padded.jpg', 'wb').write(b + bytes(16))
+open(sys.argv[2] + '/cut.jpg', 'wb').write(b[:len(b) * 2 // 3])" "$(ls "$S"/png/*.png | head -1)" "$T/jpg"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/jpg" -o "$T/out_jpg" 2>"$T/jpg.err"
+rc=$?
+[ $rc = 1 ] && [ "$(col "$T/out_jpg/summary.csv" cut.jpg status)" = error ] \
+    && grep -q "cut.jpg: read: truncated JPEG" "$T/jpg.err" \
+    && [ "$(col "$T/out_jpg/summary.csv" whole.jpg status)" = ok ] \
+    && [ "$(col "$T/out_jpg/summary.csv" padded.jpg status)" = ok ] \
+    && ! grep -qi "premature" "$T/jpg.err" \
+    && ok "a cut JPEG is an error row naming it; whole and padded ones are read" \
+    || ko "cut JPEG" "rc $rc $(cat "$T/jpg.err")"
+
 e2e_done
