@@ -4,7 +4,11 @@
 # libkmseg.so and one against libkmseg.a, the exported symbols, the man page
 # and the samples. Prints PASS/FAIL lines; exit status 1 when any failed.
 #   tests/install_test.sh BUILD_DIR     (after a build; no network)
+# CC and CXX name the compilers; a sanitizer build needs them to link its
+# runtime: CC="cc -fsanitize=address,undefined" CXX="g++ -fsanitize=...".
 set -u
+cc=${CC:-cc}
+cxx=${CXX:-g++}
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:?usage: tests/install_test.sh BUILD_DIR}" && pwd) || exit 2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kmseg_install.XXXXXX") || exit 2
@@ -83,7 +87,7 @@ ok=1
 for h in "$inc"/*.h; do
     name=$(basename "$h")
     printf '#include <kmseg/%s>\nint kmseg_test_unit;\n' "$name" >"$tmp/h.c"
-    if ! cc -std=c11 -Wall -Wextra -Werror -pedantic $cflags -c "$tmp/h.c" \
+    if ! $cc -std=c11 -Wall -Wextra -Werror -pedantic $cflags -c "$tmp/h.c" \
             -o "$tmp/h.o" 2>"$tmp/log"; then
         cat "$tmp/log"
         ok=0
@@ -106,7 +110,7 @@ int main()
            std::strcmp(kmseg_version(), KMSEG_VERSION_STRING) == 0 ? 0 : 1;
 }
 CXX
-if g++ -std=c++17 -Wall -Wextra -Werror $cflags "$tmp/cxx.cpp" -o "$tmp/cxx" \
+if $cxx -std=c++17 -Wall -Wextra -Werror $cflags "$tmp/cxx.cpp" -o "$tmp/cxx" \
         $libs 2>"$tmp/log" && LD_LIBRARY_PATH="$lib" "$tmp/cxx"; then
     pass "<kmseg/kmseg.h> compiles, links and runs as C++17 (-Wall -Wextra -Werror)"
 else
@@ -141,7 +145,7 @@ run_example() { # name, then the command
         fail "$name"
     fi
 }
-if cc -std=c11 -Wall -Wextra -Werror -pedantic $cflags \
+if $cc -std=c11 -Wall -Wextra -Werror -pedantic $cflags \
         "$src/tests/install_example.c" -o "$tmp/example" $libs 2>"$tmp/log"; then
     if readelf -d "$tmp/example" | grep -q "NEEDED.*\[libkmseg.so.${version%%.*}\]"
     then
@@ -154,7 +158,7 @@ else
     cat "$tmp/log"
     fail "cc \$(pkg-config --cflags --libs kmseg) install_example.c"
 fi
-if cc -std=c11 -Wall -Wextra -Werror $cflags "$src/tests/install_example.c" \
+if $cc -std=c11 -Wall -Wextra -Werror $cflags "$src/tests/install_example.c" \
         -o "$tmp/example_static" $static_libs 2>"$tmp/log"; then
     if readelf -d "$tmp/example_static" | grep -q 'NEEDED.*libkmseg'; then
         fail "the static example still needs libkmseg.so"
