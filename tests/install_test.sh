@@ -4,11 +4,9 @@
 # libkmseg.so and one against libkmseg.a, the exported symbols, the man page
 # and the samples. Prints PASS/FAIL lines; exit status 1 when any failed.
 #   tests/install_test.sh BUILD_DIR     (after a build; no network)
-# CC and CXX name the compilers; a sanitizer build needs them to link its
-# runtime: CC="cc -fsanitize=address,undefined" CXX="g++ -fsanitize=...".
+# CC and CXX name the compilers (default cc, g++); programs linked against a
+# sanitizer build get its -fsanitize too, which brings in the runtime.
 set -u
-cc=${CC:-cc}
-cxx=${CXX:-g++}
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:?usage: tests/install_test.sh BUILD_DIR}" && pwd) || exit 2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kmseg_install.XXXXXX") || exit 2
@@ -25,6 +23,11 @@ print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == sys.argv[1])
 }
 version=$(meson introspect "$build" --projectinfo |
           python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+sanitize=$(opt b_sanitize)
+san_flags=
+[ "$sanitize" = none ] || san_flags="-fsanitize=$sanitize"
+cc="${CC:-cc} $san_flags"
+cxx="${CXX:-g++} $san_flags"
 prefix=$(opt prefix)
 root=$tmp/root$prefix
 lib=$root/$(opt libdir)
@@ -83,19 +86,34 @@ else
 fi
 
 # --- headers: each on its own, and the umbrella, as C and as C++ ----------------
+# what the installed headers include must be installed beside them
+unmet=$(cd "$inc" && sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' \
+        ./*.h | sort -u | while read -r f; do [ -e "$f" ] || printf ' %s' "$f"; done)
+if [ -z "$unmet" ]; then
+    pass "the installed headers include only installed headers"
+else
+    fail "installed headers include headers that are not installed (add them to install_headers in meson.build):$unmet"
+fi
 ok=1
 for h in "$inc"/*.h; do
     name=$(basename "$h")
     printf '#include <kmseg/%s>\nint kmseg_test_unit;\n' "$name" >"$tmp/h.c"
+    cp "$tmp/h.c" "$tmp/h.cpp"
     if ! $cc -std=c11 -Wall -Wextra -Werror -pedantic $cflags -c "$tmp/h.c" \
             -o "$tmp/h.o" 2>"$tmp/log"; then
         cat "$tmp/log"
         ok=0
         echo "  <kmseg/$name> does not compile alone as C11"
     fi
+    if ! $cxx -std=c++17 -Wall -Wextra -Werror $cflags -c "$tmp/h.cpp" \
+            -o "$tmp/h.o" 2>"$tmp/log"; then
+        cat "$tmp/log"
+        ok=0
+        echo "  <kmseg/$name> does not compile alone as C++17"
+    fi
 done
-[ $ok = 1 ] && pass "every header compiles alone: gcc -std=c11 -Wall -Wextra -Werror -pedantic" ||
-    fail "a header does not compile alone as C11"
+[ $ok = 1 ] && pass "every header compiles alone as C11 (-Wall -Wextra -Werror -pedantic) and C++17 (-Wall -Wextra -Werror)" ||
+    fail "a header does not compile alone"
 cat >"$tmp/cxx.cpp" <<'CXX'
 #include <kmseg/kmseg.h>
 #include <cstring>
