@@ -216,7 +216,7 @@ else
 fi
 hidden=
 for s in kms_pipeline_build kms_batch_run kms_config_load kms_cv_version \
-         kms_stage_find kms_nifti_read kms_kmeans_stage_cluster; do
+         kms_stage_find kms_nifti_read kms_context_clear kms_output_write; do
     nm "$lib/libkmseg.a" 2>/dev/null | grep -q " T $s\$" || hidden="$hidden $s?"
     grep -qx "$s" "$tmp/exported" && hidden="$hidden $s"
 done
