@@ -33,6 +33,9 @@ kms_status kmseg_pipeline_open(kmseg_pipeline **out, const char *config_path,
                                const char *const *overrides,
                                size_t n_overrides, kms_error *err)
 {
+    kms_error local; /* the internals write through err: NULL is allowed */
+    if (!err)
+        err = &local;
     kms_error_clear(err);
     if (!out || !config_path || (n_overrides && !overrides))
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
@@ -81,6 +84,9 @@ void kmseg_pipeline_close(kmseg_pipeline *h)
 kms_status kmseg_pipeline_run_file(kmseg_pipeline *h, const char *input_path,
                                    const char *output_dir, kms_error *err)
 {
+    kms_error local; /* the internals write through err: NULL is allowed */
+    if (!err)
+        err = &local;
     kms_error_clear(err);
     if (!h || !input_path)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
@@ -104,8 +110,9 @@ kms_status kmseg_pipeline_run_file(kmseg_pipeline *h, const char *input_path,
         return kms_error_set(err, KMS_ERR_USAGE, input_path, 0, NULL,
                              "names %zu inputs: run one at a time", in->n);
     if (in->items[0].error) {
-        *err = *in->items[0].error;
-        return err->code;
+        if (err)
+            *err = *in->items[0].error;
+        return in->items[0].error->code;
     }
     kms_batch_context(&h->batch, &h->pl, 0, &h->ctx);
     st = kms_pipeline_run(&h->pl, &h->ctx, err);
@@ -117,6 +124,9 @@ kms_status kmseg_pipeline_run_image(kmseg_pipeline *h, const kms_image *img,
                                     const char *stem, const char *output_dir,
                                     kms_error *err)
 {
+    kms_error local; /* the internals write through err: NULL is allowed */
+    if (!err)
+        err = &local;
     kms_error_clear(err);
     if (!h || !img)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
@@ -203,6 +213,9 @@ static kms_status copy_product(const kmseg_pipeline *h, const kms_image *src,
                                const char *what, kms_image *out,
                                kms_error *err)
 {
+    kms_error local; /* the internals write through err: NULL is allowed */
+    if (!err)
+        err = &local;
     kms_error_clear(err);
     if (!h || !out)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
@@ -230,6 +243,9 @@ kms_status kmseg_pipeline_recolor(const kmseg_pipeline *h, kms_image *out,
 kms_status kmseg_pipeline_labels(const kmseg_pipeline *h, kms_image *out,
                                  kms_error *err)
 {
+    kms_error local; /* the internals write through err: NULL is allowed */
+    if (!err)
+        err = &local;
     kms_error_clear(err);
     if (!h || !out)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,

@@ -98,6 +98,12 @@ static void pipeline_file(const char *samples, const char *out)
     check(exists(out, "ID_0000_Z_0142_mask.png") &&
               exists(out, "ID_0000_Z_0142_overlay.png"),
           "products written to the output folder");
+    snprintf(input, sizeof input, "%s/ct/no_such_slice.tif", samples);
+    st = kmseg_pipeline_run_file(pl, input, out, &err);
+    check(st != KMS_OK && strstr(err.file, "no_such_slice") != NULL &&
+              kmseg_pipeline_k(pl) == 0 &&
+              kmseg_pipeline_run_file(pl, input, out, NULL) == st,
+          "a missing input fails naming it (err NULL too); no products");
     kmseg_pipeline_close(pl);
 }
 

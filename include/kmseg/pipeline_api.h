@@ -1,8 +1,8 @@
 /* The pipeline as a library: load an INI config (as `kmseg run CONFIG -s
  * S.KEY=VAL` would), run it on one file or on an image already in memory,
  * and read what the last run produced. One handle runs one input at a time;
- * use one handle per thread. Errors fill a kms_error (error.h) and return
- * its code, as everywhere in kmseg. */
+ * use one handle per thread. Errors fill a kms_error (error.h; err may be
+ * NULL) and return its code, as everywhere in kmseg. */
 #ifndef KMSEG_PIPELINE_API_H
 #define KMSEG_PIPELINE_API_H
 
@@ -24,7 +24,8 @@ const char *kmseg_version(void);
 /* Loads config_path, applies the n_overrides "SECTION.KEY=VALUE" texts
  * (overrides may be NULL when n_overrides is 0) and builds the pipeline.
  * Config errors are KMS_ERR_CONFIG naming file, line and SECTION.KEY.
- * *out is NULL on error. */
+ * *out is NULL on error. A section that pipeline.stages does not list is
+ * a warning on stderr, as for `kmseg run`. */
 kms_status kmseg_pipeline_open(kmseg_pipeline **out, const char *config_path,
                                const char *const *overrides,
                                size_t n_overrides, kms_error *err);
