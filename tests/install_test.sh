@@ -233,6 +233,12 @@ if warn=$(groff -man -ww -z "$man1/kmseg.1" 2>&1) && [ -z "$warn" ] &&
 else
     fail "man page: ${warn:-man -l shows no merge-summaries}"
 fi
+# written by hand: its header names the version it describes
+if grep -q "^\.TH KMSEG 1 .*\"kmseg $version\"" "$man1/kmseg.1"; then
+    pass "man page is of kmseg $version"
+else
+    fail "man page: .TH does not say \"kmseg $version\" (update doc/kmseg.1)"
+fi
 # every installed sample runs from there (the data it names was installed)
 bad=
 for c in notebook ct_kmeans lung_ct lung_volume; do
