@@ -12,21 +12,30 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RANK = {"base": 0, "kmeans": 1, "opencv_c": 1, "config": 1, "io": 1,
-        "stages": 2, "pipeline": 3, "cli": 4}
+        "stages": 2, "pipeline": 3, "cli": 4, "public": 5}
+# each layer's folder; "public" is the umbrella of the installed headers
+FOLDER = {layer: layer for layer in RANK}
+FOLDER["public"] = os.path.join("include", "kmseg")
+# files whose layer is not their folder's: the pipeline facade is installed
+# beside the umbrella but is written over the pipeline layer
+PLACED = {"pipeline_api.h": "pipeline"}
 # the meson dependency each layer exports
 DEP = {"base_dep": "base", "kmeans_dep": "kmeans", "opencv_c_dep": "opencv_c",
        "config_dep": "config", "io_dep": "io", "stages_dep": "stages",
        "pipeline_dep": "pipeline", "kmseg_core_dep": "pipeline",
        "cli_lib": "cli"}
-SOURCE = re.compile(r".*\.(c|h|cpp|hpp)$")
+SOURCE = re.compile(r".*\.(c|h|cpp|hpp)(\.in)?$")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
 def headers():
     where = {}
-    for layer in RANK:
-        for name in os.listdir(os.path.join(ROOT, layer)):
+    for folder_layer in RANK:
+        for name in os.listdir(os.path.join(ROOT, FOLDER[folder_layer])):
+            # kmseg_version.h.in: meson makes kmseg_version.h of it
+            name = name[:-3] if name.endswith(".h.in") else name
             if name.endswith((".h", ".hpp")):
+                layer = PLACED.get(name, folder_layer)
                 if name in where:
                     sys.exit("FAIL layers: header %s is in both %s/ and %s/"
                              % (name, where[name], layer))
@@ -35,11 +44,12 @@ def headers():
 
 
 def sources():
-    for layer in RANK:
-        for name in sorted(os.listdir(os.path.join(ROOT, layer))):
+    for folder_layer in RANK:
+        folder = os.path.join(ROOT, FOLDER[folder_layer])
+        for name in sorted(os.listdir(folder)):
             if SOURCE.match(name):
-                with open(os.path.join(ROOT, layer, name), encoding="utf-8") as f:
-                    yield layer, name, f.read()
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    yield PLACED.get(name, folder_layer), name, f.read()
 
 
 def check_includes(where, files_in):
@@ -62,7 +72,7 @@ def check_includes(where, files_in):
 def check_meson():
     bad = []
     for layer, rank in RANK.items():
-        text = open(os.path.join(ROOT, layer, "meson.build"),
+        text = open(os.path.join(ROOT, FOLDER[layer], "meson.build"),
                     encoding="utf-8").read()
         text = re.sub(r"#.*", "", text)
         # what the layer declares itself is not a use
@@ -92,7 +102,8 @@ def main():
         print("PASS layers: every layer's meson.build links only lower layers")
     # the check can fail: planted upward and sideways includes are found
     for layer, inc in (("base", "batch.h"), ("kmeans", "opencv_c.h"),
-                       ("stages", "commands.h")):
+                       ("stages", "commands.h"), ("pipeline", "kmseg.h"),
+                       ("stages", "pipeline_api.h")):
         planted = [(layer, "planted.c", '#include "%s"\n' % inc)]
         _, found = check_includes(where, planted)
         print(("PASS" if found else "FAIL") +
