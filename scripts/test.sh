@@ -78,6 +78,8 @@ suite() { # BUILD_DIR LABEL
     run_cases "$label units" bash tests/units_test.sh "$dir/kmseg"
     echo "== [$label] hostile inputs"
     run_cases "$label hostile" bash tests/hostile_test.sh "$dir/kmseg"
+    echo "== [$label] library install"
+    run_cases "$label install" sh tests/install_test.sh "$dir"
     echo "== [$label] notebook equality with cv2"
     local out
     out=$(mktemp -d)
