@@ -13,6 +13,11 @@ extern "C" {
  * is absolute). */
 void kms_path_join(char *buf, size_t len, const char *dir, const char *name);
 
+/* path made absolute against the current folder (malloc'ed; NULL when out
+ * of memory). "@list" keeps its @; absolute paths are copied as they are.
+ * Command-line paths mean the current folder, not the config's. */
+char *kms_path_absolute(const char *path);
+
 /* Whether s ends with suffix after at least one other character, ignoring
  * ASCII case (".NII.GZ" is ".nii.gz": scanners and PACS exports write
  * either; ".nii" alone has no stem and is no NIfTI file). */

@@ -1,38 +1,14 @@
 #include "options.h"
+#include "path.h"
 
 #include <getopt.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <unistd.h> /* getopt_long's optind */
 
 enum { PARSED = -1, EXIT_USAGE = 2 };
-
-/* Command-line paths are relative to the current folder, not the config's;
- * "@list" keeps its @. */
-static char *absolute(const char *path)
-{
-    if (path[0] == '@') {
-        char *rest = absolute(path + 1);
-        char *s = rest ? malloc(strlen(rest) + 2) : NULL;
-        if (s)
-            sprintf(s, "@%s", rest);
-        free(rest);
-        return s;
-    }
-    if (path[0] == '/')
-        return strdup(path);
-    char cwd[PATH_MAX];
-    if (!getcwd(cwd, sizeof cwd))
-        return strdup(path);
-    size_t n = strlen(cwd) + strlen(path) + 2;
-    char *s = malloc(n);
-    if (s)
-        snprintf(s, n, "%s/%s", cwd, path);
-    return s;
-}
 
 static bool parse_k_range(const char *text, int *k_min, int *k_max)
 {
@@ -61,14 +37,14 @@ static int parse_one(kms_cli_options *o, kms_command cmd, int c,
     char tail;
     switch (c) {
     case 'i':
-        if (!(o->inputs[o->n_inputs++] = absolute(arg)))
+        if (!(o->inputs[o->n_inputs++] = kms_path_absolute(arg)))
             return usage_error("out of memory at -i %s", arg);
         return PARSED;
     case 'o':
         if (!arg[0]) /* "" would be the current folder */
             return usage_error("-o%s: empty output folder: name one", arg);
         free(o->output);
-        if (!(o->output = absolute(arg)))
+        if (!(o->output = kms_path_absolute(arg)))
             return usage_error("out of memory at -o %s", arg);
         return PARSED;
     case 's': o->sets[o->n_sets++] = arg; return PARSED;

@@ -1,4 +1,5 @@
 #include "pipeline.h"
+#include "path.h"
 
 #include "output.h"
 #include "clock.h"
@@ -11,13 +12,14 @@
 #define PIPELINE_SECTION "pipeline"
 
 const kms_param kms_pipeline_param_table[] = {
-    {"input", KMS_PARAM_LIST, "", 0, 0, NULL,
+    {"input", KMS_PARAM_PATH_LIST, "", 0, 0, NULL,
      offsetof(kms_pipeline_params, input),
      "input images: files, folders, globs, comma-separated; relative to the "
-     "config file's folder"},
-    {"output", KMS_PARAM_STRING, "out", 0, 0, NULL,
+     "config file's folder (to the current folder when given with -s)"},
+    {"output", KMS_PARAM_PATH, "out", 0, 0, NULL,
      offsetof(kms_pipeline_params, output),
-     "output folder (created if missing); relative to the config's folder"},
+     "output folder (created if missing); relative to the config's folder "
+     "(to the current folder when given with -s)"},
     {"stages", KMS_PARAM_LIST, NULL, 0, 0, NULL,
      offsetof(kms_pipeline_params, stages),
      "stage sections to run, in order, comma-separated"},
@@ -53,6 +55,44 @@ static void list_keys(const kms_param *table, char *buf, size_t len)
     }
 }
 
+/* A -s value of paths (comma-separated for a list) with each relative one
+ * made absolute against the current folder: the command line means the
+ * folder it is typed in. malloc'ed; NULL when out of memory. */
+static char *absolute_paths(const char *value, bool list)
+{
+    if (!list)
+        return kms_path_absolute(value);
+    size_t cap = strlen(value) + 1, used = 0;
+    char *out = malloc(cap);
+    char *copy = strdup(value);
+    char *save = NULL;
+    bool ok = out && copy;
+    if (ok)
+        out[0] = '\0';
+    for (char *tok = ok ? strtok_r(copy, ",", &save) : NULL; ok && tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        tok += strspn(tok, " \t");
+        size_t n = strlen(tok);
+        while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+            tok[--n] = '\0';
+        char *abs = n ? kms_path_absolute(tok) : strdup("");
+        size_t need = used + (abs ? strlen(abs) : 0) + 3;
+        char *grown = abs && need > cap ? realloc(out, cap = 2 * need) : out;
+        ok = abs && grown;
+        if (ok) {
+            out = grown;
+            used += (size_t)sprintf(out + used, "%s%s", used ? ", " : "", abs);
+        }
+        free(abs);
+    }
+    free(copy);
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* Parses every entry of section into params; unknown keys are errors. */
 static kms_status apply_section(const kms_config *cfg, const char *section,
                                 const kms_param *table, void *params,
@@ -71,7 +111,16 @@ static kms_status apply_section(const kms_config *cfg, const char *section,
                           "unknown key (keys of [%s]: %s)", section, keys);
             return locate(err, cfg, e);
         }
-        if (kms_param_parse(p, e->value, params, err) != KMS_OK)
+        char *value = NULL;
+        bool path = p->type == KMS_PARAM_PATH || p->type == KMS_PARAM_PATH_LIST;
+        if (!e->line && path &&
+            !(value = absolute_paths(e->value, p->type == KMS_PARAM_PATH_LIST))) {
+            kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+            return locate(err, cfg, e);
+        }
+        kms_status st = kms_param_parse(p, value ? value : e->value, params, err);
+        free(value);
+        if (st != KMS_OK)
             return locate(err, cfg, e);
     }
     return KMS_OK;

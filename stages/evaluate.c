@@ -17,11 +17,12 @@ typedef struct evaluate_params {
 } evaluate_params;
 
 static const kms_param evaluate_table[] = {
-    {"truth", KMS_PARAM_STRING, NULL, 0, 0, NULL,
+    {"truth", KMS_PARAM_PATH, NULL, 0, 0, NULL,
      offsetof(evaluate_params, truth),
      "truth mask path; {stem} stands for the input's name, e.g. "
      "masks/{stem}.png (non-zero = inside; PNG/TIFF, or NIfTI for volumes); "
-     "relative to the config's folder"},
+     "relative to the config's folder (to the current folder when given "
+     "with -s)"},
     {0},
 };
 

@@ -224,6 +224,8 @@ kms_status kms_param_parse(const kms_param *param, const char *text,
         return parse_ratio(param, text, (kms_ratio *)dst, err);
     case KMS_PARAM_STRING:
     case KMS_PARAM_LIST:
+    case KMS_PARAM_PATH:
+    case KMS_PARAM_PATH_LIST:
         if (strlen(text) >= KMS_STR_MAX)
             return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
                                  "value longer than %d characters",
@@ -284,6 +286,12 @@ void kms_param_describe(const kms_param *param, char *buf, size_t len)
         return;
     case KMS_PARAM_LIST:
         snprintf(buf, len, "comma-separated list");
+        return;
+    case KMS_PARAM_PATH:
+        snprintf(buf, len, "path");
+        return;
+    case KMS_PARAM_PATH_LIST:
+        snprintf(buf, len, "comma-separated paths");
         return;
     }
     abort();

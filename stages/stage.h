@@ -23,7 +23,12 @@ typedef enum kms_param_type {
                          or'ed; a list */
     KMS_PARAM_RATIO,  /* kms_ratio: "0.5" or "1/255", num/den in range */
     KMS_PARAM_STRING, /* char[KMS_STR_MAX] */
-    KMS_PARAM_LIST    /* char[KMS_STR_MAX]: comma-separated items, kept as text */
+    KMS_PARAM_LIST,   /* char[KMS_STR_MAX]: comma-separated items, kept as text */
+    /* As STRING and LIST, of paths: relative ones start at the config's
+     * folder when the config gives them, at the current folder when -s
+     * does (the command line means the folder it is typed in). */
+    KMS_PARAM_PATH,
+    KMS_PARAM_PATH_LIST
 } kms_param_type;
 
 /* A number written as a fraction keeps both parts, so 1/255 scales exactly

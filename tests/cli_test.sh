@@ -302,4 +302,21 @@ expect "elbow K beyond reshape's samples" 2 "--k 1..5" "gives 4 a slice" && [ -e
 run run "$T/no-such.ini"
 expect "missing config" 2 "$T/no-such.ini" "cannot open config"
 
+# -s paths are relative to the current folder, as -i and -o are (not to
+# the config's folder, which holds samples/ in this tree)
+mkdir -p "$T/cwd/slices" "$T/cwd/truth"
+cp "$SAMPLES"/ct/*.tif "$T/cwd/slices/"
+for f in "$SAMPLES"/masks/*.png; do cp "$f" "$T/cwd/truth/"; done
+(cd "$T/cwd" && "$KMSEG" run "$SAMPLES/lung_ct.ini" -q -s pipeline.input=slices \
+    -s pipeline.output=rel_out -s 'evaluate.truth=truth/{stem}.png' \
+    -s write.products=mask 2>"$T/stderr")
+rc=$?
+n=$(ls "$T/cwd/rel_out"/*_mask.png 2>/dev/null | wc -l)
+dice=$(awk -F, 'NR > 1 && $10 != "" { n++ } END { print n + 0 }' "$T/cwd/rel_out/summary.csv" 2>/dev/null)
+[ $rc = 0 ] && [ "$n" = 4 ] && [ "$dice" = 4 ] && [ ! -e "$SAMPLES/rel_out" ] \
+    && ok "-s pipeline.input/output and evaluate.truth are relative to the current folder" \
+    || ko "-s paths" "rc $rc masks $n scored $dice $(cat "$T/stderr")"
+"$KMSEG" stages | grep -A1 "^  input " | grep -q "comma-separated paths" \
+    && ok "kmseg stages calls pipeline.input comma-separated paths" || ko "stages paths" "$("$KMSEG" stages | grep -A1 '^  input ')"
+
 e2e_done
