@@ -34,7 +34,7 @@ char *kms_path_absolute(const char *path)
         return s;
     }
     char cwd[PATH_MAX];
-    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+    if (path[0] == '/' || !path[0] || !getcwd(cwd, sizeof cwd))
         return strdup(path);
     size_t n = strlen(cwd) + strlen(path) + 2;
     char *s = malloc(n);

@@ -14,7 +14,8 @@ extern "C" {
 void kms_path_join(char *buf, size_t len, const char *dir, const char *name);
 
 /* path made absolute against the current folder (malloc'ed; NULL when out
- * of memory). "@list" keeps its @; absolute paths are copied as they are.
+ * of memory). "@list" keeps its @; absolute and empty paths are copied as
+ * they are.
  * Command-line paths mean the current folder, not the config's. */
 char *kms_path_absolute(const char *path);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h> /* getopt_long's optind */
 
 enum { PARSED = -1, EXIT_USAGE = 2 };
@@ -131,6 +132,14 @@ int kms_cli_options_parse(kms_cli_options *o, kms_command cmd, int argc,
         fprintf(stderr, "kmseg: error: %s needs exactly one CONFIG file\n"
                         "Try 'kmseg --help'.\n", argv[0]);
         return EXIT_USAGE;
+    }
+    /* a mistyped -i is a usage error before anything runs, not a failed
+     * input (a pattern that matches nothing is the batch's to report) */
+    for (int i = 0; i < o->n_inputs; i++) {
+        const char *path = o->inputs[i] + (o->inputs[i][0] == '@');
+        struct stat sb;
+        if (stat(path, &sb) != 0 && !strpbrk(path, "*?["))
+            return usage_error("-i %s: no such file or folder", path);
     }
     o->config = argv[optind];
     o->batch.inputs = (const char *const *)o->inputs;

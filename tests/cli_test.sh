@@ -188,7 +188,16 @@ bad_input() { # NAME FILE PATTERN
         fi
     fi
 }
-bad_input "missing input" "$T/in/nope.png" "No such file"
+# a mistyped -i is a usage error before anything runs; a missing file the
+# config lists is that input's error row
+rm -rf "$T/bo"
+run run "$cfg" -o "$T/bo" -i "$T/in/good.png" -i "$T/in/nope.png"
+expect "-i missing file: usage error" 2 "-i $T/in/nope.png: no such file or folder" \
+    && { [ ! -e "$T/bo" ] && ok "-i missing file: no output folder" || ko "-i missing" "$(ls "$T/bo")"; }
+run run "$cfg" -o "$T/bo" -s "pipeline.input=$T/in/good.png, $T/in/nope.png"
+expect "missing input in the config: error row" 1 "nope.png" "No such file" \
+    && grep -q "good.png,ok," "$T/bo/summary.csv" && grep -q "nope.png,error," "$T/bo/summary.csv" \
+    && ok "missing input in the config: the rest of the batch written" || ko "missing input rows" "$(cat "$T/bo/summary.csv")"
 bad_input "zero-byte file" "$T/in/zero.png" "empty file"
 bad_input "truncated png" "$T/in/truncated.png" "truncated PNG"
 bad_input "text named .png" "$T/in/text.png" "not an image OpenCV can decode"
