@@ -7,21 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void kms_kmeans_params_default(kms_kmeans_params *p)
-{
-    *p = (kms_kmeans_params){
-        .k = 2,
-        .attempts = 10,
-        .criteria = KMS_KM_TERM_COUNT | KMS_KM_TERM_EPS,
-        .max_iter = 10,
-        .epsilon = 1.0,
-        .init = KMS_KM_INIT_PP,
-        .method = KMS_KM_AUTO,
-        .seed = 0x12345678,
-        .threads = 1,
-    };
-}
-
 static kms_status usage(kms_error *err, const char *msg)
 {
     return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL, "kmeans: %s", msg);
