@@ -792,6 +792,171 @@ START_TEST(test_params_default)
 }
 END_TEST
 
+/* ---- quantize --------------------------------------------------------------- */
+
+/* kms_kmeans_quantize, failing the test on error. */
+static void quantize_ok(const float *x, size_t n, int dims, const float *c,
+                        int k, int32_t *labels, int threads)
+{
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_msg(kms_kmeans_quantize(x, n, dims, c, k, labels, threads, &err)
+                      == KMS_OK,
+                  "kms_kmeans_quantize: %s", err.message);
+}
+
+/* Nearest centres worked by hand; equal distances go to the lower index,
+ * whatever order the centres are in; NaN gets 0. */
+START_TEST(test_quantize_known_answers)
+{
+    /* 2 is 4 from 0 and from 4; 7 is 3 from 4 and from 10 */
+    static const float c1[] = {0, 10, 4};
+    static const float x1[] = {-3, 1, 2, 3, 7, 7.5f, 100, NAN};
+    static const int32_t want1[] = {0, 0, 0, 2, 1, 1, 1, 0};
+    int32_t l1[8];
+    quantize_ok(x1, 8, 1, c1, 3, l1, 1);
+    ck_assert_mem_eq(l1, want1, sizeof want1);
+
+    static const float c3[] = {0, 0, 0, 1, 1, 1, 0, 0, 2};
+    static const float x3[] = {0.4f, 0.4f, 0.4f, /* 0 */
+                               0, 0, 1,          /* 0 = 2 < 1: 0 */
+                               0.5f, 0.5f, 0.5f, /* 0 = 1: 0 */
+                               1, 1, 1.5f,       /* 1 */
+                               0, 0, 1.6f,       /* 2 */
+                               0.5f, 0.5f, 1.5f, /* 1 = 2 < 0: 1 */
+                               -9, 9, 99};       /* 2 */
+    static const int32_t want3[] = {0, 0, 0, 1, 2, 1, 2};
+    int32_t l3[7];
+    quantize_ok(x3, 7, 3, c3, 3, l3, 1);
+    ck_assert_mem_eq(l3, want3, sizeof want3);
+
+    /* a repeated centre never wins over its first copy; k = 1 is all 0 */
+    static const float dup[] = {5, 5, 8};
+    static const float xd[] = {5, 4, 9, 6.5f};
+    static const int32_t wantd[] = {0, 0, 2, 0};
+    int32_t ld[4];
+    quantize_ok(xd, 4, 1, dup, 3, ld, 1);
+    ck_assert_mem_eq(ld, wantd, sizeof wantd);
+    quantize_ok(xd, 4, 1, dup, 1, ld, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(ld[i], 0);
+}
+END_TEST
+
+/* The distance is summed in double: from (4096, 0) the squared distances
+ * 2^24 + 0.25 and 2^24 + 0.0625 are equal as float sums (kms_dist2, where
+ * cv's first minimum would pick 0), not in double. */
+START_TEST(test_quantize_double_sum)
+{
+    static const float c[] = {0, 0.5f, 0, 0.25f};
+    static const float x[] = {4096, 0};
+    int32_t l[1];
+    ck_assert(kms_dist2(x, c, 2) == kms_dist2(x, c + 2, 2));
+    quantize_ok(x, 1, 2, c, 2, l, 1);
+    ck_assert_int_eq(l[0], 1);
+}
+END_TEST
+
+/* Reference: every sample scanned on its own, the obvious way. */
+static void quantize_ref(const float *x, size_t n, int dims, const float *c,
+                         int k, int32_t *labels)
+{
+    for (size_t i = 0; i < n; i++) {
+        double best = INFINITY;
+        labels[i] = 0;
+        for (int j = 0; j < k; j++) {
+            double d = 0;
+            for (int e = 0; e < dims; e++) {
+                double t = x[i * (size_t)dims + (size_t)e]
+                           - c[(size_t)j * (size_t)dims + (size_t)e];
+                d += t * t;
+            }
+            if (d < best) {
+                best = d;
+                labels[i] = j;
+            }
+        }
+    }
+}
+
+/* Several chunks with runs of repeated samples (padding) between them:
+ * the same labels as the reference whatever the thread count. */
+START_TEST(test_quantize_threads_and_runs)
+{
+    int n = 150001, dims = _i ? 3 : 1, k = 6;
+    float *x = random_nd(n, dims, 7u + (uint32_t)_i, 0);
+    for (int i = 40000; i < 100000; i++) /* a long run of one value */
+        memcpy(x + (size_t)i * dims, x, sizeof *x * (size_t)dims);
+    for (int i = 120000; i < n; i += 2) /* short runs */
+        memcpy(x + (size_t)(i + 1) * dims, x + (size_t)i * dims,
+               sizeof *x * (size_t)dims);
+    float c[6 * 3];
+    for (int j = 0; j < k * dims; j++)
+        c[j] = x[(size_t)(j / dims) * 1009 * dims + (size_t)(j % dims)];
+    int32_t *want = malloc(sizeof *want * (size_t)n);
+    int32_t *got = malloc(sizeof *got * (size_t)n);
+    quantize_ref(x, (size_t)n, dims, c, k, want);
+    for (int threads = -1; threads <= 3; threads++) {
+        memset(got, 0xff, sizeof *got * (size_t)n);
+        quantize_ok(x, (size_t)n, dims, c, k, got, threads);
+        ck_assert_int_eq(memcmp(got, want, sizeof *got * (size_t)n), 0);
+    }
+    free(got);
+    free(want);
+    free(x);
+}
+END_TEST
+
+/* On well-separated clusters, the labels kms_kmeans_run returns are the
+ * nearest centres of its own samples: optimal in 1-D, lloyd run to
+ * convergence in 3-D. */
+START_TEST(test_quantize_agrees_with_run)
+{
+    enum { N = 3000 };
+    const int dims = _i ? 3 : 1, k = 4;
+    float *x = malloc(sizeof *x * N * 3);
+    uint32_t s = 31u;
+    for (int i = 0; i < N; i++)
+        for (int e = 0; e < dims; e++)
+            x[i * dims + e] = /* blobs of width 10, 100 apart */
+                (dims == 1 ? 100.f * (float)(i % k)
+                           : (i % k == e + 1 ? 100.f : 0.f))
+                + (float)(lcg_next(&s) % 1000) / 100.f;
+    kms_kmeans_params p = params(k, _i ? KMS_KM_LLOYD : KMS_KM_OPTIMAL);
+    p.max_iter = 100;
+    p.epsilon = 0;
+    int32_t *lr = malloc(sizeof *lr * N), *lq = malloc(sizeof *lq * N);
+    float c[4 * 3];
+    run_ok(x, N, dims, &p, lr, c);
+    quantize_ok(x, N, dims, c, k, lq, 1);
+    ck_assert_int_eq(memcmp(lr, lq, sizeof *lr * N), 0);
+    free(lr);
+    free(lq);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_quantize_usage)
+{
+    static const float x[] = {1, 2}, c[] = {0};
+    int32_t l[2];
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_kmeans_quantize(x, 2, 1, c, 0, l, 1, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "k >= 1"));
+    ck_assert_int_eq(kms_kmeans_quantize(x, 2, 0, c, 1, l, 1, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_quantize(x, 2, 1, NULL, 1, l, 1, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_quantize(x, 2, 1, c, 1, NULL, 1, &err),
+                     KMS_ERR_USAGE);
+    /* nothing to label is no error */
+    ck_assert_int_eq(kms_kmeans_quantize(NULL, 0, 1, c, 1, NULL, 1, &err),
+                     KMS_OK);
+}
+END_TEST
+
 /* ---- Limits ------------------------------------------------------------------- */
 
 /* k above the number of distinct values: one cluster per value, the spare
@@ -953,6 +1118,11 @@ static Suite *kmeans_suite(void)
     tcase_add_loop_test(core, test_threads_identical, 0, 4);
     tcase_add_test(core, test_auto_dispatch);
     tcase_add_test(core, test_params_default);
+    tcase_add_test(core, test_quantize_known_answers);
+    tcase_add_test(core, test_quantize_double_sum);
+    tcase_add_loop_test(core, test_quantize_threads_and_runs, 0, 2);
+    tcase_add_loop_test(core, test_quantize_agrees_with_run, 0, 2);
+    tcase_add_test(core, test_quantize_usage);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
