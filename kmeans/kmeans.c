@@ -127,3 +127,33 @@ kms_status kms_kmeans_optimal_wcss(const float *values, size_t n, int kmax,
         return st;
     return kms_optimal_wcss_run(values, n, kmax, wcss, err);
 }
+
+kms_status kms_kmeans_optimal_hist(const float *values, const uint64_t *counts,
+                                   size_t bins, int k, int32_t *labels,
+                                   float *centers, double *compactness,
+                                   kms_error *err)
+{
+    if (!values || !counts || !centers)
+        return usage(err, "NULL values, counts or centers");
+    if (k < 1)
+        return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
+                             "kmeans: k is %d, must be >= 1", k);
+    if (bins > INT32_MAX)
+        return usage(err, "too many histogram bins");
+    kms_status st = check_finite(values, bins, 1, err);
+    if (st != KMS_OK)
+        return st;
+    bool any = false;
+    for (size_t i = 0; i < bins; i++) {
+        if (i > 0 && !(values[i] > values[i - 1]))
+            return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
+                                 "kmeans: histogram value %zu (%g) is not "
+                                 "above the one before (%g)",
+                                 i, (double)values[i], (double)values[i - 1]);
+        any |= counts[i] != 0;
+    }
+    if (!any)
+        return usage(err, "empty histogram");
+    return kms_optimal_hist_run(values, counts, bins, k, labels, centers,
+                                compactness, err);
+}

@@ -49,6 +49,24 @@ kms_status kms_kmeans_run(const float *samples, size_t n, int dims,
 kms_status kms_kmeans_optimal_wcss(const float *values, size_t n, int kmax,
                                    double *wcss, kms_error *err);
 
+/* The exact 1-D optimum of a histogram: value values[i] occurs counts[i]
+ * times (values finite and strictly increasing; counts may be 0). The same
+ * answer, bit for bit, as kms_kmeans_run with method optimal on the samples
+ * the histogram counts (each value repeated counts[i] times, in any order),
+ * in O(bins) memory whatever the number of samples: e.g. the 2-means of a
+ * CT slice's Hounsfield units from their counts. labels (bins entries, may
+ * be NULL): the cluster of each value; a value with count 0 gets the
+ * cluster that a sample of that value would get (the first whose largest
+ * value is >= it, else the last used). centers: k floats, compactness (may
+ * be NULL) as kms_kmeans_run gives them, including k above the number of
+ * non-empty bins. Errors: KMS_ERR_USAGE for NULL values, counts or centers,
+ * k < 1, bins above INT32_MAX, values not strictly increasing or all counts
+ * 0; KMS_ERR_INPUT for NaN or infinite values; KMS_ERR_NOMEM. */
+kms_status kms_kmeans_optimal_hist(const float *values, const uint64_t *counts,
+                                   size_t bins, int k, int32_t *labels,
+                                   float *centers, double *compactness,
+                                   kms_error *err);
+
 /* Labels n samples of dims floats with their nearest of the k centres
  * (k * dims floats): the smallest squared Euclidean distance, summed in
  * double over the float differences; ties go to the lower index and a NaN

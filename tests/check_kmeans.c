@@ -792,6 +792,179 @@ START_TEST(test_params_default)
 }
 END_TEST
 
+/* ---- optimum of a histogram ----------------------------------------------------- */
+
+/* Random histograms (integer or fractional values, empty bins, k from 1 to
+ * above the number of values): bit for bit what kms_kmeans_run's optimal
+ * method gives on the samples expanded and shuffled. */
+START_TEST(test_optimal_hist_equals_expanded)
+{
+    uint32_t s = 1000u + (uint32_t)_i;
+    size_t bins = 3 + lcg_next(&s) % 60;
+    int k = 1 + (int)(lcg_next(&s) % 7);
+    float *v = malloc(sizeof *v * bins);
+    uint64_t *cnt = malloc(sizeof *cnt * bins);
+    size_t n = 0;
+    float at = -1100.f + (float)(lcg_next(&s) % 200);
+    for (size_t i = 0; i < bins; i++) {
+        at += _i % 2 ? (float)(1 + lcg_next(&s) % 300) / 7.f
+                     : (float)(1 + lcg_next(&s) % 9);
+        v[i] = at;
+        cnt[i] = lcg_next(&s) % 4 == 0 ? 0 : 1 + lcg_next(&s) % 40;
+        n += cnt[i];
+    }
+    cnt[bins / 2] += (uint64_t)k; /* n >= k, as kms_kmeans_run needs */
+    n += (size_t)k;
+    float *x = malloc(sizeof *x * n);
+    size_t *bin = malloc(sizeof *bin * n);
+    size_t j = 0;
+    for (size_t i = 0; i < bins; i++)
+        for (uint64_t c = 0; c < cnt[i]; c++) {
+            x[j] = v[i];
+            bin[j++] = i;
+        }
+    for (size_t i = n - 1; i > 0; i--) { /* shuffle: order does not matter */
+        size_t r = lcg_next(&s) % (i + 1);
+        float tx = x[i];
+        size_t tb = bin[i];
+        x[i] = x[r], bin[i] = bin[r];
+        x[r] = tx, bin[r] = tb;
+    }
+    int32_t *lr = malloc(sizeof *lr * n), *lh = malloc(sizeof *lh * bins);
+    float cr[8], ch[8];
+    double comp = -1;
+    kms_kmeans_params p = params(k, KMS_KM_OPTIMAL);
+    double want = run_ok(x, n, 1, &p, lr, cr);
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, bins, k, lh, ch, &comp,
+                                             &err),
+                     KMS_OK);
+    ck_assert(comp == want);
+    ck_assert_int_eq(memcmp(cr, ch, sizeof *cr * (size_t)k), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(lr[i], lh[bin[i]]);
+    free(lr);
+    free(lh);
+    free(x);
+    free(bin);
+    free(v);
+    free(cnt);
+}
+END_TEST
+
+/* 2-means of consecutive integers by the best cut (the largest
+ * s0^2/n0 + s1^2/n1, sums exact in double): the centres agree. Millions of
+ * samples cost only their bins. */
+START_TEST(test_optimal_hist_two_means)
+{
+    enum { BINS = 1701 }; /* -1100 .. 600 HU */
+    static float v[BINS];
+    static uint64_t cnt[BINS];
+    uint32_t s = 77u + (uint32_t)_i;
+    double n = 0, sum = 0;
+    for (int i = 0; i < BINS; i++) {
+        v[i] = (float)(-1100 + i);
+        /* two humps (air/lung and tissue) and empty stretches */
+        int hu = -1100 + i;
+        uint64_t base = hu < -700 ? 3000 : hu > -100 && hu < 100 ? 5000 : 40;
+        cnt[i] = lcg_next(&s) % 7 == 0 ? 0 : base + lcg_next(&s) % 1000;
+        n += (double)cnt[i];
+        sum += (double)cnt[i] * v[i];
+    }
+    double best = -1, n0 = 0, s0 = 0;
+    float c0 = 0, c1 = 0;
+    for (int i = 0; i + 1 < BINS; i++) {
+        if (!cnt[i])
+            continue;
+        n0 += (double)cnt[i];
+        s0 += (double)cnt[i] * v[i];
+        if (n0 == n)
+            break;
+        double score = s0 * s0 / n0 + (sum - s0) * (sum - s0) / (n - n0);
+        if (score > best) {
+            best = score;
+            c0 = (float)(s0 / n0);
+            c1 = (float)((sum - s0) / (n - n0));
+        }
+    }
+    float c[2];
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, BINS, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_OK);
+    ck_assert_msg(c[0] == c0 && c[1] == c1, "centres %a %a, want %a %a",
+                  (double)c[0], (double)c[1], (double)c0, (double)c1);
+}
+END_TEST
+
+/* Worked by hand: -5 x3, 2 x4, 9 x2 (0 and 7 empty). k = 2 splits {-5} |
+ * {2, 9}; an empty value joins the first cluster whose top is >= it. */
+START_TEST(test_optimal_hist_known_answer)
+{
+    static const float v[] = {-5, 0, 2, 7, 9};
+    static const uint64_t cnt[] = {3, 0, 4, 0, 2};
+    int32_t l[5];
+    float c[4];
+    double comp;
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(
+        kms_kmeans_optimal_hist(v, cnt, 5, 2, l, c, &comp, &err), KMS_OK);
+    static const int32_t want2[] = {0, 1, 1, 1, 1};
+    ck_assert_mem_eq(l, want2, sizeof want2);
+    ck_assert(c[0] == -5.f && c[1] == (float)(26.0 / 6));
+    double e2 = 2 - (double)c[1], e9 = 9 - (double)c[1];
+    ck_assert(comp == 4 * e2 * e2 + 2 * e9 * e9);
+    /* more clusters than values: one per value, spares repeat the top */
+    ck_assert_int_eq(
+        kms_kmeans_optimal_hist(v, cnt, 5, 4, l, c, &comp, &err), KMS_OK);
+    static const int32_t want4[] = {0, 1, 1, 2, 2};
+    static const float cwant4[] = {-5, 2, 9, 9};
+    ck_assert_mem_eq(l, want4, sizeof want4);
+    ck_assert_mem_eq(c, cwant4, sizeof cwant4);
+    ck_assert(comp == 0);
+    /* one sample is enough (kms_kmeans_run would need n >= k) */
+    static const uint64_t one[] = {0, 0, 1, 0, 0};
+    ck_assert_int_eq(
+        kms_kmeans_optimal_hist(v, one, 5, 2, l, c, &comp, &err), KMS_OK);
+    ck_assert(c[0] == 2.f && c[1] == 2.f && comp == 0);
+    ck_assert_int_eq(l[0], 0);
+    ck_assert_int_eq(l[4], 0);
+}
+END_TEST
+
+START_TEST(test_optimal_hist_usage)
+{
+    static const float v[] = {1, 2, 3}, same[] = {1, 2, 2}, bad[] = {1, NAN, 3};
+    static const uint64_t cnt[] = {1, 1, 1}, none[] = {0, 0, 0};
+    float c[3];
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(same, cnt, 3, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "not above"));
+    ck_assert_int_eq(kms_kmeans_optimal_hist(bad, cnt, 3, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_INPUT);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, none, 3, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "empty"));
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, 3, 0, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, NULL, 3, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, 3, 2, NULL, NULL, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+}
+END_TEST
+
 /* ---- quantize --------------------------------------------------------------- */
 
 /* kms_kmeans_quantize, failing the test on error. */
@@ -1118,6 +1291,9 @@ static Suite *kmeans_suite(void)
     tcase_add_loop_test(core, test_threads_identical, 0, 4);
     tcase_add_test(core, test_auto_dispatch);
     tcase_add_test(core, test_params_default);
+    tcase_add_loop_test(core, test_optimal_hist_equals_expanded, 0, 200);
+    tcase_add_loop_test(core, test_optimal_hist_two_means, 0, 5);
+    tcase_add_test(core, test_optimal_hist_known_answer);
     tcase_add_test(core, test_quantize_known_answers);
     tcase_add_test(core, test_quantize_double_sum);
     tcase_add_loop_test(core, test_quantize_threads_and_runs, 0, 2);
@@ -1132,6 +1308,7 @@ static Suite *kmeans_suite(void)
     tcase_add_test(limits, test_non_finite_samples);
     tcase_add_test(limits, test_huge_values);
     tcase_add_test(limits, test_n_equals_k);
+    tcase_add_test(limits, test_optimal_hist_usage);
     suite_add_tcase(s, limits);
 
     return s;
