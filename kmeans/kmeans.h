@@ -75,7 +75,7 @@ kms_status kms_kmeans_optimal_hist(const float *values, const uint64_t *counts,
  * float as cv does, and cv::kmeans does not relabel after its last centre
  * update, its labels can differ from these in near-ties and when it stops
  * before converging. threads as in kms_kmeans_params (<= 0: all cores; a
- * pool only for 64K samples and up); labels never depend on it. Errors:
+ * pool only above 32768 samples); labels never depend on it. Errors:
  * KMS_ERR_USAGE for NULL pointers, k < 1 or dims < 1. */
 kms_status kms_kmeans_quantize(const float *samples, size_t n, int dims,
                                const float *centers, int k, int32_t *labels,

@@ -1,12 +1,6 @@
 /* opencv_c: the C interface to OpenCV 4's C++ API (see opencv_c.h). */
 
-/* error.h and image.h have no extern "C" guards of their own and opencv_c.h
- * includes them outside its extern "C" block: include them as C first. */
-extern "C" {
-#include "error.h"
-#include "image.h"
-}
-#include "opencv_c.h"
+#include "opencv_c.h" /* its C headers carry their own extern "C" */
 
 #include <cctype>
 #include <cerrno>

@@ -1060,7 +1060,7 @@ START_TEST(test_quantize_threads_and_runs)
     float *x = random_nd(n, dims, 7u + (uint32_t)_i, 0);
     for (int i = 40000; i < 100000; i++) /* a long run of one value */
         memcpy(x + (size_t)i * dims, x, sizeof *x * (size_t)dims);
-    for (int i = 120000; i < n; i += 2) /* short runs */
+    for (int i = 120000; i + 1 < n; i += 2) /* short runs */
         memcpy(x + (size_t)(i + 1) * dims, x + (size_t)i * dims,
                sizeof *x * (size_t)dims);
     float c[6 * 3];
