@@ -84,27 +84,11 @@ static int load_colour(const char *path, data *d)
     return 1;
 }
 
-static double run_opencv(const data *d, int k, int32_t *labels, float *centers,
-                         double *wcss)
-{
-    kms_error err;
-    double t0 = kms_now_ms();
-    if (kms_cv_kmeans(d->x, (int)d->n, d->dims, k,
-                      KMS_CV_TERM_COUNT | KMS_CV_TERM_EPS, MAX_ITER, 1.0,
-                      ATTEMPTS, KMS_CV_KMEANS_PP_CENTERS, SEED, labels, centers,
-                      wcss, &err) != KMS_OK) {
-        fprintf(stderr, "bench: cv::kmeans failed: %s\n", err.message);
-        exit(1);
-    }
-    return kms_now_ms() - t0;
-}
-
-static double run_native(const data *d, int k, kms_km_method method,
-                         int threads, int32_t *labels, float *centers,
-                         double *wcss)
+/* The benchmark's k-means, the same for both backends (OpenCV ignores
+ * method and threads). */
+static kms_kmeans_params bench_params(int k, kms_km_method method, int threads)
 {
     kms_kmeans_params p;
-    kms_error err;
     kms_kmeans_params_default(&p);
     p.k = k;
     p.attempts = ATTEMPTS;
@@ -115,6 +99,29 @@ static double run_native(const data *d, int k, kms_km_method method,
     p.method = method;
     p.seed = SEED;
     p.threads = threads;
+    return p;
+}
+
+static double run_opencv(const data *d, int k, int32_t *labels, float *centers,
+                         double *wcss)
+{
+    kms_error err;
+    kms_kmeans_params p = bench_params(k, KMS_KM_LLOYD, 1);
+    double t0 = kms_now_ms();
+    if (kms_cv_kmeans(d->x, d->n, d->dims, &p, labels, centers, wcss, &err) !=
+        KMS_OK) {
+        fprintf(stderr, "bench: cv::kmeans failed: %s\n", err.message);
+        exit(1);
+    }
+    return kms_now_ms() - t0;
+}
+
+static double run_native(const data *d, int k, kms_km_method method,
+                         int threads, int32_t *labels, float *centers,
+                         double *wcss)
+{
+    kms_error err;
+    kms_kmeans_params p = bench_params(k, method, threads);
     double t0 = kms_now_ms();
     if (kms_kmeans_run(d->x, d->n, d->dims, &p, labels, centers, wcss, &err) !=
         KMS_OK) {

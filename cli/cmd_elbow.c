@@ -64,7 +64,7 @@ static kms_status elbow_input(const kms_pipeline *pl, const kms_batch *b,
     }
     kms_kmeans_params kp;
     const kms_stage_instance *km = &pl->stages[es->kmeans_at];
-    km->cls->clustering->native_params(km->params, ctx, &kp);
+    km->cls->clustering->kmeans_params(km->params, ctx, &kp);
     if ((size_t)es->k_max > set.n)
         st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "--k",
                            "K up to %d needs %d samples, there are %zu",

@@ -8,6 +8,10 @@
 
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kms_agreement {
     double fraction; /* share of samples with equal labels after the best
                         one-to-one matching of b's labels onto a's */
@@ -19,5 +23,9 @@ typedef struct kms_agreement {
  * k x k contingency table). */
 kms_status kms_agreement_compute(const int32_t *a, const int32_t *b, size_t n,
                                  int k, kms_agreement *out, kms_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,10 @@
 #include "error.h"
 #include "kmeans.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* WCSS for every k in k_min..k_max (wcss[k - k_min]). One feature: the exact
  * optimum from one DP pass. Several: one run of p's method per k (p->k is
  * ignored). */
@@ -22,5 +26,9 @@ kms_status kms_elbow_curve(const float *samples, size_t n, int dims,
  * difference curve when none qualifies. Returns an index into y (0 for n
  * < 3 or a flat curve). */
 int kms_kneedle(const double *y, int n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,21 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void kms_kmeans_params_default(kms_kmeans_params *p)
-{
-    *p = (kms_kmeans_params){
-        .k = 2,
-        .attempts = 10,
-        .criteria = KMS_KM_TERM_COUNT | KMS_KM_TERM_EPS,
-        .max_iter = 10,
-        .epsilon = 1.0,
-        .init = KMS_KM_INIT_PP,
-        .method = KMS_KM_AUTO,
-        .seed = 0x12345678,
-        .threads = 1,
-    };
-}
-
 static kms_status usage(kms_error *err, const char *msg)
 {
     return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL, "kmeans: %s", msg);
@@ -141,4 +126,34 @@ kms_status kms_kmeans_optimal_wcss(const float *values, size_t n, int kmax,
     if (st != KMS_OK)
         return st;
     return kms_optimal_wcss_run(values, n, kmax, wcss, err);
+}
+
+kms_status kms_kmeans_optimal_hist(const float *values, const uint64_t *counts,
+                                   size_t bins, int k, int32_t *labels,
+                                   float *centers, double *compactness,
+                                   kms_error *err)
+{
+    if (!values || !counts || !centers)
+        return usage(err, "NULL values, counts or centers");
+    if (k < 1)
+        return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
+                             "kmeans: k is %d, must be >= 1", k);
+    if (bins > INT32_MAX)
+        return usage(err, "too many histogram bins");
+    kms_status st = check_finite(values, bins, 1, err);
+    if (st != KMS_OK)
+        return st;
+    bool any = false;
+    for (size_t i = 0; i < bins; i++) {
+        if (i > 0 && !(values[i] > values[i - 1]))
+            return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
+                                 "kmeans: histogram value %zu (%g) is not "
+                                 "above the one before (%g)",
+                                 i, (double)values[i], (double)values[i - 1]);
+        any |= counts[i] != 0;
+    }
+    if (!any)
+        return usage(err, "empty histogram");
+    return kms_optimal_hist_run(values, counts, bins, k, labels, centers,
+                                compactness, err);
 }

@@ -16,44 +16,11 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "kmeans_params.h"
 
-typedef enum kms_km_method {
-    KMS_KM_AUTO,    /* optimal when dims == 1, else lloyd */
-    KMS_KM_OPTIMAL, /* exact 1-D optimum (dims must be 1) */
-    KMS_KM_LLOYD    /* cv::kmeans-compatible Lloyd iterations */
-} kms_km_method;
-
-typedef enum kms_km_init {
-    KMS_KM_INIT_PP,     /* k-means++, 3 local trials (cv KMEANS_PP_CENTERS) */
-    KMS_KM_INIT_RANDOM, /* uniform in the widened bounding box
-                           (cv KMEANS_RANDOM_CENTERS) */
-    KMS_KM_INIT_LABELS  /* start from the labels passed in
-                           (cv KMEANS_USE_INITIAL_LABELS) */
-} kms_km_init;
-
-/* Termination bits, as cv::TermCriteria::COUNT / EPS. */
-enum { KMS_KM_TERM_COUNT = 1, KMS_KM_TERM_EPS = 2 };
-
-typedef struct kms_kmeans_params {
-    int k;             /* clusters, >= 1 */
-    int attempts;      /* >= 1; the lowest compactness wins (lloyd) */
-    int criteria;      /* KMS_KM_TERM_* bits */
-    int max_iter;      /* as cv::TermCriteria::maxCount */
-    double epsilon;    /* as cv::TermCriteria::epsilon (not squared) */
-    kms_km_init init;
-    kms_km_method method;
-    uint64_t seed;     /* as cv::setRNGSeed(seed) before cv::kmeans: the
-                          cv::RNG state (0 means 0xffffffff, as in cv);
-                          setRNGSeed takes an int, so its negative s is
-                          seed (uint64_t)(int64_t)s here */
-    int threads;       /* worker threads for lloyd; <= 0: all cores */
-} kms_kmeans_params;
-
-/* Defaults: k 2, attempts 10, COUNT|EPS, 10 iterations, epsilon 1.0, PP,
- * AUTO, seed 0x12345678, threads 1. (An untouched cv::theRNG() has state
- * 0xffffffff, which is seed 0 here: use seed 0 to match a cv::kmeans call
- * made without cv::setRNGSeed on a fresh thread.) */
-void kms_kmeans_params_default(kms_kmeans_params *p);
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Clusters n samples of dims floats (row-major). labels: n int32 (input when
  * init is LABELS). centers: k * dims floats. compactness: sum over samples of
@@ -82,6 +49,38 @@ kms_status kms_kmeans_run(const float *samples, size_t n, int dims,
 kms_status kms_kmeans_optimal_wcss(const float *values, size_t n, int kmax,
                                    double *wcss, kms_error *err);
 
+/* The exact 1-D optimum of a histogram: value values[i] occurs counts[i]
+ * times (values finite and strictly increasing; counts may be 0). The same
+ * answer, bit for bit, as kms_kmeans_run with method optimal on the samples
+ * the histogram counts (each value repeated counts[i] times, in any order),
+ * in O(bins) memory whatever the number of samples: e.g. the 2-means of a
+ * CT slice's Hounsfield units from their counts. labels (bins entries, may
+ * be NULL): the cluster of each value; a value with count 0 gets the
+ * cluster that a sample of that value would get (the first whose largest
+ * value is >= it, else the last used). centers: k floats, compactness (may
+ * be NULL) as kms_kmeans_run gives them, including k above the number of
+ * non-empty bins. Errors: KMS_ERR_USAGE for NULL values, counts or centers,
+ * k < 1, bins above INT32_MAX, values not strictly increasing or all counts
+ * 0; KMS_ERR_INPUT for NaN or infinite values; KMS_ERR_NOMEM. */
+kms_status kms_kmeans_optimal_hist(const float *values, const uint64_t *counts,
+                                   size_t bins, int k, int32_t *labels,
+                                   float *centers, double *compactness,
+                                   kms_error *err);
+
+/* Labels n samples of dims floats with their nearest of the k centres
+ * (k * dims floats): the smallest squared Euclidean distance, summed in
+ * double over the float differences; ties go to the lower index and a NaN
+ * sample gets 0. This is how kmseg labels samples that were not clustered
+ * (padding, another resolution). Because kms_kmeans_run's lloyd measures in
+ * float as cv does, and cv::kmeans does not relabel after its last centre
+ * update, its labels can differ from these in near-ties and when it stops
+ * before converging. threads as in kms_kmeans_params (<= 0: all cores; a
+ * pool only above 32768 samples); labels never depend on it. Errors:
+ * KMS_ERR_USAGE for NULL pointers, k < 1 or dims < 1. */
+kms_status kms_kmeans_quantize(const float *samples, size_t n, int dims,
+                               const float *centers, int k, int32_t *labels,
+                               int threads, kms_error *err);
+
 /* Relabels so that centre 0 is the darkest (smallest sum over dims), ties
  * broken by the old index; centers are permuted to match. */
 void kms_kmeans_canonicalize(int32_t *labels, size_t n, float *centers, int k,
@@ -104,5 +103,9 @@ int kms_rng_uniform_int(kms_rng *rng, int a, int b);
 float kms_rng_uniform_float(kms_rng *rng, float a, float b);
 /* cv::RNG::uniform(double a, double b) */
 double kms_rng_uniform_double(kms_rng *rng, double a, double b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

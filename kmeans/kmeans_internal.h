@@ -261,6 +261,12 @@ kms_status kms_optimal_run(const float *values, size_t n, int k,
                            int32_t *labels, float *centers,
                            double *compactness, kms_error *err);
 
+/* kms_kmeans_optimal_hist after validation (labels may be NULL). */
+kms_status kms_optimal_hist_run(const float *values, const uint64_t *counts,
+                                size_t bins, int k, int32_t *labels,
+                                float *centers, double *compactness,
+                                kms_error *err);
+
 /* kms_kmeans_optimal_wcss after validation. */
 kms_status kms_optimal_wcss_run(const float *values, size_t n, int kmax,
                                 double *wcss, kms_error *err);

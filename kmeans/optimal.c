@@ -10,8 +10,9 @@
  * 2017), so each row is a divide-and-conquer in O(d log d).
  *
  * The distinct-value table comes from a counting table when the samples are
- * integers spanning at most 65536 values (CT Hounsfield units: O(n)), and
- * from a radix sort of the float bits otherwise (exact for any float). */
+ * integers spanning at most 65536 values (CT Hounsfield units: O(n)), from
+ * a radix sort of the float bits otherwise (exact for any float), or
+ * straight from a caller's histogram; the rest is the same for all three. */
 #include "kmeans_internal.h"
 
 #ifdef __SSE2__
@@ -120,6 +121,26 @@ static kms_status build_from_counts(const float *x, size_t n, float lo,
 out:
     free(count);
     return st;
+}
+
+/* A histogram's table: values already sorted and distinct, empty bins left
+ * out. */
+static kms_status build_from_hist(const float *values, const uint64_t *counts,
+                                  size_t bins, distinct *t)
+{
+    size_t d = 0;
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < bins; i++)
+        d += counts[i] != 0;
+    if (distinct_alloc(t, d) != KMS_OK)
+        return KMS_ERR_NOMEM;
+    d = 0;
+    for (size_t i = 0; i < bins; i++)
+        if (counts[i]) {
+            t->value[d] = values[i];
+            t->weight[d++] = (double)counts[i];
+        }
+    return KMS_OK;
 }
 
 /* Order-preserving map of float bits to unsigned (-0 taken as +0). */
@@ -441,44 +462,86 @@ static void one_per_value(const distinct *t, int k, uint32_t *first,
         centers[c] = t->value[t->d - 1];
 }
 
+/* The optimum of table t in k clusters: first[] (k entries), centres and
+ * compactness. *used: the clusters that hold values, min(k, d). */
+static kms_status optimum(const distinct *t, int k, uint32_t *first,
+                          float *centers, double *total, int *used)
+{
+    dp s = {0};
+    uint32_t *arg = NULL;
+    double *last = NULL;
+    kms_status st = KMS_ERR_NOMEM;
+    *total = 0;
+    *used = k;
+    if ((size_t)k >= t->d) {
+        one_per_value(t, k, first, centers);
+        *used = (int)t->d;
+        return KMS_OK;
+    }
+    if (!(last = malloc(sizeof *last * (size_t)k))
+        || (k > 1 && !(arg = malloc(sizeof *arg * t->d * (size_t)(k - 1))))
+        || (st = dp_init(&s, t)) != KMS_OK
+        || (st = run_dp(&s, k, last, arg)) != KMS_OK)
+        goto out;
+    backtrack(arg, t->d, k, first);
+    *total = centres_of(t, first, k, centers);
+out:
+    free(arg);
+    free(last);
+    dp_free(&s);
+    return st;
+}
+
+/* The optimum of table t, then the labels of the n values x the table was
+ * built from (labels may be NULL). */
+static kms_status optimum_labels(const distinct *t, int k, const float *x,
+                                 size_t n, int32_t *labels, float *centers,
+                                 double *compactness)
+{
+    uint32_t *first = malloc(sizeof *first * (size_t)k);
+    double total = 0;
+    int used = k;
+    kms_status st = first ? optimum(t, k, first, centers, &total, &used)
+                          : KMS_ERR_NOMEM;
+    if (st == KMS_OK && labels)
+        st = label_samples(x, n, t, first, used, labels);
+    if (st == KMS_OK && compactness)
+        *compactness = total;
+    free(first);
+    return st;
+}
+
+static kms_status nomem(kms_status st, kms_error *err)
+{
+    if (st == KMS_ERR_NOMEM)
+        kms_error_set(err, st, NULL, 0, NULL, "kmeans optimal: out of memory");
+    return st;
+}
+
 kms_status kms_optimal_run(const float *values, size_t n, int k,
                            int32_t *labels, float *centers,
                            double *compactness, kms_error *err)
 {
     distinct t = {0};
-    dp s = {0};
-    uint32_t *arg = NULL, *first = malloc(sizeof *first * (size_t)k);
-    double *last = malloc(sizeof *last * (size_t)k);
-    double total = 0;
-    int kk = k;
-    kms_status st = KMS_ERR_NOMEM;
-    if (!first || !last || (st = build_distinct(values, n, &t)) != KMS_OK)
-        goto out;
-    if ((size_t)k >= t.d) {
-        one_per_value(&t, k, first, centers);
-        kk = (int)t.d;
-    } else {
-        st = KMS_ERR_NOMEM;
-        if ((k > 1 && !(arg = malloc(sizeof *arg * t.d * (size_t)(k - 1))))
-            || (st = dp_init(&s, &t)) != KMS_OK
-            || (st = run_dp(&s, k, last, arg)) != KMS_OK)
-            goto out;
-        backtrack(arg, t.d, k, first);
-        total = centres_of(&t, first, k, centers);
-    }
-    if ((st = label_samples(values, n, &t, first, kk, labels)) != KMS_OK)
-        goto out;
-    if (compactness)
-        *compactness = total;
-out:
-    if (st == KMS_ERR_NOMEM)
-        kms_error_set(err, st, NULL, 0, NULL, "kmeans optimal: out of memory");
-    free(arg);
-    free(first);
-    free(last);
-    dp_free(&s);
+    kms_status st = build_distinct(values, n, &t);
+    if (st == KMS_OK)
+        st = optimum_labels(&t, k, values, n, labels, centers, compactness);
     distinct_free(&t);
-    return st;
+    return nomem(st, err);
+}
+
+kms_status kms_optimal_hist_run(const float *values, const uint64_t *counts,
+                                size_t bins, int k, int32_t *labels,
+                                float *centers, double *compactness,
+                                kms_error *err)
+{
+    distinct t = {0};
+    kms_status st = build_from_hist(values, counts, bins, &t);
+    if (st == KMS_OK)
+        st = optimum_labels(&t, k, values, bins, labels, centers,
+                            compactness);
+    distinct_free(&t);
+    return nomem(st, err);
 }
 
 kms_status kms_optimal_wcss_run(const float *values, size_t n, int kmax,
@@ -496,9 +559,7 @@ kms_status kms_optimal_wcss_run(const float *values, size_t n, int kmax,
     for (size_t k = t.d; k <= (size_t)kmax; k++)
         wcss[k - 1] = 0;
 out:
-    if (st == KMS_ERR_NOMEM)
-        kms_error_set(err, st, NULL, 0, NULL, "kmeans optimal: out of memory");
     dp_free(&s);
     distinct_free(&t);
-    return st;
+    return nomem(st, err);
 }

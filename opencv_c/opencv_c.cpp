@@ -1,15 +1,10 @@
 /* opencv_c: the C interface to OpenCV 4's C++ API (see opencv_c.h). */
 
-/* error.h and image.h have no extern "C" guards of their own and opencv_c.h
- * includes them outside its extern "C" block: include them as C first. */
-extern "C" {
-#include "error.h"
-#include "image.h"
-}
-#include "opencv_c.h"
+#include "opencv_c.h" /* its C headers carry their own extern "C" */
 
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -45,11 +40,9 @@ KMS_SAME_AS_CV(KMS_CV_INTER_LINEAR, cv::INTER_LINEAR);
 KMS_SAME_AS_CV(KMS_CV_INTER_CUBIC, cv::INTER_CUBIC);
 KMS_SAME_AS_CV(KMS_CV_INTER_AREA, cv::INTER_AREA);
 KMS_SAME_AS_CV(KMS_CV_INTER_LANCZOS4, cv::INTER_LANCZOS4);
-KMS_SAME_AS_CV(KMS_CV_TERM_COUNT, cv::TermCriteria::COUNT);
-KMS_SAME_AS_CV(KMS_CV_TERM_EPS, cv::TermCriteria::EPS);
-KMS_SAME_AS_CV(KMS_CV_KMEANS_RANDOM_CENTERS, cv::KMEANS_RANDOM_CENTERS);
-KMS_SAME_AS_CV(KMS_CV_KMEANS_USE_INITIAL_LABELS, cv::KMEANS_USE_INITIAL_LABELS);
-KMS_SAME_AS_CV(KMS_CV_KMEANS_PP_CENTERS, cv::KMEANS_PP_CENTERS);
+/* kms_kmeans_params.criteria is passed to cv::TermCriteria as it is */
+KMS_SAME_AS_CV(KMS_KM_TERM_COUNT, cv::TermCriteria::COUNT);
+KMS_SAME_AS_CV(KMS_KM_TERM_EPS, cv::TermCriteria::EPS);
 KMS_SAME_AS_CV(KMS_CV_MORPH_ERODE, cv::MORPH_ERODE);
 KMS_SAME_AS_CV(KMS_CV_MORPH_DILATE, cv::MORPH_DILATE);
 KMS_SAME_AS_CV(KMS_CV_MORPH_OPEN, cv::MORPH_OPEN);
@@ -629,19 +622,44 @@ extern "C" kms_status kms_cv_nlmeans(const kms_image *src, kms_image *dst,
 
 /* ---- k-means ------------------------------------------------------------- */
 
-extern "C" kms_status kms_cv_kmeans(const float *samples, int n, int dims,
-                                    int k, int criteria_type, int max_iter,
-                                    double epsilon, int attempts, int flags,
-                                    uint64_t seed, int32_t *labels,
-                                    float *centers, double *compactness,
-                                    kms_error *err)
+/* kms_km_init as cv::KmeansFlags, -1 for a value it does not name. Read as
+ * an int, as depth_int does: C callers may pass any int. */
+static int kmeans_flags(const kms_km_init &init)
+{
+    static_assert(sizeof(kms_km_init) == sizeof(int),
+                  "kms_km_init is not int-sized");
+    int v;
+    std::memcpy(&v, &init, sizeof v);
+    switch (v) {
+    case KMS_KM_INIT_PP: return cv::KMEANS_PP_CENTERS;
+    case KMS_KM_INIT_RANDOM: return cv::KMEANS_RANDOM_CENTERS;
+    case KMS_KM_INIT_LABELS: return cv::KMEANS_USE_INITIAL_LABELS;
+    default: return -1;
+    }
+}
+
+extern "C" kms_status kms_cv_kmeans(const float *samples, size_t count,
+                                    int dims, const kms_kmeans_params *p,
+                                    int32_t *labels, float *centers,
+                                    double *compactness, kms_error *err)
 {
     GUARDED({
-        if (!samples || !labels || !centers || !compactness)
+        if (!samples || !p || !labels || !centers)
             return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
-                                 "%s: NULL samples, labels, centers or "
-                                 "compactness",
+                                 "%s: NULL samples, params, labels or "
+                                 "centers",
                                  api);
+        const int flags = kmeans_flags(p->init);
+        if (flags < 0)
+            return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
+                                 "%s: unknown init", api);
+        /* cv::Mat counts rows in an int */
+        if (count > static_cast<size_t>(INT_MAX))
+            return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
+                                 "%s: %zu samples are more than cv::kmeans "
+                                 "takes",
+                                 api, count);
+        const int n = static_cast<int>(count), k = p->k;
         /* The one thing cv::kmeans does not reject: it "clusters" in an
          * empty feature space. */
         if (dims <= 0)
@@ -650,7 +668,7 @@ extern "C" kms_status kms_cv_kmeans(const float *samples, int n, int dims,
                                  dims);
         /* cv::setRNGSeed takes an int; cv2.setRNGSeed(seed) truncates the
          * same way, so seeds match Python's. */
-        cv::setRNGSeed(static_cast<int>(static_cast<uint32_t>(seed)));
+        cv::setRNGSeed(static_cast<int>(static_cast<uint32_t>(p->seed)));
         /* cv::kmeans reads a 1-row matrix as 1-D samples along the row, so a
          * single sample is passed as one pixel of `dims` channels. */
         if (n == 1 && dims > CV_CN_MAX)
@@ -664,8 +682,9 @@ extern "C" kms_status kms_cv_kmeans(const float *samples, int n, int dims,
         cv::Mat lab(n, 1, CV_32S, labels);
         cv::Mat cen;
         double c = cv::kmeans(
-            data, k, lab, cv::TermCriteria(criteria_type, max_iter, epsilon),
-            attempts, flags, cen);
+            data, k, lab,
+            cv::TermCriteria(p->criteria, p->max_iter, p->epsilon),
+            p->attempts, flags, cen);
         if (cen.rows != k || cen.cols != dims || cen.type() != CV_32F ||
             !cen.isContinuous() || lab.total() != static_cast<size_t>(n) ||
             lab.type() != CV_32S || !lab.isContinuous())
@@ -676,7 +695,8 @@ extern "C" kms_status kms_cv_kmeans(const float *samples, int n, int dims,
             std::memcpy(labels, lab.data,
                         sizeof(int32_t) * static_cast<size_t>(n));
         std::memcpy(centers, cen.data, cen.total() * sizeof(float));
-        *compactness = c;
+        if (compactness)
+            *compactness = c;
         return KMS_OK;
     });
 }

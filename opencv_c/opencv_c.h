@@ -17,6 +17,7 @@
 
 #include "error.h"
 #include "image.h"
+#include "kmeans_params.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,15 +48,6 @@ enum {
     KMS_CV_INTER_CUBIC = 2,
     KMS_CV_INTER_AREA = 3,
     KMS_CV_INTER_LANCZOS4 = 4
-};
-
-/* cv::TermCriteria::Type and cv::KmeansFlags */
-enum {
-    KMS_CV_TERM_COUNT = 1,
-    KMS_CV_TERM_EPS = 2,
-    KMS_CV_KMEANS_RANDOM_CENTERS = 0,
-    KMS_CV_KMEANS_USE_INITIAL_LABELS = 1,
-    KMS_CV_KMEANS_PP_CENTERS = 2
 };
 
 /* cv::MorphTypes and cv::MorphShapes */
@@ -144,17 +136,20 @@ kms_status kms_cv_nlmeans(const kms_image *src, kms_image *dst, float h,
 
 /* --- k-means -------------------------------------------------------------- */
 
-/* cv::setRNGSeed(seed) on this thread, then cv::kmeans on the n x dims float
- * samples (row-major), every argument passed through unchanged:
- * TermCriteria(criteria_type, max_iter, epsilon), attempts, flags.
- * labels: n int32; read as initial labels when flags has
- * KMS_CV_KMEANS_USE_INITIAL_LABELS, always written. centers: k x dims floats,
- * written. *compactness: the value cv::kmeans returns. */
-kms_status kms_cv_kmeans(const float *samples, int n, int dims, int k,
-                         int criteria_type, int max_iter, double epsilon,
-                         int attempts, int flags, uint64_t seed,
-                         int32_t *labels, float *centers, double *compactness,
-                         kms_error *err);
+/* cv::setRNGSeed(p->seed) on this thread, then cv::kmeans on the n x dims
+ * float samples (row-major) with the same kms_kmeans_params as the native
+ * kms_kmeans_run: TermCriteria(p->criteria, p->max_iter, p->epsilon),
+ * p->attempts, and p->init as KMEANS_PP_CENTERS, KMEANS_RANDOM_CENTERS or
+ * KMEANS_USE_INITIAL_LABELS. p->method and p->threads are native only and
+ * ignored here (cv::kmeans is Lloyd; its threads are kms_cv_set_num_threads).
+ * labels: n int32; read as initial labels when p->init is KMS_KM_INIT_LABELS,
+ * always written. centers: k x dims floats, written. *compactness: the value
+ * cv::kmeans returns (may be NULL). Errors: KMS_ERR_USAGE for NULL pointers,
+ * dims < 1, an unknown init or n above INT_MAX; what cv::kmeans rejects
+ * (k > n, ...) is KMS_ERR_OPENCV. */
+kms_status kms_cv_kmeans(const float *samples, size_t n, int dims,
+                         const kms_kmeans_params *p, int32_t *labels,
+                         float *centers, double *compactness, kms_error *err);
 
 /* --- morphology and regions ------------------------------------------------ */
 

@@ -3,7 +3,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +13,6 @@
 #include "stage.h"
 #include "clock.h"
 
-typedef enum criteria { CRIT_BOTH, CRIT_MAX_ITER, CRIT_EPS } criteria;
-typedef enum init { INIT_PP, INIT_RANDOM } init;
-
 typedef struct kmeans_params {
     int backend;  /* kms_backend */
     int method;   /* kms_km_method, native only */
@@ -26,8 +22,8 @@ typedef struct kmeans_params {
     int attempts;
     int max_iter;
     double epsilon;
-    int criteria;
-    int init;
+    int criteria; /* KMS_KM_TERM_* bits */
+    int init;     /* kms_km_init */
 } kmeans_params;
 
 static const kms_choice backends[] = {{"native", KMS_BACKEND_NATIVE},
@@ -37,12 +33,13 @@ static const kms_choice method_names[] = {{"auto", KMS_KM_AUTO},
                                           {"optimal", KMS_KM_OPTIMAL},
                                           {"lloyd", KMS_KM_LLOYD},
                                           {NULL, 0}};
-static const kms_choice criteria_names[] = {{"eps+max_iter", CRIT_BOTH},
-                                            {"max_iter", CRIT_MAX_ITER},
-                                            {"eps", CRIT_EPS},
-                                            {NULL, 0}};
-static const kms_choice init_names[] = {{"pp", INIT_PP},
-                                        {"random", INIT_RANDOM},
+static const kms_choice criteria_names[] = {
+    {"eps+max_iter", KMS_KM_TERM_COUNT | KMS_KM_TERM_EPS},
+    {"max_iter", KMS_KM_TERM_COUNT},
+    {"eps", KMS_KM_TERM_EPS},
+    {NULL, 0}};
+static const kms_choice init_names[] = {{"pp", KMS_KM_INIT_PP},
+                                        {"random", KMS_KM_INIT_RANDOM},
                                         {NULL, 0}};
 static const kms_choice k_words[] = {{"auto", 0}, {NULL, 0}};
 
@@ -109,103 +106,53 @@ static kms_status kmeans_prepare(const void *params, kms_link *link,
     return KMS_OK;
 }
 
-static int term_type(criteria c)
-{
-    switch (c) {
-    case CRIT_BOTH: return KMS_KM_TERM_COUNT | KMS_KM_TERM_EPS;
-    case CRIT_MAX_ITER: return KMS_KM_TERM_COUNT;
-    case CRIT_EPS: return KMS_KM_TERM_EPS;
-    }
-    abort();
-}
-
-static kms_status run_opencv(const kmeans_params *p, kms_context *ctx,
-                             const kms_sample_set *set, int32_t *labels,
-                             kms_error *err)
-{
-    int flags = p->init == INIT_PP ? KMS_CV_KMEANS_PP_CENTERS
-                                   : KMS_CV_KMEANS_RANDOM_CENTERS;
-    ctx->backend = "opencv";
-    if (set->n > INT32_MAX)
-        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.backend",
-                             "%zu samples are more than cv::kmeans takes; use "
-                             "backend = native", set->n);
-    return kms_cv_kmeans(set->x, (int)set->n, ctx->dims, ctx->k,
-                         term_type((criteria)p->criteria), p->max_iter,
-                         p->epsilon, p->attempts, flags, ctx->seed, labels,
-                         ctx->centers, &ctx->wcss, err);
-}
-
-static void kms_kmeans_stage_native_params(const void *params,
-                                    const kms_context *ctx,
-                                    kms_kmeans_params *kp)
+/* The library parameters the stage's config means, for either backend. */
+static void library_params(const void *params, const kms_context *ctx,
+                           kms_kmeans_params *kp)
 {
     const kmeans_params *p = params;
     kms_kmeans_params_default(kp);
     kp->k = p->k;
     kp->attempts = p->attempts;
-    kp->criteria = term_type((criteria)p->criteria);
+    kp->criteria = p->criteria;
     kp->max_iter = p->max_iter;
     kp->epsilon = p->epsilon;
-    kp->init = p->init == INIT_PP ? KMS_KM_INIT_PP : KMS_KM_INIT_RANDOM;
+    kp->init = (kms_km_init)p->init;
     kp->method = (kms_km_method)p->method;
     kp->seed = ctx->seed;
     kp->threads = ctx->threads;
 }
 
-static kms_status run_native(const kmeans_params *p, kms_context *ctx,
+/* Both backends take the same kms_kmeans_params. */
+static kms_status run_opencv(const kms_kmeans_params *kp, kms_context *ctx,
                              const kms_sample_set *set, int32_t *labels,
                              kms_error *err)
 {
-    kms_kmeans_params kp;
-    kms_kmeans_stage_native_params(p, ctx, &kp);
-    kp.k = ctx->k;
+    ctx->backend = "opencv";
+    if (set->n > INT32_MAX)
+        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.backend",
+                             "%zu samples are more than cv::kmeans takes; use "
+                             "backend = native", set->n);
+    return kms_cv_kmeans(set->x, set->n, ctx->dims, kp, labels, ctx->centers,
+                         &ctx->wcss, err);
+}
+
+static kms_status run_native(const kms_kmeans_params *kp, kms_context *ctx,
+                             const kms_sample_set *set, int32_t *labels,
+                             kms_error *err)
+{
     ctx->backend = "native";
-    return kms_kmeans_run(set->x, set->n, ctx->dims, &kp, labels, ctx->centers,
+    return kms_kmeans_run(set->x, set->n, ctx->dims, kp, labels, ctx->centers,
                           &ctx->wcss, err);
 }
 
-/* Nearest centre of sample x (the first of equals). */
-static int32_t nearest_centre(const kms_context *ctx, const float *x)
-{
-    const int d = ctx->dims;
-    double best = INFINITY;
-    int32_t label = 0;
-    for (int c = 0; c < ctx->k; c++) {
-        double dist = 0;
-        for (int e = 0; e < d; e++) {
-            double t = x[e] - ctx->centers[(size_t)c * (size_t)d + (size_t)e];
-            dist += t * t;
-        }
-        if (dist < best) {
-            best = dist;
-            label = c;
-        }
-    }
-    return label;
-}
-
-static inline bool same_bits(const float *a, const float *b, size_t d)
-{
-    for (size_t e = 0; e < d; e++) {
-        uint32_t u, v;
-        memcpy(&u, &a[e], sizeof u);
-        memcpy(&v, &b[e], sizeof v);
-        if (u != v)
-            return false;
-    }
-    return true;
-}
-
 /* Labels for every sample of the grid: the clustered ones from labels, the
- * left-out ones (padding) the nearest centre. Both come in long runs;
- * padding mostly repeats one value, whose answer is kept. */
-static void scatter_labels(kms_context *ctx, const int32_t *labels)
+ * left-out ones (padding) the nearest centre. */
+static kms_status scatter_labels(kms_context *ctx, const int32_t *labels,
+                                 kms_error *err)
 {
     const uint8_t *valid = ctx->sample_valid;
     const size_t n = ctx->n_samples, d = (size_t)ctx->dims;
-    const float *last = NULL;
-    int32_t last_label = 0;
     size_t j = 0;
     for (size_t i = 0; i < n;) {
         size_t end = i + kms_scan_bytes(valid + i, n - i, true);
@@ -213,15 +160,16 @@ static void scatter_labels(kms_context *ctx, const int32_t *labels)
         j += end - i;
         i = end;
         end = i + kms_scan_bytes(valid + i, n - i, false);
-        for (; i < end; i++) {
-            const float *x = ctx->samples + i * d;
-            if (!last || !same_bits(x, last, d)) {
-                last_label = nearest_centre(ctx, x);
-                last = x;
-            }
-            ctx->labels[i] = last_label;
+        if (end > i) {
+            kms_status st = kms_kmeans_quantize(
+                ctx->samples + i * d, end - i, ctx->dims, ctx->centers, ctx->k,
+                ctx->labels + i, ctx->threads, err);
+            if (st != KMS_OK)
+                return st;
         }
+        i = end;
     }
+    return KMS_OK;
 }
 
 /* k = auto: the knee of the WCSS curve, from the native library whatever
@@ -241,7 +189,7 @@ static kms_status choose_k(const kmeans_params *p, kms_context *ctx,
     if (!wcss)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     kms_kmeans_params kp;
-    kms_kmeans_stage_native_params(p, ctx, &kp);
+    library_params(p, ctx, &kp);
     kms_sample_set set;
     kms_status st = kms_context_sample_set(ctx, &set, err);
     if (st == KMS_OK)
@@ -254,8 +202,8 @@ static kms_status choose_k(const kmeans_params *p, kms_context *ctx,
     return st;
 }
 
-static kms_status kms_kmeans_stage_cluster(const void *params, kms_context *ctx,
-                                    kms_backend backend, kms_error *err)
+static kms_status cluster(const void *params, kms_context *ctx,
+                          kms_backend backend, kms_error *err)
 {
     const kmeans_params *p = params;
     ctx->k = p->k;
@@ -289,14 +237,18 @@ static kms_status kms_kmeans_stage_cluster(const void *params, kms_context *ctx,
                            ctx->n_samples);
         goto out;
     }
+    kms_kmeans_params kp;
+    library_params(p, ctx, &kp);
+    kp.k = ctx->k;
     double t0 = kms_now_ms();
-    st = backend == KMS_BACKEND_OPENCV ? run_opencv(p, ctx, &set, labels, err)
-                                       : run_native(p, ctx, &set, labels, err);
+    st = backend == KMS_BACKEND_OPENCV
+             ? run_opencv(&kp, ctx, &set, labels, err)
+             : run_native(&kp, ctx, &set, labels, err);
     ctx->ms_kmeans = kms_now_ms() - t0;
+    if (st == KMS_OK && set.owned)
+        st = scatter_labels(ctx, labels, err);
     if (st != KMS_OK)
         goto out;
-    if (set.owned)
-        scatter_labels(ctx, labels);
     kms_kmeans_canonicalize(ctx->labels, ctx->n_samples, ctx->centers, ctx->k,
                             ctx->dims);
 out:
@@ -310,12 +262,12 @@ static kms_status kmeans_run(const void *params, kms_context *ctx,
                              kms_error *err)
 {
     const kmeans_params *p = params;
-    return kms_kmeans_stage_cluster(params, ctx, (kms_backend)p->backend, err);
+    return cluster(params, ctx, (kms_backend)p->backend, err);
 }
 
 static const kms_clustering kmeans_clustering = {
-    .cluster = kms_kmeans_stage_cluster,
-    .native_params = kms_kmeans_stage_native_params,
+    .cluster = cluster,
+    .kmeans_params = library_params,
 };
 
 const kms_stage_class kms_stage_kmeans = {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "context.h"
+#include "kmeans_params.h"
 #include "error.h"
 
 #define KMS_STR_MAX 1024
@@ -124,15 +125,15 @@ typedef struct kms_link {
 /* Optional hook of a stage that clusters samples: commands that compare or
  * sweep clusterings (compare, elbow) look for the first stage that has it. */
 typedef enum kms_backend { KMS_BACKEND_NATIVE, KMS_BACKEND_OPENCV } kms_backend;
-struct kms_kmeans_params;
 typedef struct kms_clustering {
     /* Clusters ctx's samples with backend, whatever the config says. Sets
      * ctx->k, labels (canonical), centers, wcss, backend and ms_kmeans. */
     kms_status (*cluster)(const void *params, kms_context *ctx,
                           kms_backend backend, kms_error *err);
-    /* The native library's parameters the stage's config means. */
-    void (*native_params)(const void *params, const kms_context *ctx,
-                          struct kms_kmeans_params *kp);
+    /* The k-means parameters the stage's config means (one struct for
+     * both backends). */
+    void (*kmeans_params)(const void *params, const kms_context *ctx,
+                          kms_kmeans_params *kp);
 } kms_clustering;
 
 #define KMS_PRODUCT_NAME_MAX 512

@@ -792,6 +792,344 @@ START_TEST(test_params_default)
 }
 END_TEST
 
+/* ---- optimum of a histogram ----------------------------------------------------- */
+
+/* Random histograms (integer or fractional values, empty bins, k from 1 to
+ * above the number of values): bit for bit what kms_kmeans_run's optimal
+ * method gives on the samples expanded and shuffled. */
+START_TEST(test_optimal_hist_equals_expanded)
+{
+    uint32_t s = 1000u + (uint32_t)_i;
+    size_t bins = 3 + lcg_next(&s) % 60;
+    int k = 1 + (int)(lcg_next(&s) % 7);
+    float *v = malloc(sizeof *v * bins);
+    uint64_t *cnt = malloc(sizeof *cnt * bins);
+    size_t n = 0;
+    float at = -1100.f + (float)(lcg_next(&s) % 200);
+    for (size_t i = 0; i < bins; i++) {
+        at += _i % 2 ? (float)(1 + lcg_next(&s) % 300) / 7.f
+                     : (float)(1 + lcg_next(&s) % 9);
+        v[i] = at;
+        cnt[i] = lcg_next(&s) % 4 == 0 ? 0 : 1 + lcg_next(&s) % 40;
+        n += cnt[i];
+    }
+    cnt[bins / 2] += (uint64_t)k; /* n >= k, as kms_kmeans_run needs */
+    n += (size_t)k;
+    float *x = malloc(sizeof *x * n);
+    size_t *bin = malloc(sizeof *bin * n);
+    size_t j = 0;
+    for (size_t i = 0; i < bins; i++)
+        for (uint64_t c = 0; c < cnt[i]; c++) {
+            x[j] = v[i];
+            bin[j++] = i;
+        }
+    for (size_t i = n - 1; i > 0; i--) { /* shuffle: order does not matter */
+        size_t r = lcg_next(&s) % (i + 1);
+        float tx = x[i];
+        size_t tb = bin[i];
+        x[i] = x[r], bin[i] = bin[r];
+        x[r] = tx, bin[r] = tb;
+    }
+    int32_t *lr = malloc(sizeof *lr * n), *lh = malloc(sizeof *lh * bins);
+    float cr[8], ch[8];
+    double comp = -1;
+    kms_kmeans_params p = params(k, KMS_KM_OPTIMAL);
+    double want = run_ok(x, n, 1, &p, lr, cr);
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, bins, k, lh, ch, &comp,
+                                             &err),
+                     KMS_OK);
+    ck_assert(comp == want);
+    ck_assert_int_eq(memcmp(cr, ch, sizeof *cr * (size_t)k), 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(lr[i], lh[bin[i]]);
+    free(lr);
+    free(lh);
+    free(x);
+    free(bin);
+    free(v);
+    free(cnt);
+}
+END_TEST
+
+/* 2-means of consecutive integers by the best cut (the largest
+ * s0^2/n0 + s1^2/n1, sums exact in double): the centres agree. Millions of
+ * samples cost only their bins. */
+START_TEST(test_optimal_hist_two_means)
+{
+    enum { BINS = 1701 }; /* -1100 .. 600 HU */
+    static float v[BINS];
+    static uint64_t cnt[BINS];
+    uint32_t s = 77u + (uint32_t)_i;
+    double n = 0, sum = 0;
+    for (int i = 0; i < BINS; i++) {
+        v[i] = (float)(-1100 + i);
+        /* two humps (air/lung and tissue) and empty stretches */
+        int hu = -1100 + i;
+        uint64_t base = hu < -700 ? 3000 : hu > -100 && hu < 100 ? 5000 : 40;
+        cnt[i] = lcg_next(&s) % 7 == 0 ? 0 : base + lcg_next(&s) % 1000;
+        n += (double)cnt[i];
+        sum += (double)cnt[i] * v[i];
+    }
+    double best = -1, n0 = 0, s0 = 0;
+    float c0 = 0, c1 = 0;
+    for (int i = 0; i + 1 < BINS; i++) {
+        if (!cnt[i])
+            continue;
+        n0 += (double)cnt[i];
+        s0 += (double)cnt[i] * v[i];
+        if (n0 == n)
+            break;
+        double score = s0 * s0 / n0 + (sum - s0) * (sum - s0) / (n - n0);
+        if (score > best) {
+            best = score;
+            c0 = (float)(s0 / n0);
+            c1 = (float)((sum - s0) / (n - n0));
+        }
+    }
+    float c[2];
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, BINS, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_OK);
+    ck_assert_msg(c[0] == c0 && c[1] == c1, "centres %a %a, want %a %a",
+                  (double)c[0], (double)c[1], (double)c0, (double)c1);
+}
+END_TEST
+
+/* Worked by hand: -5 x3, 2 x4, 9 x2 (0 and 7 empty). k = 2 splits {-5} |
+ * {2, 9}; an empty value joins the first cluster whose top is >= it. */
+START_TEST(test_optimal_hist_known_answer)
+{
+    static const float v[] = {-5, 0, 2, 7, 9};
+    static const uint64_t cnt[] = {3, 0, 4, 0, 2};
+    int32_t l[5];
+    float c[4];
+    double comp;
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(
+        kms_kmeans_optimal_hist(v, cnt, 5, 2, l, c, &comp, &err), KMS_OK);
+    static const int32_t want2[] = {0, 1, 1, 1, 1};
+    ck_assert_mem_eq(l, want2, sizeof want2);
+    ck_assert(c[0] == -5.f && c[1] == (float)(26.0 / 6));
+    double e2 = 2 - (double)c[1], e9 = 9 - (double)c[1];
+    ck_assert(comp == 4 * e2 * e2 + 2 * e9 * e9);
+    /* more clusters than values: one per value, spares repeat the top */
+    ck_assert_int_eq(
+        kms_kmeans_optimal_hist(v, cnt, 5, 4, l, c, &comp, &err), KMS_OK);
+    static const int32_t want4[] = {0, 1, 1, 2, 2};
+    static const float cwant4[] = {-5, 2, 9, 9};
+    ck_assert_mem_eq(l, want4, sizeof want4);
+    ck_assert_mem_eq(c, cwant4, sizeof cwant4);
+    ck_assert(comp == 0);
+    /* one sample is enough (kms_kmeans_run would need n >= k) */
+    static const uint64_t one[] = {0, 0, 1, 0, 0};
+    ck_assert_int_eq(
+        kms_kmeans_optimal_hist(v, one, 5, 2, l, c, &comp, &err), KMS_OK);
+    ck_assert(c[0] == 2.f && c[1] == 2.f && comp == 0);
+    ck_assert_int_eq(l[0], 0);
+    ck_assert_int_eq(l[4], 0);
+}
+END_TEST
+
+START_TEST(test_optimal_hist_usage)
+{
+    static const float v[] = {1, 2, 3}, same[] = {1, 2, 2}, bad[] = {1, NAN, 3};
+    static const uint64_t cnt[] = {1, 1, 1}, none[] = {0, 0, 0};
+    float c[3];
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(same, cnt, 3, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "not above"));
+    ck_assert_int_eq(kms_kmeans_optimal_hist(bad, cnt, 3, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_INPUT);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, none, 3, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "empty"));
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, 3, 0, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, NULL, 3, 2, NULL, c, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, 3, 2, NULL, NULL, NULL,
+                                             &err),
+                     KMS_ERR_USAGE);
+}
+END_TEST
+
+/* ---- quantize --------------------------------------------------------------- */
+
+/* kms_kmeans_quantize, failing the test on error. */
+static void quantize_ok(const float *x, size_t n, int dims, const float *c,
+                        int k, int32_t *labels, int threads)
+{
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_msg(kms_kmeans_quantize(x, n, dims, c, k, labels, threads, &err)
+                      == KMS_OK,
+                  "kms_kmeans_quantize: %s", err.message);
+}
+
+/* Nearest centres worked by hand; equal distances go to the lower index,
+ * whatever order the centres are in; NaN gets 0. */
+START_TEST(test_quantize_known_answers)
+{
+    /* 2 is 4 from 0 and from 4; 7 is 3 from 4 and from 10 */
+    static const float c1[] = {0, 10, 4};
+    static const float x1[] = {-3, 1, 2, 3, 7, 7.5f, 100, NAN};
+    static const int32_t want1[] = {0, 0, 0, 2, 1, 1, 1, 0};
+    int32_t l1[8];
+    quantize_ok(x1, 8, 1, c1, 3, l1, 1);
+    ck_assert_mem_eq(l1, want1, sizeof want1);
+
+    static const float c3[] = {0, 0, 0, 1, 1, 1, 0, 0, 2};
+    static const float x3[] = {0.4f, 0.4f, 0.4f, /* 0 */
+                               0, 0, 1,          /* 0 = 2 < 1: 0 */
+                               0.5f, 0.5f, 0.5f, /* 0 = 1: 0 */
+                               1, 1, 1.5f,       /* 1 */
+                               0, 0, 1.6f,       /* 2 */
+                               0.5f, 0.5f, 1.5f, /* 1 = 2 < 0: 1 */
+                               -9, 9, 99};       /* 2 */
+    static const int32_t want3[] = {0, 0, 0, 1, 2, 1, 2};
+    int32_t l3[7];
+    quantize_ok(x3, 7, 3, c3, 3, l3, 1);
+    ck_assert_mem_eq(l3, want3, sizeof want3);
+
+    /* a repeated centre never wins over its first copy; k = 1 is all 0 */
+    static const float dup[] = {5, 5, 8};
+    static const float xd[] = {5, 4, 9, 6.5f};
+    static const int32_t wantd[] = {0, 0, 2, 0};
+    int32_t ld[4];
+    quantize_ok(xd, 4, 1, dup, 3, ld, 1);
+    ck_assert_mem_eq(ld, wantd, sizeof wantd);
+    quantize_ok(xd, 4, 1, dup, 1, ld, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(ld[i], 0);
+}
+END_TEST
+
+/* The distance is summed in double: from (4096, 0) the squared distances
+ * 2^24 + 0.25 and 2^24 + 0.0625 are equal as float sums (kms_dist2, where
+ * cv's first minimum would pick 0), not in double. */
+START_TEST(test_quantize_double_sum)
+{
+    static const float c[] = {0, 0.5f, 0, 0.25f};
+    static const float x[] = {4096, 0};
+    int32_t l[1];
+    ck_assert(kms_dist2(x, c, 2) == kms_dist2(x, c + 2, 2));
+    quantize_ok(x, 1, 2, c, 2, l, 1);
+    ck_assert_int_eq(l[0], 1);
+}
+END_TEST
+
+/* Reference: every sample scanned on its own, the obvious way. */
+static void quantize_ref(const float *x, size_t n, int dims, const float *c,
+                         int k, int32_t *labels)
+{
+    for (size_t i = 0; i < n; i++) {
+        double best = INFINITY;
+        labels[i] = 0;
+        for (int j = 0; j < k; j++) {
+            double d = 0;
+            for (int e = 0; e < dims; e++) {
+                double t = x[i * (size_t)dims + (size_t)e]
+                           - c[(size_t)j * (size_t)dims + (size_t)e];
+                d += t * t;
+            }
+            if (d < best) {
+                best = d;
+                labels[i] = j;
+            }
+        }
+    }
+}
+
+/* Several chunks with runs of repeated samples (padding) between them:
+ * the same labels as the reference whatever the thread count. */
+START_TEST(test_quantize_threads_and_runs)
+{
+    int n = 150001, dims = _i ? 3 : 1, k = 6;
+    float *x = random_nd(n, dims, 7u + (uint32_t)_i, 0);
+    for (int i = 40000; i < 100000; i++) /* a long run of one value */
+        memcpy(x + (size_t)i * dims, x, sizeof *x * (size_t)dims);
+    for (int i = 120000; i + 1 < n; i += 2) /* short runs */
+        memcpy(x + (size_t)(i + 1) * dims, x + (size_t)i * dims,
+               sizeof *x * (size_t)dims);
+    float c[6 * 3];
+    for (int j = 0; j < k * dims; j++)
+        c[j] = x[(size_t)(j / dims) * 1009 * dims + (size_t)(j % dims)];
+    int32_t *want = malloc(sizeof *want * (size_t)n);
+    int32_t *got = malloc(sizeof *got * (size_t)n);
+    quantize_ref(x, (size_t)n, dims, c, k, want);
+    for (int threads = -1; threads <= 3; threads++) {
+        memset(got, 0xff, sizeof *got * (size_t)n);
+        quantize_ok(x, (size_t)n, dims, c, k, got, threads);
+        ck_assert_int_eq(memcmp(got, want, sizeof *got * (size_t)n), 0);
+    }
+    free(got);
+    free(want);
+    free(x);
+}
+END_TEST
+
+/* On well-separated clusters, the labels kms_kmeans_run returns are the
+ * nearest centres of its own samples: optimal in 1-D, lloyd run to
+ * convergence in 3-D. */
+START_TEST(test_quantize_agrees_with_run)
+{
+    enum { N = 3000 };
+    const int dims = _i ? 3 : 1, k = 4;
+    float *x = malloc(sizeof *x * N * 3);
+    uint32_t s = 31u;
+    for (int i = 0; i < N; i++)
+        for (int e = 0; e < dims; e++)
+            x[i * dims + e] = /* blobs of width 10, 100 apart */
+                (dims == 1 ? 100.f * (float)(i % k)
+                           : (i % k == e + 1 ? 100.f : 0.f))
+                + (float)(lcg_next(&s) % 1000) / 100.f;
+    kms_kmeans_params p = params(k, _i ? KMS_KM_LLOYD : KMS_KM_OPTIMAL);
+    p.max_iter = 100;
+    p.epsilon = 0;
+    int32_t *lr = malloc(sizeof *lr * N), *lq = malloc(sizeof *lq * N);
+    float c[4 * 3];
+    run_ok(x, N, dims, &p, lr, c);
+    quantize_ok(x, N, dims, c, k, lq, 1);
+    ck_assert_int_eq(memcmp(lr, lq, sizeof *lr * N), 0);
+    free(lr);
+    free(lq);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_quantize_usage)
+{
+    static const float x[] = {1, 2}, c[] = {0};
+    int32_t l[2];
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_int_eq(kms_kmeans_quantize(x, 2, 1, c, 0, l, 1, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "k >= 1"));
+    ck_assert_int_eq(kms_kmeans_quantize(x, 2, 0, c, 1, l, 1, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_quantize(x, 2, 1, NULL, 1, l, 1, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_quantize(x, 2, 1, c, 1, NULL, 1, &err),
+                     KMS_ERR_USAGE);
+    /* nothing to label is no error */
+    ck_assert_int_eq(kms_kmeans_quantize(NULL, 0, 1, c, 1, NULL, 1, &err),
+                     KMS_OK);
+}
+END_TEST
+
 /* ---- Limits ------------------------------------------------------------------- */
 
 /* k above the number of distinct values: one cluster per value, the spare
@@ -953,6 +1291,14 @@ static Suite *kmeans_suite(void)
     tcase_add_loop_test(core, test_threads_identical, 0, 4);
     tcase_add_test(core, test_auto_dispatch);
     tcase_add_test(core, test_params_default);
+    tcase_add_loop_test(core, test_optimal_hist_equals_expanded, 0, 200);
+    tcase_add_loop_test(core, test_optimal_hist_two_means, 0, 5);
+    tcase_add_test(core, test_optimal_hist_known_answer);
+    tcase_add_test(core, test_quantize_known_answers);
+    tcase_add_test(core, test_quantize_double_sum);
+    tcase_add_loop_test(core, test_quantize_threads_and_runs, 0, 2);
+    tcase_add_loop_test(core, test_quantize_agrees_with_run, 0, 2);
+    tcase_add_test(core, test_quantize_usage);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");
@@ -962,6 +1308,7 @@ static Suite *kmeans_suite(void)
     tcase_add_test(limits, test_non_finite_samples);
     tcase_add_test(limits, test_huge_values);
     tcase_add_test(limits, test_n_equals_k);
+    tcase_add_test(limits, test_optimal_hist_usage);
     suite_add_tcase(s, limits);
 
     return s;

@@ -260,6 +260,23 @@ START_TEST(test_blurs)
 }
 END_TEST
 
+/* cv::kmeans's arguments in the parameter struct both backends take */
+static kms_kmeans_params cv_params(int k, int criteria, int max_iter,
+                                   double epsilon, int attempts,
+                                   kms_km_init init, uint64_t seed)
+{
+    kms_kmeans_params p;
+    kms_kmeans_params_default(&p);
+    p.k = k;
+    p.criteria = criteria;
+    p.max_iter = max_iter;
+    p.epsilon = epsilon;
+    p.attempts = attempts;
+    p.init = init;
+    p.seed = seed;
+    return p;
+}
+
 START_TEST(test_kmeans_two_groups)
 {
     kms_error err;
@@ -268,11 +285,10 @@ START_TEST(test_kmeans_two_groups)
     int32_t lab[6];
     float c[2];
     double comp = -1;
-    ck_assert_int_eq(kms_cv_kmeans(s, 6, 1, 2,
-                                   KMS_CV_TERM_COUNT | KMS_CV_TERM_EPS, 100,
-                                   1e-6, 3, KMS_CV_KMEANS_PP_CENTERS, 42, lab,
-                                   c, &comp, &err),
-                     KMS_OK);
+    const kms_kmeans_params p =
+        cv_params(2, KMS_KM_TERM_COUNT | KMS_KM_TERM_EPS, 100, 1e-6, 3,
+                  KMS_KM_INIT_PP, 42);
+    ck_assert_int_eq(kms_cv_kmeans(s, 6, 1, &p, lab, c, &comp, &err), KMS_OK);
     ck_assert_int_eq(lab[0], lab[1]);
     ck_assert_int_eq(lab[1], lab[2]);
     ck_assert_int_eq(lab[3], lab[4]);
@@ -298,12 +314,16 @@ START_TEST(test_kmeans_same_seed)
     double p1, p2;
     kms_error err;
     kms_error_clear(&err);
-    for (int run = 0; run < 2; run++)
-        ck_assert_int_eq(kms_cv_kmeans(s, N, DIMS, K, KMS_CV_TERM_COUNT, 10, 0,
-                                       2, KMS_CV_KMEANS_RANDOM_CENTERS, 2024,
-                                       run ? l2 : l1, run ? c2 : c1,
-                                       run ? &p2 : &p1, &err),
+    kms_kmeans_params p =
+        cv_params(K, KMS_KM_TERM_COUNT, 10, 0, 2, KMS_KM_INIT_RANDOM, 2024);
+    for (int run = 0; run < 2; run++) {
+        /* native-only fields change nothing here */
+        p.method = run ? KMS_KM_OPTIMAL : KMS_KM_LLOYD;
+        p.threads = run ? 0 : 1;
+        ck_assert_int_eq(kms_cv_kmeans(s, N, DIMS, &p, run ? l2 : l1,
+                                       run ? c2 : c1, run ? &p2 : &p1, &err),
                          KMS_OK);
+    }
     ck_assert_mem_eq(l1, l2, sizeof l1);
     ck_assert_mem_eq(c1, c2, sizeof c1);
     ck_assert(p1 == p2);
@@ -321,9 +341,9 @@ START_TEST(test_kmeans_initial_labels)
         double comp;
         for (int i = 0; i < 6; i++)
             lab[i] = i < 3 ? low : 1 - low;
-        ck_assert_int_eq(kms_cv_kmeans(s, 6, 1, 2, KMS_CV_TERM_COUNT, 10, 0, 1,
-                                       KMS_CV_KMEANS_USE_INITIAL_LABELS, 1, lab,
-                                       c, &comp, &err),
+        const kms_kmeans_params p =
+            cv_params(2, KMS_KM_TERM_COUNT, 10, 0, 1, KMS_KM_INIT_LABELS, 1);
+        ck_assert_int_eq(kms_cv_kmeans(s, 6, 1, &p, lab, c, &comp, &err),
                          KMS_OK);
         for (int i = 0; i < 6; i++)
             ck_assert_int_eq(lab[i], i < 3 ? low : 1 - low);
@@ -343,13 +363,39 @@ START_TEST(test_kmeans_single_sample)
     double comp = -1;
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_cv_kmeans(s, 1, 3, 1, KMS_CV_TERM_COUNT, 5, 0, 1,
-                                   KMS_CV_KMEANS_PP_CENTERS, 0, lab, c, &comp,
-                                   &err),
-                     KMS_OK);
+    const kms_kmeans_params p =
+        cv_params(1, KMS_KM_TERM_COUNT, 5, 0, 1, KMS_KM_INIT_PP, 0);
+    ck_assert_int_eq(kms_cv_kmeans(s, 1, 3, &p, lab, c, &comp, &err), KMS_OK);
     ck_assert_int_eq(lab[0], 0);
     ck_assert_mem_eq(c, s, sizeof c);
     ck_assert_double_eq_tol(comp, 0.0, 1e-12);
+}
+END_TEST
+
+/* The parameter struct's edges: compactness is optional, a NULL struct or an
+ * init outside kms_km_init is a usage error (nothing is written). */
+START_TEST(test_kmeans_params_checked)
+{
+    const float s[] = {1, 2, 3, 10, 11, 12};
+    int32_t lab[6], lab2[6];
+    float c[2], c2[2];
+    double comp;
+    kms_error err;
+    kms_error_clear(&err);
+    kms_kmeans_params p =
+        cv_params(2, KMS_KM_TERM_COUNT, 10, 0, 2, KMS_KM_INIT_PP, 7);
+    ck_assert_int_eq(kms_cv_kmeans(s, 6, 1, &p, lab, c, &comp, &err), KMS_OK);
+    ck_assert_int_eq(kms_cv_kmeans(s, 6, 1, &p, lab2, c2, NULL, &err), KMS_OK);
+    ck_assert_mem_eq(lab, lab2, sizeof lab);
+    ck_assert_mem_eq(c, c2, sizeof c);
+    ck_assert_int_eq(kms_cv_kmeans(s, 6, 1, NULL, lab, c, &comp, &err),
+                     KMS_ERR_USAGE);
+    p.init = (kms_km_init)7;
+    lab[0] = -5;
+    ck_assert_int_eq(kms_cv_kmeans(s, 6, 1, &p, lab, c, &comp, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(err.message, "init"));
+    ck_assert_int_eq(lab[0], -5);
 }
 END_TEST
 
@@ -703,10 +749,10 @@ START_TEST(test_opencv_exceptions)
     float c[5];
     double comp;
     kms_error_clear(&err);
-    assert_one_line_opencv_error(kms_cv_kmeans(s, 3, 1, 5, KMS_CV_TERM_COUNT,
-                                               10, 0, 1, 0, 1, lab, c, &comp,
-                                               &err),
-                                 &err);
+    const kms_kmeans_params p =
+        cv_params(5, KMS_KM_TERM_COUNT, 10, 0, 1, KMS_KM_INIT_RANDOM, 1);
+    assert_one_line_opencv_error(
+        kms_cv_kmeans(s, 3, 1, &p, lab, c, &comp, &err), &err);
     ck_assert_ptr_nonnull(strstr(err.message, "kmeans"));
 
     kms_error_clear(&err);
@@ -744,9 +790,10 @@ START_TEST(test_usage_errors)
                      KMS_ERR_USAGE);
     ck_assert_int_eq(kms_cv_draw_outline(&rgb, &small, white, 1, &err),
                      KMS_ERR_USAGE);
-    ck_assert_int_eq(
-        kms_cv_kmeans(NULL, 3, 1, 1, 1, 1, 0, 1, 0, 0, NULL, NULL, NULL, &err),
-        KMS_ERR_USAGE);
+    kms_kmeans_params kp;
+    kms_kmeans_params_default(&kp);
+    ck_assert_int_eq(kms_cv_kmeans(NULL, 3, 1, &kp, NULL, NULL, NULL, &err),
+                     KMS_ERR_USAGE);
     ck_assert_ptr_null(out.data);
     /* NULL err is allowed everywhere. */
     ck_assert_int_eq(kms_cv_median_blur(&f, &out, 4, NULL), KMS_ERR_OPENCV);
@@ -773,6 +820,7 @@ static Suite *opencv_c_suite(void)
     tcase_add_test(core, test_kmeans_same_seed);
     tcase_add_test(core, test_kmeans_initial_labels);
     tcase_add_test(core, test_kmeans_single_sample);
+    tcase_add_test(core, test_kmeans_params_checked);
     tcase_add_test(core, test_connected_components);
     tcase_add_test(core, test_flood_fill);
     tcase_add_test(core, test_morphology_close);

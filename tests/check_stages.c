@@ -571,7 +571,7 @@ START_TEST(test_clustering_hook)
     ck_assert_uint_eq(b.n_samples, a.n_samples);
     ck_assert_mem_eq(b.labels, a.labels, a.n_samples * sizeof *a.labels);
     kms_kmeans_params kp;
-    km->cls->clustering->native_params(km->params, &b, &kp);
+    km->cls->clustering->kmeans_params(km->params, &b, &kp);
     ck_assert_int_eq(kp.k, 3);
     ck_assert_int_eq(kp.attempts, 4);
     ck_assert_int_eq(kp.method, KMS_KM_LLOYD);
