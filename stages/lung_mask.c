@@ -62,6 +62,7 @@
 #include <string.h>
 
 #include "hu_check.h"
+#include "kmeans.h"
 #include "mask_ops.h"
 #include "opencv_c.h"
 #include "orient.h"
@@ -1300,36 +1301,33 @@ static kms_status to_hu(const lung_params *p, const kms_context *ctx,
 enum { CENTRE_LO = -1100, CENTRE_HI = 600, CENTRE_KSIZE = 5 };
 static const double CENTRE_SIGMA = 1.0;
 
-/* Exact 2-means of integer values: count[i] samples of value lo + i. In 1-D
- * the optimal clusters are the values below and above a cut, so the best
- * cut maximises n0 m0^2 + n1 m1^2 (sums exact in double). The centres are
- * the means rounded to float, as kms_kmeans_run's optimal method gives them.
- * Fewer than two distinct values: both centres are the one value. */
-static void two_means(const long *count, int bins, int lo, double *c0,
-                      double *c1)
+/* Exact 2-means of integer values: count[i] samples of value lo + i, by the
+ * library's exact 1-D k-means of a histogram (the centres kms_kmeans_run's
+ * optimal method gives the same samples). No samples: both centres 0. */
+static kms_status two_means(const long *count, int bins, int lo, double *c0,
+                            double *c1, kms_error *err)
 {
-    double n = 0, sum = 0;
-    for (int i = 0; i < bins; i++) {
-        n += (double)count[i];
-        sum += (double)count[i] * (lo + i);
+    float *values = malloc((size_t)bins * sizeof *values);
+    uint64_t *counts = malloc((size_t)bins * sizeof *counts);
+    kms_status st = values && counts
+                        ? KMS_OK
+                        : kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                                        "out of memory");
+    uint64_t n = 0;
+    for (int i = 0; st == KMS_OK && i < bins; i++) {
+        values[i] = (float)(lo + i);
+        counts[i] = (uint64_t)count[i];
+        n += counts[i];
     }
-    double best = -1, n0 = 0, s0 = 0;
-    *c0 = *c1 = n > 0 ? (float)(sum / n) : 0;
-    for (int i = 0; i < bins - 1; i++) {
-        if (!count[i])
-            continue;
-        n0 += (double)count[i];
-        s0 += (double)count[i] * (lo + i);
-        double n1 = n - n0, s1 = sum - s0;
-        if (n1 <= 0)
-            break;
-        double score = s0 * s0 / n0 + s1 * s1 / n1;
-        if (score > best) {
-            best = score;
-            *c0 = (float)(s0 / n0);
-            *c1 = (float)(s1 / n1);
-        }
-    }
+    float c[2] = {0, 0};
+    if (st == KMS_OK && n > 0)
+        st = kms_kmeans_optimal_hist(values, counts, (size_t)bins, 2, NULL, c,
+                                     NULL, err);
+    *c0 = c[0];
+    *c1 = c[1];
+    free(values);
+    free(counts);
+    return st;
 }
 
 /* Histogram of one slice of HU as the window stage (padding_below =
@@ -1432,8 +1430,9 @@ static kms_status threshold_hu(const lung_params *p, const kms_context *ctx,
         kms_image view = kms_image_rows(hu, z * rows, rows);
         st = hu_histogram(p, &view, count, err);
     }
-    double lo, hi;
-    two_means(count, bins, picture ? 0 : CENTRE_LO, &lo, &hi);
+    double lo = 0, hi = 0;
+    if (st == KMS_OK)
+        st = two_means(count, bins, picture ? 0 : CENTRE_LO, &lo, &hi, err);
     free(count);
     double t = lo + p->boundary * (hi - lo);
     if (picture)
