@@ -163,6 +163,22 @@ int kt_run_suite(Suite *s)
 
 #ifdef KT_WITH_CORE
 
+#include "opencv_c.h"
+
+const char *kt_write_png(const char *rel, const kms_image *img, char *path,
+                         size_t len)
+{
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    kms_error err;
+    kms_error_clear(&err);
+    ck_assert_msg(kms_cv_imencode(".png", img, NULL, 0, &buf, &n, &err) == KMS_OK,
+                  "imencode: %s", err.message);
+    kt_write_bytes(kt_tmp_path(path, len, rel), buf, n);
+    free(buf);
+    return path;
+}
+
 kms_status kt_load_text(const char *rel, const char *text, kms_config *cfg,
                         kms_error *err, char *path, size_t len)
 {
@@ -184,6 +200,26 @@ kms_status kt_build_text(const char *text, const char *const *overrides,
     kms_error_clear(err);
     st = kms_pipeline_build(pl, &cfg, err);
     kms_config_free(&cfg);
+    return st;
+}
+
+kms_status kt_run_text(const char *text, const char *input, kms_context *ctx,
+                       kms_error *err)
+{
+    char path[4096];
+    kms_pipeline pl;
+    kms_status st = kt_build_text(text, NULL, &pl, err, path, sizeof path);
+    ck_assert_msg(st == KMS_OK, "build: %s:%d: %s: %s", err->file, err->line,
+                  err->key, err->message);
+    memset(ctx, 0, sizeof *ctx);
+    ctx->input_path = input;
+    snprintf(ctx->stem, sizeof ctx->stem, "in");
+    ctx->output_dir = kt_tmpdir;
+    ctx->base_dir = kt_tmpdir;
+    ctx->threads = 1;
+    kms_error_clear(err);
+    st = kms_pipeline_run(&pl, ctx, err);
+    kms_pipeline_free(&pl);
     return st;
 }
 
