@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,34 @@ kms_image kt_image(int w, int h, int channels, kms_depth depth)
     ck_assert_int_eq(kms_image_alloc(&img, w, h, channels, depth, &err),
                      KMS_OK);
     return img;
+}
+
+/* ---- stderr ---------------------------------------------------------------- */
+
+static int saved_stderr = -1;
+
+void kt_stderr_begin(void)
+{
+    char path[4096];
+    fflush(stderr);
+    saved_stderr = dup(2);
+    ck_assert_int_ge(saved_stderr, 0);
+    int fd = open(kt_tmp_path(path, sizeof path, "stderr.txt"),
+                  O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(dup2(fd, 2), 2);
+    close(fd);
+}
+
+char *kt_stderr_end(void)
+{
+    char path[4096];
+    size_t len;
+    fflush(stderr);
+    ck_assert_int_eq(dup2(saved_stderr, 2), 2);
+    close(saved_stderr);
+    saved_stderr = -1;
+    return kt_read_file(kt_tmp_path(path, sizeof path, "stderr.txt"), &len);
 }
 
 /* ---- running ------------------------------------------------------------- */

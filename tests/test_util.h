@@ -53,6 +53,13 @@ int kt_count_entries(const char *dir, const char *needle);
 /* A zeroed image, asserting the allocation worked. */
 kms_image kt_image(int w, int h, int channels, kms_depth depth);
 
+/* ---- stderr ---------------------------------------------------------------- */
+
+/* Sends stderr to kt_tmpdir/stderr.txt until kt_stderr_end, which returns
+ * what was written (malloc'ed, NUL-terminated): for what a command prints. */
+void kt_stderr_begin(void);
+char *kt_stderr_end(void);
+
 /* ---- running ------------------------------------------------------------- */
 
 /* Runs every test of s; EXIT_SUCCESS when none failed, else EXIT_FAILURE. */
