@@ -20,7 +20,7 @@ static void write_blocks(const char *rel)
     for (int y = 0; y < 2; y++)
         for (int x = 0; x < 8; x++)
             ((uint8_t *)kms_image_row(&img, y))[x] = (x % 4) < 2 ? 255 : 0;
-    kt_write_png(rel, &img, path, sizeof path);
+    kt_write_image(rel, &img, path, sizeof path);
     kms_image_free(&img);
 }
 
@@ -32,7 +32,7 @@ static void write_truth(const char *rel, bool both)
     for (int y = 0; y < 2; y++)
         for (int x = 0; x < (both ? 8 : 4); x++)
             ((uint8_t *)kms_image_row(&img, y))[x] = (x % 4) < 2 ? 255 : 0;
-    kt_write_png(rel, &img, path, sizeof path);
+    kt_write_image(rel, &img, path, sizeof path);
     kms_image_free(&img);
 }
 

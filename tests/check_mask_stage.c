@@ -47,7 +47,7 @@ static void write_scene(const scene *s, char *path, size_t len)
         for (int x = 0; x < w; x++)
             ((uint8_t *)kms_image_row(&img, y))[x] = grey_of(s->rows[y][x]);
     }
-    kt_write_png("scene.png", &img, path, len);
+    kt_write_image("scene.png", &img, path, len);
     kms_image_free(&img);
 }
 

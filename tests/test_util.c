@@ -194,15 +194,17 @@ int kt_run_suite(Suite *s)
 
 #include "opencv_c.h"
 
-const char *kt_write_png(const char *rel, const kms_image *img, char *path,
-                         size_t len)
+const char *kt_write_image(const char *rel, const kms_image *img, char *path,
+                           size_t len)
 {
     unsigned char *buf = NULL;
     size_t n = 0;
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_msg(kms_cv_imencode(".png", img, NULL, 0, &buf, &n, &err) == KMS_OK,
-                  "imencode: %s", err.message);
+    const char *ext = strrchr(rel, '.');
+    ck_assert_ptr_nonnull(ext);
+    ck_assert_msg(kms_cv_imencode(ext, img, NULL, 0, &buf, &n, &err) == KMS_OK,
+                  "imencode %s: %s", rel, err.message);
     kt_write_bytes(kt_tmp_path(path, len, rel), buf, n);
     free(buf);
     return path;

@@ -81,10 +81,11 @@ kms_status kt_build_text(const char *text, const char *const *overrides,
                          kms_pipeline *pl, kms_error *err, char *path,
                          size_t len);
 
-/* Writes img (8-bit, 1 or 3 channels) as a PNG at kt_tmpdir/rel; path gets
- * the full name, which is returned. */
-const char *kt_write_png(const char *rel, const kms_image *img, char *path,
-                         size_t len);
+/* Writes img at kt_tmpdir/rel in the format its extension names (".png",
+ * ".tif", as cv::imencode takes them); path gets the full name, which is
+ * returned. */
+const char *kt_write_image(const char *rel, const kms_image *img, char *path,
+                           size_t len);
 
 /* Builds text (which must build) and runs it on input as the batch runner
  * would: stem "in", output and config folder kt_tmpdir, seed 0, one
