@@ -2,6 +2,7 @@
 # Installs what kmseg needs from Debian 12 packages (as root).
 #   scripts/install-deps.sh          build and run
 #   scripts/install-deps.sh --test   also what the test suite needs
+#   scripts/install-deps.sh --coverage   also gcovr, for scripts/coverage.sh
 # Does nothing (and needs no network) when everything is installed already.
 set -eu
 
@@ -16,6 +17,9 @@ if [ "${1:-}" = "--test" ]; then
     # the DICOM test: gdcmconv compresses series, pydicom writes them,
     # dcm2niix cross-checks their geometry
     packages="$packages libgdcm-tools python3-pydicom dcm2niix"
+fi
+if [ "${1:-}" = "--coverage" ]; then
+    packages="$packages gcovr"
 fi
 
 missing=""

@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,34 @@ kms_image kt_image(int w, int h, int channels, kms_depth depth)
     return img;
 }
 
+/* ---- stderr ---------------------------------------------------------------- */
+
+static int saved_stderr = -1;
+
+void kt_stderr_begin(void)
+{
+    char path[4096];
+    fflush(stderr);
+    saved_stderr = dup(2);
+    ck_assert_int_ge(saved_stderr, 0);
+    int fd = open(kt_tmp_path(path, sizeof path, "stderr.txt"),
+                  O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(dup2(fd, 2), 2);
+    close(fd);
+}
+
+char *kt_stderr_end(void)
+{
+    char path[4096];
+    size_t len;
+    fflush(stderr);
+    ck_assert_int_eq(dup2(saved_stderr, 2), 2);
+    close(saved_stderr);
+    saved_stderr = -1;
+    return kt_read_file(kt_tmp_path(path, sizeof path, "stderr.txt"), &len);
+}
+
 /* ---- running ------------------------------------------------------------- */
 
 int kt_run_suite(Suite *s)
@@ -162,6 +191,24 @@ int kt_run_suite(Suite *s)
 }
 
 #ifdef KT_WITH_CORE
+
+#include "opencv_c.h"
+
+const char *kt_write_image(const char *rel, const kms_image *img, char *path,
+                           size_t len)
+{
+    unsigned char *buf = NULL;
+    size_t n = 0;
+    kms_error err;
+    kms_error_clear(&err);
+    const char *ext = strrchr(rel, '.');
+    ck_assert_ptr_nonnull(ext);
+    ck_assert_msg(kms_cv_imencode(ext, img, NULL, 0, &buf, &n, &err) == KMS_OK,
+                  "imencode %s: %s", rel, err.message);
+    kt_write_bytes(kt_tmp_path(path, len, rel), buf, n);
+    free(buf);
+    return path;
+}
 
 kms_status kt_load_text(const char *rel, const char *text, kms_config *cfg,
                         kms_error *err, char *path, size_t len)
@@ -184,6 +231,26 @@ kms_status kt_build_text(const char *text, const char *const *overrides,
     kms_error_clear(err);
     st = kms_pipeline_build(pl, &cfg, err);
     kms_config_free(&cfg);
+    return st;
+}
+
+kms_status kt_run_text(const char *text, const char *input, kms_context *ctx,
+                       kms_error *err)
+{
+    char path[4096];
+    kms_pipeline pl;
+    kms_status st = kt_build_text(text, NULL, &pl, err, path, sizeof path);
+    ck_assert_msg(st == KMS_OK, "build: %s:%d: %s: %s", err->file, err->line,
+                  err->key, err->message);
+    memset(ctx, 0, sizeof *ctx);
+    ctx->input_path = input;
+    snprintf(ctx->stem, sizeof ctx->stem, "in");
+    ctx->output_dir = kt_tmpdir;
+    ctx->base_dir = kt_tmpdir;
+    ctx->threads = 1;
+    kms_error_clear(err);
+    st = kms_pipeline_run(&pl, ctx, err);
+    kms_pipeline_free(&pl);
     return st;
 }
 

@@ -53,6 +53,13 @@ int kt_count_entries(const char *dir, const char *needle);
 /* A zeroed image, asserting the allocation worked. */
 kms_image kt_image(int w, int h, int channels, kms_depth depth);
 
+/* ---- stderr ---------------------------------------------------------------- */
+
+/* Sends stderr to kt_tmpdir/stderr.txt until kt_stderr_end, which returns
+ * what was written (malloc'ed, NUL-terminated): for what a command prints. */
+void kt_stderr_begin(void);
+char *kt_stderr_end(void);
+
 /* ---- running ------------------------------------------------------------- */
 
 /* Runs every test of s; EXIT_SUCCESS when none failed, else EXIT_FAILURE. */
@@ -73,6 +80,19 @@ kms_status kt_load_text(const char *rel, const char *text, kms_config *cfg,
 kms_status kt_build_text(const char *text, const char *const *overrides,
                          kms_pipeline *pl, kms_error *err, char *path,
                          size_t len);
+
+/* Writes img at kt_tmpdir/rel in the format its extension names (".png",
+ * ".tif", as cv::imencode takes them); path gets the full name, which is
+ * returned. */
+const char *kt_write_image(const char *rel, const kms_image *img, char *path,
+                           size_t len);
+
+/* Builds text (which must build) and runs it on input as the batch runner
+ * would: stem "in", output and config folder kt_tmpdir, seed 0, one
+ * thread. ctx is set up here; the caller clears it. Returns the run's
+ * status, err its error. */
+kms_status kt_run_text(const char *text, const char *input, kms_context *ctx,
+                       kms_error *err);
 #endif
 
 #endif

@@ -1,0 +1,22 @@
+#!/bin/bash
+# Runs one test script for `meson test`: its output goes through, and the
+# test fails when the script exits non-zero or prints a FAIL line (the
+# scripts print PASS/FAIL lines, which scripts/test.sh counts). An argument
+# @TMP@ stands for a fresh folder, removed afterwards.
+# Usage: tests/meson_case.sh COMMAND [ARG|@TMP@]...
+set -u
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+args=()
+for a in "$@"; do
+    [ "$a" = "@TMP@" ] && a=$tmp/out
+    args+=("$a")
+done
+"${args[@]}" >"$tmp/log" 2>&1
+rc=$?
+cat "$tmp/log"
+if [ "$rc" != 0 ]; then
+    echo "meson_case: $1 exited with $rc"
+    exit 1
+fi
+! grep -q "^FAIL" "$tmp/log"
