@@ -179,12 +179,23 @@ START_TEST(test_brightest_follows_k)
 }
 END_TEST
 
-START_TEST(test_rank_beyond_k_is_empty)
+START_TEST(test_rank_beyond_k_is_a_config_error)
 {
-    /* a rank no cluster has selects nothing: an empty mask, no error */
-    expect_mask(&three, 0, "clusters = 3", "");
-    expect_mask(&three, 0, "clusters = 63", "");
-    expect_mask(&three, 0, "clusters = 63, 1", "o");
+    /* a rank no cluster can have would select nothing: the config is
+     * refused before any input, naming the key */
+    static const char *const lists[] = {"clusters = 3", "clusters = 63",
+                                        "clusters = 63, 1"};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+        char text[2048], path[4096];
+        kms_pipeline pl;
+        kms_error err;
+        config(text, sizeof text, 3, lists[i], "");
+        ck_assert_int_eq(kt_build_text(text, NULL, &pl, &err, path, sizeof path),
+                         KMS_ERR_CONFIG);
+        ck_assert_str_eq(err.key, "mask.clusters");
+        ck_assert_msg(strstr(err.message, "kmeans.k = 3 gives ranks 0..2"),
+                      "%s", err.message);
+    }
 }
 END_TEST
 
@@ -545,7 +556,7 @@ START_TEST(test_limits_accepted)
     char text[2048], path[4096];
     kms_pipeline pl;
     kms_error err;
-    config(text, sizeof text, 2,
+    config(text, sizeof text, 64,
            "clusters = 63\nopen_radius = 50\nclose_radius = 50\n"
            "min_area = 100000000\nkeep = 100000",
            "");
@@ -563,7 +574,7 @@ static Suite *mask_stage_suite(void)
     tcase_set_timeout(keys, 120);
     tcase_add_test(keys, test_clusters_by_rank);
     tcase_add_test(keys, test_brightest_follows_k);
-    tcase_add_test(keys, test_rank_beyond_k_is_empty);
+    tcase_add_test(keys, test_rank_beyond_k_is_a_config_error);
     tcase_add_test(keys, test_mask_at_input_size);
     tcase_add_test(keys, test_open_radius);
     tcase_add_test(keys, test_close_radius);
