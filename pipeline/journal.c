@@ -108,12 +108,16 @@ void kms_journal_close(kms_journal *j, const char *dir, const char *summary,
 
 /* --- the output folder's lock ---------------------------------------------- */
 
+/* 0, or -1 with *held the conflicting lock (F_UNLCK if its holder just
+ * left), or -2 with errno when the system cannot lock at all. */
 static int set_lock(int fd, short type, off_t start, off_t len, struct flock *held)
 {
     struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = start,
                        .l_len = len};
     if (fcntl(fd, F_SETLK, &fl) == 0)
         return 0;
+    if (errno != EAGAIN && errno != EACCES)
+        return -2;
     *held = fl;
     if (fcntl(fd, F_GETLK, held) != 0)
         held->l_type = F_UNLCK;
@@ -133,10 +137,16 @@ kms_status kms_dir_lock_take(kms_dir_lock *l, const char *dir, int shard_index,
                                  "cannot create the lock file: %s",
                                  strerror(errno));
         struct flock held = {0};
-        int rc = shard_count > 0
-                     ? set_lock(l->fd, F_RDLCK, 0, 1, &held) ||
-                           set_lock(l->fd, F_WRLCK, 1 + shard_index, 1, &held)
-                     : set_lock(l->fd, F_WRLCK, 0, 1, &held);
+        int rc = set_lock(l->fd, shard_count > 0 ? F_RDLCK : F_WRLCK, 0, 1, &held);
+        if (rc == 0 && shard_count > 0)
+            rc = set_lock(l->fd, F_WRLCK, 1 + shard_index, 1, &held);
+        if (rc == -2) {
+            kms_status st = kms_error_set(err, KMS_ERR_IO, l->path, 0, NULL,
+                                          "cannot lock: %s", strerror(errno));
+            close(l->fd);
+            l->fd = -1;
+            return st;
+        }
         struct stat a, b;
         if (rc == 0 && fstat(l->fd, &a) == 0 && stat(l->path, &b) == 0 &&
             a.st_dev == b.st_dev && a.st_ino == b.st_ino)
