@@ -82,9 +82,37 @@ kms_status kms_batch_write(const kms_batch *b, const char *name,
     return kms_output_write(b->out_dir, name, buf, len, &b->protect, err);
 }
 
+/* FNV-1a, to tell runs apart: not for security. */
+static unsigned long long hash_bytes(unsigned long long h, const void *p,
+                                     size_t n)
+{
+    for (const unsigned char *c = p; n--; c++)
+        h = (h ^ *c) * 0x100000001b3ULL;
+    return h;
+}
+
+/* What makes two shards parts of one run: the pipeline, every input (before
+ * sharding) and the shard count. */
+static unsigned long long run_id(const kms_pipeline *pl,
+                                 const kms_input_list *list, int shard_count)
+{
+    unsigned long long h = 0xcbf29ce484222325ULL;
+    h = hash_bytes(h, pl->params.stages, strlen(pl->params.stages) + 1);
+    h = hash_bytes(h, &pl->params.seed, sizeof pl->params.seed);
+    for (size_t s = 0; s < pl->n_stages; s++) {
+        const kms_stage_class *cls = pl->stages[s].cls;
+        h = hash_bytes(h, cls->name, strlen(cls->name) + 1);
+        h = hash_bytes(h, pl->stages[s].params, cls->params_size);
+    }
+    for (size_t i = 0; i < list->n; i++)
+        h = hash_bytes(h, list->items[i].path, strlen(list->items[i].path) + 1);
+    return hash_bytes(h, &shard_count, sizeof shard_count);
+}
+
 static kms_status collect_inputs(const kms_pipeline *pl,
                                  const kms_batch_options *opt,
-                                 kms_input_list *list, kms_error *err)
+                                 kms_input_list *list,
+                                 unsigned long long *id, kms_error *err)
 {
     kms_status st = KMS_OK;
     list->recursive = opt->recursive;
@@ -102,6 +130,7 @@ static kms_status collect_inputs(const kms_pipeline *pl,
                              "no inputs: set pipeline.input or give -i");
     /* stems are checked over all inputs, so every shard agrees on them */
     kms_inputs_check_stems(list);
+    *id = run_id(pl, list, opt->shard_count);
     if (opt->shard_count > 0)
         kms_inputs_keep_shard(list, opt->shard_index, opt->shard_count);
     return KMS_OK;
@@ -111,6 +140,7 @@ kms_status kms_batch_open(kms_batch *b, const kms_pipeline *pl,
                           const kms_batch_options *opt, kms_error *err)
 {
     memset(b, 0, sizeof *b);
+    b->lock.fd = -1;
     const char **paths = NULL;
     if (opt->output)
         snprintf(b->out_dir, sizeof b->out_dir, "%s", opt->output);
@@ -119,7 +149,10 @@ kms_status kms_batch_open(kms_batch *b, const kms_pipeline *pl,
                       pl->params.output);
     kms_status st = kms_output_prepare_dir(b->out_dir, err);
     if (st == KMS_OK)
-        st = collect_inputs(pl, opt, &b->inputs, err);
+        st = kms_dir_lock_take(&b->lock, b->out_dir, opt->shard_index,
+                               opt->shard_count, err);
+    if (st == KMS_OK)
+        st = collect_inputs(pl, opt, &b->inputs, &b->run_id, err);
     if (st != KMS_OK)
         goto out;
     /* every file of a DICOM series too, not only the series' name */
@@ -152,6 +185,7 @@ void kms_batch_close(kms_batch *b)
         return;
     kms_inputs_free(&b->inputs);
     kms_file_set_free(&b->protect);
+    kms_dir_lock_release(&b->lock);
 }
 
 /* --- one input ------------------------------------------------------------ */
@@ -237,6 +271,7 @@ typedef struct shared {
     const kms_batch *b;
     const kms_batch_options *opt;
     const kms_summary_index *previous;
+    kms_journal *journal;
     kms_row *rows;
     atomic_size_t next;
     int threads_per_item;
@@ -280,13 +315,20 @@ static void *worker(void *arg)
         kms_row *r = &sh->rows[i];
         const kms_input *in = &sh->b->inputs.items[i];
         double stage_ms[KMS_MAX_STAGES] = {0};
-        if (sh->opt->resume && products_complete(sh->pl, sh->b, in)) {
+        /* skipped only with its numbers: an earlier ok row and its
+         * products; an error row (or none) runs again */
+        bool ok = false;
+        const char *line = sh->opt->resume
+                               ? kms_summary_index_find(sh->previous, in->path, &ok)
+                               : NULL;
+        if (ok && products_complete(sh->pl, sh->b, in)) {
             r->input = in->path;
             r->status = KMS_ROW_SKIPPED;
-            const char *line = kms_summary_index_find(sh->previous, in->path);
-            r->previous = line ? strdup(line) : NULL;
+            r->previous = strdup(line);
         } else {
             run_item(sh->pl, sh->b, i, sh->threads_per_item, r, stage_ms);
+            if (r->status != KMS_ROW_NOT_RUN)
+                kms_journal_append(sh->journal, r);
         }
         finish_item(sh, r, stage_ms);
     }
@@ -363,6 +405,7 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
 {
     kms_batch b;
     kms_summary_index previous = {0};
+    kms_journal journal = {.fd = -1};
     memset(res, 0, sizeof *res);
     kms_status st = kms_batch_open(&b, pl, opt, err);
     if (st != KMS_OK)
@@ -379,6 +422,7 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
     int per_item = wanted / jobs > 1 ? wanted / jobs : 1;
     pthread_t *threads = calloc((size_t)jobs, sizeof *threads);
     shared sh = {.pl = pl, .b = &b, .opt = opt, .previous = &previous,
+                 .journal = &journal,
                  .rows = calloc(n ? n : 1, sizeof(kms_row)), .res = res,
                  .threads_per_item = per_item};
     atomic_init(&sh.next, 0);
@@ -387,13 +431,26 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
     }
+    char journal_name[128], path[4096 + 160];
+    kms_journal_name(journal_name, sizeof journal_name, opt->shard_index,
+                     opt->shard_count);
+    long keep = 0; /* of the journal: its complete records, when resuming */
     if (opt->resume) {
-        char path[4096 + 160];
+        /* the journal of an interrupted run is newer than the summary */
         kms_path_join(path, sizeof path, b.out_dir, summary);
-        st = kms_summary_index_load(&previous, path, err);
-        if (st != KMS_OK)
-            goto out;
+        st = kms_summary_index_add(&previous, path, NULL, err);
+        kms_path_join(path, sizeof path, b.out_dir, journal_name);
+        if (st == KMS_OK)
+            st = kms_summary_index_add(&previous, path, &keep, err);
     }
+    if (st == KMS_OK && opt->shard_count > 0)
+        st = kms_summary_run_write(b.out_dir, opt->shard_index, opt->shard_count,
+                                   b.run_id, &b.protect, err);
+    if (st == KMS_OK)
+        st = kms_journal_open(&journal, b.out_dir, journal_name, keep,
+                              opt->timings, err);
+    if (st != KMS_OK)
+        goto out;
     /* OpenCV's own threads count too, or they would oversubscribe the cores */
     kms_cv_set_num_threads(per_item, NULL);
     kms_progress_start(&sh.progress, n, opt->quiet ? KMS_PROGRESS_NEVER : opt->progress);
@@ -409,12 +466,14 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
     res->interrupted = kms_batch_stop != 0;
     st = kms_summary_write(b.out_dir, summary, sh.rows, n, opt->timings,
                            &b.protect, err);
+    kms_journal_close(&journal, b.out_dir, summary, st == KMS_OK);
     if (st == KMS_OK && !opt->quiet)
         print_end(res, sh.rows, n, kms_progress_elapsed(&sh.progress), b.out_dir,
                   summary);
     if (opt->stage_times)
         print_stage_times(pl, sh.stage_ms, res->total - res->skipped);
 out:
+    kms_journal_close(&journal, b.out_dir, summary, false);
     for (size_t i = 0; sh.rows && i < n; i++)
         kms_row_clear(&sh.rows[i]);
     free(sh.rows);

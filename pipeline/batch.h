@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "inputs.h"
+#include "journal.h"
 #include "output.h"
 #include "pipeline.h"
 #include "progress.h"
@@ -57,10 +58,13 @@ typedef struct kms_batch {
     char out_dir[4096];
     kms_input_list inputs;
     kms_file_set protect; /* the inputs' files: never written over */
+    kms_dir_lock lock;    /* held from open to close */
+    unsigned long long run_id; /* the same in every shard of one run */
 } kms_batch;
 
-/* Resolves and prepares the output folder and expands the inputs (only
- * this shard's when sharding). */
+/* Resolves and prepares the output folder, locks it (one run at a time;
+ * see kms_dir_lock) and expands the inputs (only this shard's when
+ * sharding). */
 kms_status kms_batch_open(kms_batch *b, const kms_pipeline *pl,
                           const kms_batch_options *opt, kms_error *err);
 void kms_batch_close(kms_batch *b);

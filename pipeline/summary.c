@@ -78,6 +78,17 @@ static void write_row(FILE *f, const kms_row *r, bool timings)
         fputs(",\n", f);
 }
 
+kms_status kms_summary_format_row(const kms_row *row, bool timings, char **buf,
+                                  size_t *len, kms_error *err)
+{
+    FILE *f = open_memstream(buf, len);
+    if (!f)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    write_row(f, row, timings);
+    fclose(f);
+    return KMS_OK;
+}
+
 kms_status kms_summary_write(const char *dir, const char *name,
                              const kms_row *rows, size_t n, bool timings,
                              const kms_file_set *protect, kms_error *err)
@@ -145,8 +156,9 @@ static int cmp_line(const void *a, const void *b)
 
 /* One CSV record into *buf (NUL-terminated, without its line end): a line
  * break inside quotes belongs to the field (an input's name may hold one).
- * Returns its length, or -1 at the end of the file. */
-static ssize_t read_record(FILE *f, char **buf, size_t *cap)
+ * *complete: it ended with its line break (a journal's last record may be
+ * torn by a kill). Returns its length, or -1 at the end of the file. */
+static ssize_t read_record(FILE *f, char **buf, size_t *cap, bool *complete)
 {
     size_t n = 0;
     bool quoted = false;
@@ -166,6 +178,7 @@ static ssize_t read_record(FILE *f, char **buf, size_t *cap)
         }
         (*buf)[n++] = (char)c;
     }
+    *complete = c == '\n';
     if (c == EOF && n == 0)
         return -1;
     if (n > 0 && (*buf)[n - 1] == '\r')
@@ -175,12 +188,15 @@ static ssize_t read_record(FILE *f, char **buf, size_t *cap)
 }
 
 /* Reads the records of a CSV file after its header; fails on a wrong
- * header. */
+ * header. With end (journals): a torn last record (or header) is dropped
+ * and *end is the size of the complete ones, header included (0: none). */
 static kms_status read_lines(const char *path, char ***lines, size_t *n,
-                             bool missing_ok, kms_error *err)
+                             bool missing_ok, long *end, kms_error *err)
 {
     *lines = NULL;
     *n = 0;
+    if (end)
+        *end = 0;
     FILE *f = fopen(path, "r");
     if (!f) {
         if (missing_ok && errno == ENOENT)
@@ -191,8 +207,12 @@ static kms_status read_lines(const char *path, char ***lines, size_t *n,
     char *line = NULL;
     size_t cap = 0, lines_cap = 0;
     ssize_t got;
-    bool header = true;
-    while ((got = read_record(f, &line, &cap)) >= 0) {
+    bool header = true, complete;
+    while ((got = read_record(f, &line, &cap, &complete)) >= 0) {
+        if (end && !complete)
+            break;
+        if (end)
+            *end = ftell(f);
         if (header) {
             header = false;
             if (strcmp(line, KMS_SUMMARY_HEADER) != 0) {
@@ -231,23 +251,59 @@ static void free_lines(char **lines, size_t n)
     free(lines);
 }
 
-kms_status kms_summary_index_load(kms_summary_index *idx, const char *path,
-                                  kms_error *err)
+/* Orders records by input, then by when they were read, so the newest
+ * record of an input comes last among its own. */
+typedef struct ordered {
+    char *line;
+    size_t seq;
+} ordered;
+
+static int cmp_ordered(const void *a, const void *b)
 {
-    kms_status st = read_lines(path, &idx->lines, &idx->n, true, err);
-    if (st != KMS_OK) {
-        free_lines(idx->lines, idx->n);
-        idx->lines = NULL;
-        idx->n = 0;
+    const ordered *x = a, *y = b;
+    int c = cmp_line(&x->line, &y->line);
+    if (c)
+        return c;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+kms_status kms_summary_index_add(kms_summary_index *idx, const char *path,
+                                 long *end, kms_error *err)
+{
+    char **got = NULL;
+    size_t n_got = 0;
+    kms_status st = read_lines(path, &got, &n_got, true, end, err);
+    size_t total = idx->n + n_got;
+    ordered *all = st == KMS_OK ? malloc((total ? total : 1) * sizeof *all) : NULL;
+    char **kept = all ? malloc((total ? total : 1) * sizeof *kept) : NULL;
+    if (!kept) {
+        if (st == KMS_OK)
+            st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+        free(all);
+        free_lines(got, n_got);
         return st;
     }
-    if (idx->n > 1)
-        qsort(idx->lines, idx->n, sizeof *idx->lines, cmp_line);
+    for (size_t i = 0; i < total; i++)
+        all[i] = (ordered){i < idx->n ? idx->lines[i] : got[i - idx->n], i};
+    qsort(all, total, sizeof *all, cmp_ordered);
+    /* the later file wins: a journal is newer than the summary before it */
+    size_t k = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (i + 1 < total && cmp_line(&all[i].line, &all[i + 1].line) == 0)
+            free(all[i].line);
+        else
+            kept[k++] = all[i].line;
+    }
+    free(all);
+    free(got);
+    free(idx->lines);
+    idx->lines = kept;
+    idx->n = k;
     return KMS_OK;
 }
 
 const char *kms_summary_index_find(const kms_summary_index *idx,
-                                   const char *input)
+                                   const char *input, bool *ok)
 {
     size_t lo = 0, hi = idx->n;
     char key[4096];
@@ -255,15 +311,16 @@ const char *kms_summary_index_find(const kms_summary_index *idx,
         size_t mid = lo + (hi - lo) / 2;
         first_field(idx->lines[mid], key, sizeof key);
         int c = strcmp(key, input);
-        if (c == 0)
-            return strncmp(status_of(idx->lines[mid]), "ok,", 3) == 0
-                       ? idx->lines[mid]
-                       : NULL;
+        if (c == 0) {
+            *ok = strncmp(status_of(idx->lines[mid]), "ok,", 3) == 0;
+            return idx->lines[mid];
+        }
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
+    *ok = false;
     return NULL;
 }
 
@@ -276,7 +333,8 @@ void kms_summary_index_free(kms_summary_index *idx)
     idx->n = 0;
 }
 
-/* N from the first summary.shard-I-of-N.csv in dir, 0 if none. */
+/* The N of the summary.shard-I-of-N.csv files in dir, 0 if none; -1 (err
+ * set) when files of two shard counts lie there: two runs' shards. */
 static int shard_count_in(const char *dir, kms_error *err)
 {
     DIR *d = opendir(dir);
@@ -285,12 +343,21 @@ static int shard_count_in(const char *dir, kms_error *err)
         return -1;
     }
     int count = 0;
+    char first[300] = "";
     for (struct dirent *e; (e = readdir(d));) {
         int i, n;
         char tail[8];
-        if (sscanf(e->d_name, "summary.shard-%d-of-%d.cs%1[v]", &i, &n, tail) == 3 &&
-            n > count)
-            count = n;
+        if (sscanf(e->d_name, "summary.shard-%d-of-%d.cs%1[v]", &i, &n, tail) != 3)
+            continue;
+        if (count && n != count) {
+            kms_error_set(err, KMS_ERR_INPUT, dir, 0, NULL,
+                          "%s and %s: shards of two runs (%d and %d shards); "
+                          "remove the stale ones", first, e->d_name, count, n);
+            count = -1;
+            break;
+        }
+        count = n;
+        snprintf(first, sizeof first, "%s", e->d_name);
     }
     closedir(d);
     if (count == 0)
@@ -299,11 +366,68 @@ static int shard_count_in(const char *dir, kms_error *err)
     return count;
 }
 
+void kms_summary_run_name(char *buf, size_t len, int shard_index,
+                          int shard_count)
+{
+    snprintf(buf, len, "summary.shard-%d-of-%d.run", shard_index, shard_count);
+}
+
+kms_status kms_summary_run_write(const char *dir, int shard_index,
+                                 int shard_count, unsigned long long run_id,
+                                 const kms_file_set *protect, kms_error *err)
+{
+    char name[128], text[64];
+    kms_summary_run_name(name, sizeof name, shard_index, shard_count);
+    int len = snprintf(text, sizeof text, "%016llx\n", run_id);
+    return kms_output_write(dir, name, text, (size_t)len, protect, err);
+}
+
+/* The run id beside shard i of count, into *id. */
+static kms_status read_run_id(const char *dir, int i, int count,
+                              unsigned long long *id, kms_error *err)
+{
+    char name[128], path[4096];
+    kms_summary_run_name(name, sizeof name, i, count);
+    kms_path_join(path, sizeof path, dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
+                             "%s (every sharded run writes its run id there)",
+                             strerror(errno));
+    int got = fscanf(f, "%16llx", id);
+    fclose(f);
+    if (got != 1)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "not a kmseg run id");
+    return KMS_OK;
+}
+
+/* Every shard must come from one run: the same config, inputs and count. */
+static kms_status check_one_run(const char *dir, int count, kms_error *err)
+{
+    unsigned long long first = 0, id;
+    for (int i = 0; i < count; i++) {
+        kms_status st = read_run_id(dir, i, count, &id, err);
+        if (st != KMS_OK)
+            return st;
+        if (i == 0)
+            first = id;
+        else if (id != first)
+            return kms_error_set(err, KMS_ERR_INPUT, dir, 0, NULL,
+                                 "summary.shard-0-of-%d.csv and "
+                                 "summary.shard-%d-of-%d.csv: shards of two "
+                                 "runs (run ids %016llx and %016llx); rerun "
+                                 "the stale shard", count, i, count, first, id);
+    }
+    return KMS_OK;
+}
+
 kms_status kms_summary_merge(const char *dir, kms_error *err)
 {
     int count = shard_count_in(dir, err);
     if (count <= 0)
         return err->code;
+
     char ***lines = calloc((size_t)count, sizeof *lines);
     size_t *n = calloc((size_t)count, sizeof *n);
     char *buf = NULL;
@@ -318,9 +442,11 @@ kms_status kms_summary_merge(const char *dir, kms_error *err)
         char name[128], path[4096];
         kms_summary_name(name, sizeof name, i, count);
         kms_path_join(path, sizeof path, dir, name);
-        st = read_lines(path, &lines[i], &n[i], false, err);
+        st = read_lines(path, &lines[i], &n[i], false, NULL, err);
         most = n[i] > most ? n[i] : most;
     }
+    if (st == KMS_OK)
+        st = check_one_run(dir, count, err);
     if (st != KMS_OK)
         goto out;
     f = open_memstream(&buf, &len);

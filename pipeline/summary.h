@@ -43,25 +43,43 @@ kms_status kms_summary_write(const char *dir, const char *name,
                              const kms_row *rows, size_t n, bool timings,
                              const kms_file_set *protect, kms_error *err);
 
-/* Rows of an earlier summary, by input, for --resume. */
+/* One row as a CSV record with its line end (a journal record): the
+ * bytes kms_summary_write gives it. *buf is malloc'd. */
+kms_status kms_summary_format_row(const kms_row *row, bool timings, char **buf,
+                                  size_t *len, kms_error *err);
+
+/* Rows earlier runs left, by input, for --resume: one per input. */
 typedef struct kms_summary_index {
     char **lines;  /* sorted by their input field */
     size_t n;
 } kms_summary_index;
 
-/* Reads path if it exists (a missing file gives an empty index). */
-kms_status kms_summary_index_load(kms_summary_index *idx, const char *path,
-                                  kms_error *err);
-/* The earlier row of input whose status is ok, or NULL. */
+/* Adds the rows of path if it exists (a missing file adds none); a row
+ * replaces the one an earlier call added for the same input, so add the
+ * summary first and the journal after it. With end (journals): a torn last
+ * record is dropped and *end is the size of the complete records. */
+kms_status kms_summary_index_add(kms_summary_index *idx, const char *path,
+                                 long *end, kms_error *err);
+/* The earlier row of input or NULL; *ok: its status is ok. */
 const char *kms_summary_index_find(const kms_summary_index *idx,
-                                   const char *input);
+                                   const char *input, bool *ok);
 void kms_summary_index_free(kms_summary_index *idx);
 
 /* Joins dir/summary.shard-I-of-N.csv (I = 0..N-1) into dir/summary.csv in
- * the order of the unsharded run. Errors name the missing or bad file. */
+ * the order of the unsharded run. Errors name the missing or bad file, and
+ * refuse shards of two runs: two shard counts, or run ids that differ. */
 kms_status kms_summary_merge(const char *dir, kms_error *err);
 
 /* "summary.csv", or "summary.shard-I-of-N.csv" for shard I of N (N > 0). */
 void kms_summary_name(char *buf, size_t len, int shard_index, int shard_count);
+
+/* A CSV may hold no comment line, so a sharded run says which run it is
+ * in a sidecar, summary.shard-I-of-N.run: the id (a hash of the config, all
+ * the inputs and N) every shard of one run computes alike. */
+void kms_summary_run_name(char *buf, size_t len, int shard_index,
+                          int shard_count);
+kms_status kms_summary_run_write(const char *dir, int shard_index,
+                                 int shard_count, unsigned long long run_id,
+                                 const kms_file_set *protect, kms_error *err);
 
 #endif

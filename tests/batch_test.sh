@@ -94,18 +94,135 @@ done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 done_before=$(ls "$T/killed" | grep -c '_labels.png$')
-"$KMSEG" run "$T/batch.ini" -q -j 2 --no-timings "${slow[@]}" --resume -o "$T/killed" 2>"$T/resume.txt"
+"$KMSEG" run "$T/batch.ini" -j 2 --progress never --no-timings "${slow[@]}" --resume -o "$T/killed" 2>"$T/resume.txt"
 rc=$?
-skipped=$(grep -c ',skipped,' "$T/killed/summary.csv")
+# skipped rows keep their earlier ok row (from the journal): counted here
+skipped=$(grep -o '[0-9]* skipped of 24' "$T/resume.txt" | cut -d' ' -f1)
+skipped=${skipped:-0}
 rm -f "$T/killed"/.*.tmp-* 2>/dev/null # kill -9 can strand a temporary file
 products_same=1
 for f in "$T/full"/*.png; do cmp -s "$f" "$T/killed/$(basename "$f")" || products_same=0; done
 if [ $rc = 0 ] && [ "$done_before" -ge 1 ] && [ "$done_before" -lt 24 ] && [ "$skipped" -ge 1 ] \
-    && [ "$products_same" = 1 ] && [ "$(tail -n +2 "$T/killed/summary.csv" | wc -l)" = 24 ]; then
+    && [ "$products_same" = 1 ] && cmp -s "$T/full/summary.csv" "$T/killed/summary.csv"; then
     ok "resume after kill -9: $done_before done before, $skipped skipped, products identical"
 else
     ko "resume" "rc $rc, done before $done_before, skipped $skipped, same $products_same"
 fi
+
+# --- the journal: kill -9 at five moments, --resume gives the uninterrupted summary --------
+# bilateral filtering makes an input take a moment, so the kills land mid-run
+mid=(-s "pipeline.stages=read, denoise, reshape, kmeans, recolor, write"
+     -s denoise.method=bilateral -s denoise.diameter=25)
+"$KMSEG" run "$T/batch.ini" -q -j 2 --no-timings "${mid[@]}" -o "$T/mid_full"
+records() { # DIR: complete records in its journal
+    echo $(($(wc -l 2>/dev/null <"$1/.kmseg-journal.csv" || echo 1) - 1))
+}
+for at in 3 8 13 18 22; do
+    d=$T/kill$at
+    "$KMSEG" run "$T/batch.ini" -q -j 2 --no-timings "${mid[@]}" -o "$d" &
+    pid=$!
+    for _ in $(seq 1000); do
+        [ "$(records "$d")" -ge $at ] && break
+        sleep 0.01
+    done
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    before=$(records "$d")
+    mid_run=0 # killed before its end: a journal, no summary yet
+    [ -f "$d/.kmseg-journal.csv" ] && [ ! -f "$d/summary.csv" ] && mid_run=1
+    if [ $at = 22 ]; then
+        # a record torn by the kill: half of the first one, no line end
+        line=$(sed -n 2p "$d/.kmseg-journal.csv")
+        printf '%s' "${line:0:$((${#line} / 2))}" >>"$d/.kmseg-journal.csv"
+    fi
+    "$KMSEG" run "$T/batch.ini" -q -j 2 --no-timings "${mid[@]}" --resume -o "$d"
+    rc=$?
+    rm -f "$d"/.*.tmp-* 2>/dev/null # kill -9 can strand a temporary file
+    # byte for byte: summary.csv, products, and no journal or lock left
+    if [ $rc = 0 ] && [ $mid_run = 1 ] && [ "$before" -ge 1 ] && same_tree "$T/mid_full" "$d"; then
+        ok "kill -9 after $before of 24 (journal there mid-run), --resume: same summary and products as one run, journal gone"
+    else
+        ko "kill -9 near $at" "rc $rc, mid-run $mid_run, $before before; $(diff -r "$T/mid_full" "$d" | head -3)"
+    fi
+done
+
+# --- one run per output folder -------------------------------------------------------------
+journal_appears() { # DIR [NAME]: wait until the run writing there has its journal
+    for _ in $(seq 1000); do
+        [ -f "$1/${2:-.kmseg-journal.csv}" ] && return 0
+        sleep 0.01
+    done
+    return 1
+}
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings "${mid[@]}" -o "$T/busy" &
+pid=$!
+journal_appears "$T/busy"
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings -o "$T/busy" 2>"$T/busy.err"
+rc2=$?
+wait $pid
+rc1=$?
+if [ $rc2 = 2 ] && [ "$(cat "$T/busy.err")" = "kmseg: error: $T/busy: another kmseg run (pid $pid) is writing here" ] \
+    && [ $rc1 = 0 ] && cmp -s "$T/busy/summary.csv" "$T/mid_full/summary.csv" \
+    && [ -z "$(ls -A "$T/busy" | grep '^\.')" ]; then
+    ok "a second run into a busy folder: exit 2 naming the folder and pid; the first completes, lock removed"
+else
+    ko "busy folder" "rc $rc1/$rc2: $(cat "$T/busy.err")"
+fi
+# shards of one run share the folder; the same shard twice or an unsharded run does not
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings "${mid[@]}" --shard 0/2 -o "$T/sh" &
+pid=$!
+journal_appears "$T/sh" .kmseg-journal.shard-0-of-2.csv
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings --shard 0/2 -o "$T/sh" 2>"$T/sh0.err"
+rc_same=$?
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings -o "$T/sh" 2>"$T/sh_all.err"
+rc_all=$?
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings "${mid[@]}" --shard 1/2 -o "$T/sh"
+rc_other=$?
+wait $pid
+rc_first=$?
+"$KMSEG" merge-summaries "$T/sh"
+if [ $rc_same = 2 ] && [ $rc_all = 2 ] && [ $rc_other = 0 ] && [ $rc_first = 0 ] \
+    && grep -q "(pid $pid) is writing here" "$T/sh0.err" && grep -q "(pid $pid)" "$T/sh_all.err" \
+    && cmp -s "$T/sh/summary.csv" "$T/mid_full/summary.csv"; then
+    ok "lock: shard 1/2 beside 0/2 runs; 0/2 twice and an unsharded run are refused"
+else
+    ko "shard lock" "same $rc_same, unsharded $rc_all, other $rc_other, first $rc_first"
+fi
+
+# --- a row failed after write stays failed on --resume -------------------------------------
+mkdir -p "$T/two"
+cp "$T/in/slice_000.png" "$T/in/slice_001.png" "$T/two/"
+echo garbage >"$T/badtruth.png"
+ev=(-s "pipeline.stages=read, reshape, kmeans, recolor, mask, write, evaluate"
+    -s "evaluate.truth=$T/badtruth.png" -i "$T/two" -o "$T/ev")
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings "${ev[@]}" 2>/dev/null
+rc1=$?
+"$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings "${ev[@]}" --resume 2>/dev/null
+rc2=$?
+st=$(tail -n +2 "$T/ev/summary.csv" | cut -d, -f2 | tr '\n' ' ')
+[ $rc1 = 1 ] && [ $rc2 = 1 ] && [ "$st" = "error error " ] && [ -f "$T/ev/slice_000_labels.png" ] \
+    && ok "write, evaluate with a bad truth: error rows, and --resume runs them again: error, exit 1" \
+    || ko "error rows on resume" "rc $rc1/$rc2 statuses $st"
+
+# --- merge-summaries refuses shards of two runs ------------------------------------------
+mkdir -p "$T/four"
+cp "$T/in/slice_00"[0-3].png "$T/four/"
+sh_run() { # I/N DIR [ARGS]
+    "$KMSEG" run "$T/batch.ini" -q -j 1 --no-timings -i "$T/four" --shard "$1" -o "$2" "${@:3}"
+}
+sh_run 0/2 "$T/mixn"; sh_run 1/2 "$T/mixn"; sh_run 0/3 "$T/mixn"
+"$KMSEG" merge-summaries "$T/mixn" 2>"$T/mixn.err"
+rc=$?
+[ $rc != 0 ] && grep -q "of-2.csv" "$T/mixn.err" && grep -q "of-3.csv" "$T/mixn.err" && [ ! -f "$T/mixn/summary.csv" ] \
+    && ok "merge-summaries: shards of two counts refused, both files named" \
+    || ko "merge two counts" "rc $rc: $(cat "$T/mixn.err")"
+sh_run 0/2 "$T/mixr"; sh_run 1/2 "$T/mixr" -s pipeline.seed=4
+"$KMSEG" merge-summaries "$T/mixr" 2>"$T/mixr.err"
+rc=$?
+[ $rc != 0 ] && grep -q "summary.shard-0-of-2.csv and summary.shard-1-of-2.csv: shards of two runs" "$T/mixr.err" \
+    && [ ! -f "$T/mixr/summary.csv" ] \
+    && ok "merge-summaries: shards of two runs (another seed) refused, both named" \
+    || ko "merge two runs" "rc $rc: $(cat "$T/mixr.err")"
 
 # --- Ctrl-C and SIGTERM: stop cleanly, keep what finished ----------------------------------
 # a run into DIR stopped by SIGNAL once 3 inputs are done: "rc rows labels"

@@ -16,6 +16,7 @@
 #include "output.h"
 #include "pipeline.h"
 #include "stage.h"
+#include "summary.h"
 #include "test_util.h"
 #include "clock.h"
 #include "path.h"
@@ -1619,6 +1620,47 @@ START_TEST(test_now_ms_monotonic)
 }
 END_TEST
 
+/* --resume: the journal's rows replace the summary's, a torn last record
+ * (a kill mid-write) is dropped, and end stops before it. */
+START_TEST(test_summary_index_journal)
+{
+    static const char complete[] = KMS_SUMMARY_HEADER "\n"
+                                   "b,error,,,,,,,,,,bad,,\n"
+                                   "c,ok,1,1,,,,,,,,,,1\n";
+    char summary[4096], journal[4096];
+    kt_write_tmp("summary.csv", KMS_SUMMARY_HEADER "\na,ok,1,1,,,,,,,,,,1\n"
+                 "b,ok,1,1,,,,,,,,,,1\n", summary, sizeof summary);
+    kt_write_tmp("journal.csv", complete, journal, sizeof journal);
+    FILE *f = fopen(journal, "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("d,ok,5", f); /* torn */
+    fclose(f);
+    kms_summary_index idx = {0};
+    kms_error err;
+    long end = -1;
+    bool ok;
+    ck_assert_int_eq(kms_summary_index_add(&idx, summary, NULL, &err), KMS_OK);
+    ck_assert_int_eq(kms_summary_index_add(&idx, journal, &end, &err), KMS_OK);
+    ck_assert_int_eq(end, (long)strlen(complete));
+    ck_assert_uint_eq(idx.n, 3);
+    ck_assert_ptr_nonnull(kms_summary_index_find(&idx, "a", &ok));
+    ck_assert(ok);
+    ck_assert_str_eq(kms_summary_index_find(&idx, "b", &ok), "b,error,,,,,,,,,,bad,,");
+    ck_assert(!ok);
+    ck_assert_ptr_nonnull(kms_summary_index_find(&idx, "c", &ok));
+    ck_assert(ok);
+    ck_assert_ptr_null(kms_summary_index_find(&idx, "d", &ok));
+    ck_assert(!ok);
+    kms_summary_index_free(&idx);
+    /* a header torn by the kill: nothing complete, the journal starts over */
+    kt_write_tmp("torn.csv", "input,sta", journal, sizeof journal);
+    ck_assert_int_eq(kms_summary_index_add(&idx, journal, &end, &err), KMS_OK);
+    ck_assert_int_eq(end, 0);
+    ck_assert_uint_eq(idx.n, 0);
+    kms_summary_index_free(&idx);
+}
+END_TEST
+
 static Suite *pipeline_suite(void)
 {
     Suite *s = suite_create("pipeline");
@@ -1697,6 +1739,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(limits, test_output_protect_other_folder);
     tcase_add_test(limits, test_prepare_dir_is_file);
     tcase_add_test(limits, test_prepare_dir_empty);
+    tcase_add_test(limits, test_summary_index_journal);
     suite_add_tcase(s, limits);
 
     return s;
