@@ -307,6 +307,8 @@ const char *kms_summary_index_find(const kms_summary_index *idx,
 {
     size_t lo = 0, hi = idx->n;
     char key[4096];
+    bool unused;
+    ok = ok ? ok : &unused;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         first_field(idx->lines[mid], key, sizeof key);

@@ -60,7 +60,8 @@ typedef struct kms_summary_index {
  * record is dropped and *end is the size of the complete records. */
 kms_status kms_summary_index_add(kms_summary_index *idx, const char *path,
                                  long *end, kms_error *err);
-/* The earlier row of input or NULL; *ok: its status is ok. */
+/* The earlier row of input or NULL; *ok (ok may be NULL): its status is
+ * ok. */
 const char *kms_summary_index_find(const kms_summary_index *idx,
                                    const char *input, bool *ok);
 void kms_summary_index_free(kms_summary_index *idx);
