@@ -12,6 +12,18 @@
 extern "C" {
 #endif
 
+/* The most pixels (voxels for volumes) one input may have, unless the user
+ * says otherwise (--max-pixels): 2^28, a 512 x 512 x 1024 CT. The lung
+ * pipeline peaks at tens of bytes a voxel, so this keeps one input within
+ * a 24 GiB machine; -j N inputs run at once. */
+#define KMS_MAX_PIXELS_DEFAULT ((size_t)1 << 28)
+
+/* limit, or the default for 0. */
+static inline size_t kms_max_pixels(size_t limit)
+{
+    return limit ? limit : KMS_MAX_PIXELS_DEFAULT;
+}
+
 typedef enum kms_depth {
     KMS_DEPTH_U8,  /* uint8_t: 8-bit PNG/JPEG, labels, masks */
     KMS_DEPTH_S16, /* int16_t: CT in Hounsfield units */

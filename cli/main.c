@@ -49,6 +49,9 @@ static const char usage_text[] =
     "  --no-timings          leave ms_* empty in summary.csv (same bytes on\n"
     "                        every run)\n"
     "  --stage-times         print the mean time per input of each stage\n"
+    "  --max-pixels N        refuse an input of more than N pixels (voxels),\n"
+    "                        found from its header before it is read\n"
+    "                        (default 268435456 = 2^28: 512 x 512 x 1024)\n"
     "  -q, --quiet           no progress or summary on stderr\n"
     "  --k MIN..MAX          elbow only: the range of K (default 1..10)\n"
     "\n"
@@ -90,6 +93,11 @@ static int cmd_pipeline(kms_command cmd, int argc, char **argv)
             goto fail;
     if (kms_pipeline_build(&pl, &cfg, &err) != KMS_OK)
         goto fail;
+    /* formats kmseg does not size itself: OpenCV's decoders refuse more
+     * than the same limit before allocating (unless the user set it) */
+    char limit[32];
+    snprintf(limit, sizeof limit, "%zu", kms_max_pixels(o.batch.max_pixels));
+    setenv("OPENCV_IO_MAX_IMAGE_PIXELS", limit, 0);
     kms_batch_install_signals();
     switch (cmd) {
     case KMS_CMD_RUN: status = kms_cmd_run(&pl, &o.batch); break;

@@ -28,7 +28,7 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 enum { OPT_K = 256, OPT_PROGRESS, OPT_RESUME, OPT_SHARD, OPT_NO_TIMINGS,
-       OPT_STAGE_TIMES };
+       OPT_STAGE_TIMES, OPT_MAX_PIXELS };
 
 /* One option; PARSED, or the exit status. */
 static int parse_one(kms_cli_options *o, kms_command cmd, int c,
@@ -77,6 +77,14 @@ static int parse_one(kms_cli_options *o, kms_command cmd, int c,
             return usage_error("--shard %s: want I/N with 0 <= I < N, e.g. "
                                "--shard 0/16", arg);
         return PARSED;
+    case OPT_MAX_PIXELS: {
+        unsigned long long v;
+        if (sscanf(arg, "%llu%c", &v, &tail) != 1 || v < 1 || v > (1ULL << 40))
+            return usage_error("--max-pixels %s: want a number of pixels from "
+                               "1 to 2^40", arg);
+        b->max_pixels = (size_t)v;
+        return PARSED;
+    }
     case OPT_K:
         if (cmd != KMS_CMD_ELBOW)
             return usage_error("--k%s is an option of elbow; for run use -s "
@@ -106,6 +114,7 @@ int kms_cli_options_parse(kms_cli_options *o, kms_command cmd, int argc,
         {"shard", required_argument, NULL, OPT_SHARD},
         {"no-timings", no_argument, NULL, OPT_NO_TIMINGS},
         {"stage-times", no_argument, NULL, OPT_STAGE_TIMES},
+        {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"k", required_argument, NULL, OPT_K},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},

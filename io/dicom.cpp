@@ -780,6 +780,7 @@ void decode_slice(const header &h, slice_out &o)
 }
 
 kms_status read_series(const char *const *files, size_t n, int threads,
+                       size_t max_voxels,
                        kms_dicom_volume *vol, kms_error *err)
 {
     std::vector<header> hs(n);
@@ -823,6 +824,12 @@ kms_status read_series(const char *const *files, size_t n, int threads,
         return kms_error_set(err, KMS_ERR_INPUT, files[0], 0, nullptr,
                              "series too large: %dx%d x %zu slices",
                              h0.columns, h0.rows, slices);
+    if (per * slices > kms_max_pixels(max_voxels))
+        return kms_error_set(err, KMS_ERR_INPUT, files[0], 0, nullptr,
+                             "%dx%d x %zu slices: %zu voxels are more than "
+                             "the limit of %zu (--max-pixels)",
+                             h0.columns, h0.rows, slices, per * slices,
+                             kms_max_pixels(max_voxels));
 
     /* freed on every way out, exceptions included */
     struct owned_image {
@@ -1147,8 +1154,8 @@ extern "C" void kms_dicom_groups_free(kms_dicom_groups *g)
 }
 
 extern "C" kms_status kms_dicom_read(const char *const *files, size_t n,
-                                     int threads, kms_dicom_volume *vol,
-                                     kms_error *err)
+                                     int threads, size_t max_voxels,
+                                     kms_dicom_volume *vol, kms_error *err)
 {
     if (!vol || !files || n == 0)
         return kms_error_set(err, KMS_ERR_USAGE, nullptr, 0, nullptr,
@@ -1156,7 +1163,7 @@ extern "C" kms_status kms_dicom_read(const char *const *files, size_t n,
     std::memset(vol, 0, sizeof *vol);
     quiet_gdcm();
     try {
-        return read_series(files, n, threads, vol, err);
+        return read_series(files, n, threads, max_voxels, vol, err);
     } catch (const std::bad_alloc &) {
         kms_dicom_volume_free(vol);
         return kms_error_set(err, KMS_ERR_NOMEM, files[0], 0, nullptr,

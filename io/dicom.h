@@ -96,7 +96,8 @@ typedef struct kms_dicom_volume {
  * (dicom_walk.h) before GDCM parses it; JPEG 2000 slices are decoded in a
  * child process (openjp2 crashes on some damaged codestreams). */
 kms_status kms_dicom_read(const char *const *files, size_t n, int threads,
-                          kms_dicom_volume *vol, kms_error *err);
+                          size_t max_voxels, kms_dicom_volume *vol,
+                          kms_error *err);
 void kms_dicom_volume_free(kms_dicom_volume *vol);
 
 /* The orient code (orient.h: first transpose if c & 4, then flip columns

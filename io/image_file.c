@@ -220,6 +220,103 @@ void kms_tiff_pixel_mm(const unsigned char *buf, size_t len, double mm[2])
     mm[1] = per_unit / res[1];
 }
 
+/* Width and height from a PNG's IHDR, a JPEG's frame header (SOFn), a
+ * TIFF's first IFD or a BMP's header; false for other or damaged files. */
+static bool png_size(const unsigned char *buf, size_t len, uint32_t *w,
+                     uint32_t *h)
+{
+    if (len < 24 || memcmp(buf + 1, "PNG", 3) != 0 ||
+        memcmp(buf + 12, "IHDR", 4) != 0)
+        return false;
+    *w = be32(buf + 16);
+    *h = be32(buf + 20);
+    return true;
+}
+
+static bool jpeg_size(const unsigned char *buf, size_t len, uint32_t *w,
+                      uint32_t *h)
+{
+    if (len < 4 || buf[0] != 0xFF || buf[1] != 0xD8)
+        return false;
+    /* marker segments up to the frame header: FF xx, a 16-bit length */
+    for (size_t pos = 2; pos + 9 <= len;) {
+        if (buf[pos] != 0xFF)
+            return false;
+        unsigned m = buf[pos + 1];
+        if (m == 0xFF) { /* fill byte */
+            pos++;
+            continue;
+        }
+        size_t seg = (size_t)buf[pos + 2] << 8 | buf[pos + 3];
+        bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+        if (sof) {
+            *h = (uint32_t)buf[pos + 5] << 8 | buf[pos + 6];
+            *w = (uint32_t)buf[pos + 7] << 8 | buf[pos + 8];
+            return true;
+        }
+        if (m == 0xD9 || m == 0xDA || seg < 2)
+            return false; /* image data or the end before any frame */
+        pos += 2 + seg;
+    }
+    return false;
+}
+
+static bool tiff_size(const unsigned char *buf, size_t len, uint32_t *w,
+                      uint32_t *h)
+{
+    tiff_view t = {buf, len, len >= 4 && memcmp(buf, "MM\0*", 4) == 0};
+    if (len < 8 || (!t.big && memcmp(buf, "II*\0", 4) != 0))
+        return false;
+    size_t ifd = tiff_u32(&t, buf + 4);
+    if (ifd > len || len - ifd < 2)
+        return false;
+    uint32_t n = tiff_u16(&t, buf + ifd);
+    if ((len - ifd - 2) / 12 < n)
+        return false;
+    bool got_w = false, got_h = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *e = buf + ifd + 2 + 12 * (size_t)i;
+        uint32_t tag = tiff_u16(&t, e);
+        if (tag == 256)
+            got_w = tiff_value(&t, e, 0, w);
+        else if (tag == 257)
+            got_h = tiff_value(&t, e, 0, h);
+    }
+    return got_w && got_h;
+}
+
+static bool bmp_size(const unsigned char *buf, size_t len, uint32_t *w,
+                     uint32_t *h)
+{
+    if (len < 26 || buf[0] != 'B' || buf[1] != 'M')
+        return false;
+    int32_t sw, sh;
+    uint32_t uw = le32(buf + 18), uh = le32(buf + 22);
+    memcpy(&sw, &uw, 4);
+    memcpy(&sh, &uh, 4);
+    /* a negative height is a top-down bitmap */
+    *w = sw < 0 ? 0u - (uint32_t)sw : (uint32_t)sw;
+    *h = sh < 0 ? 0u - (uint32_t)sh : (uint32_t)sh;
+    return true;
+}
+
+kms_status kms_image_file_check_size(const char *path, const unsigned char *buf,
+                                     size_t len, size_t max_pixels,
+                                     kms_error *err)
+{
+    uint32_t w = 0, h = 0;
+    if (!png_size(buf, len, &w, &h) && !jpeg_size(buf, len, &w, &h) &&
+        !tiff_size(buf, len, &w, &h) && !bmp_size(buf, len, &w, &h))
+        return KMS_OK; /* the decoder's own limit applies */
+    double pixels = (double)w * h;
+    if (pixels > (double)kms_max_pixels(max_pixels))
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "%u x %u = %.0f pixels are more than the limit "
+                             "of %zu (--max-pixels)",
+                             w, h, pixels, kms_max_pixels(max_pixels));
+    return KMS_OK;
+}
+
 typedef struct tiff_layout {
     uint32_t width, height, rows_per_strip;
     const unsigned char *offsets, *counts; /* IFD entries of the strips */

@@ -21,6 +21,13 @@ kms_status kms_file_load(const char *path, unsigned char **buf, size_t *len,
 kms_status kms_image_file_check(const char *path, const unsigned char *buf,
                                 size_t len, kms_error *err);
 
+/* KMS_ERR_INPUT naming the file when the header of a PNG, JPEG, TIFF or
+ * BMP in buf states more than max_pixels pixels (0: KMS_MAX_PIXELS_DEFAULT),
+ * so nothing that size is allocated; other files pass. */
+kms_status kms_image_file_check_size(const char *path, const unsigned char *buf,
+                                     size_t len, size_t max_pixels,
+                                     kms_error *err);
+
 /* mm per pixel (x, y) from a TIFF's resolution tags when they say so
  * plausibly (0.05-5 mm, not a software's default dpi); both 0 otherwise. */
 void kms_tiff_pixel_mm(const unsigned char *buf, size_t len, double mm[2]);

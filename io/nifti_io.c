@@ -163,7 +163,8 @@ static double unit_mm(int space_unit)
 #define MAX_GZIP_RATIO 1100.0
 
 static kms_status check_fields(const char *path, const raw_header *h,
-                               bool gz, off_t file_size, kms_error *err)
+                               bool gz, off_t file_size, size_t max_voxels,
+                               kms_error *err)
 {
     int64_t rank = h->dim[0];
     if (rank < 1 || rank > 7)
@@ -179,6 +180,11 @@ static kms_status check_fields(const char *path, const raw_header *h,
                                  (long long)h->dim[i]);
         voxels *= (double)h->dim[i];
     }
+    if (voxels > (double)kms_max_pixels(max_voxels))
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "%.0f voxels are more than the limit of %zu "
+                             "(--max-pixels)",
+                             voxels, kms_max_pixels(max_voxels));
     int nbyper = 0, swapsize = 0;
     if (!nifti_datatype_is_valid(h->datatype, 1))
         return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
@@ -228,7 +234,8 @@ static kms_status check_fields(const char *path, const raw_header *h,
  * level ("bad dim[0]", "bad datatype", ...) and repairs others silently
  * (a negative dim becomes 1, a vox_offset inside the header is moved), so
  * the fields are checked here first, with our own words. */
-static kms_status check_header(const char *path, kms_error *err)
+static kms_status check_header(const char *path, size_t max_voxels,
+                               kms_error *err)
 {
     unsigned char buf[sizeof(nifti_2_header)];
     znzFile fp = znzopen(path, "rb", 1); /* zlib reads plain files as is */
@@ -264,7 +271,8 @@ static kms_status check_header(const char *path, kms_error *err)
     if (stat(path, &sb) != 0)
         return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "cannot stat: %s",
                              strerror(errno));
-    return check_fields(path, &h, nifti_is_gzfile(path), sb.st_size, err);
+    return check_fields(path, &h, nifti_is_gzfile(path), sb.st_size,
+                        max_voxels, err);
 }
 
 static bool supported_type(int dt)
@@ -568,7 +576,8 @@ static kms_status finish_volume(const char *path, nifti_image **nim,
     return KMS_OK;
 }
 
-kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err)
+kms_status kms_nifti_read(const char *path, size_t max_voxels, kms_volume *vol,
+                          kms_error *err)
 {
     nifti_image *nim = NULL;
     void *raw = NULL;
@@ -587,7 +596,7 @@ kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err)
                            "or .hdr)");
         goto out;
     }
-    if ((st = check_header(path, err)) != KMS_OK)
+    if ((st = check_header(path, max_voxels, err)) != KMS_OK)
         goto out;
     nim = nifti_image_read(path, 0);
     if (!nim) {

@@ -43,8 +43,11 @@ typedef struct kms_volume {
  * overwritten, not freed (like kms_image_alloc); on failure it is left
  * empty. Errors name the file: KMS_ERR_IO when it cannot be opened,
  * KMS_ERR_INPUT when it is not NIfTI, is truncated, has nt > 1, a complex
- * or RGB (or other unsupported) datatype, or NaN/infinite voxels. */
-kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err);
+ * or RGB (or other unsupported) datatype, or NaN/infinite voxels, or more
+ * than max_voxels voxels (0: KMS_MAX_PIXELS_DEFAULT), found from the header
+ * before anything is allocated. */
+kms_status kms_nifti_read(const char *path, size_t max_voxels, kms_volume *vol,
+                          kms_error *err);
 
 /* A volume from a stack in file order: stack is width nx, height ny * nz,
  * one channel, KMS_DEPTH_S16 or _F32, rows contiguous; x fastest, then y,

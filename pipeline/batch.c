@@ -67,6 +67,7 @@ void kms_batch_context(const kms_batch *b, const kms_pipeline *pl, size_t i,
     ctx->inputs = &b->protect;
     ctx->seed = (uint64_t)pl->params.seed;
     ctx->threads = 1;
+    ctx->max_pixels = b->max_pixels;
 }
 
 void kms_batch_report(const kms_error *err)
@@ -141,6 +142,7 @@ kms_status kms_batch_open(kms_batch *b, const kms_pipeline *pl,
 {
     memset(b, 0, sizeof *b);
     b->lock.fd = -1;
+    b->max_pixels = kms_max_pixels(opt->max_pixels);
     const char **paths = NULL;
     if (opt->output)
         snprintf(b->out_dir, sizeof b->out_dir, "%s", opt->output);

@@ -27,6 +27,7 @@ typedef struct kms_batch_options {
     int shard_index, shard_count; /* run inputs i with i % count == index */
     bool timings;              /* ms_* columns in summary.csv */
     bool stage_times;          /* print the time spent in each stage */
+    size_t max_pixels;         /* of one input; 0: KMS_MAX_PIXELS_DEFAULT */
 } kms_batch_options;
 
 /* Defaults: all cores, progress on a terminal, timings on, no shards. */
@@ -60,6 +61,7 @@ typedef struct kms_batch {
     kms_file_set protect; /* the inputs' files: never written over */
     kms_dir_lock lock;    /* held from open to close */
     unsigned long long run_id; /* the same in every shard of one run */
+    size_t max_pixels;    /* of one input, for kms_batch_context */
 } kms_batch;
 
 /* Resolves and prepares the output folder, locks it (one run at a time;

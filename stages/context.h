@@ -34,6 +34,8 @@ typedef struct kms_context {
     const struct kms_file_set *inputs; /* never written over */
     uint64_t seed;           /* [pipeline] seed */
     int threads;             /* worker threads a stage may use */
+    size_t max_pixels;       /* of one input (0: KMS_MAX_PIXELS_DEFAULT);
+                                readers refuse more before allocating */
 
     /* read, denoise */
     kms_image image;         /* the working image */

@@ -64,12 +64,13 @@ static void expand(const char *pattern, const char *stem, char *out, size_t len)
 
 /* A truth mask as 8-bit, non-zero = inside: a PNG/TIFF slice, or a NIfTI
  * volume in the same canonical stack layout as the input volume. */
-static kms_status read_truth(const char *path, kms_image *truth, kms_error *err)
+static kms_status read_truth(const char *path, size_t max_pixels,
+                             kms_image *truth, kms_error *err)
 {
     if (!kms_nifti_is_path(path))
         return kms_cv_imread(path, KMS_CV_IMREAD_GRAYSCALE, truth, err);
     kms_volume vol;
-    kms_status st = kms_nifti_read(path, &vol, err);
+    kms_status st = kms_nifti_read(path, max_pixels, &vol, err);
     if (st != KMS_OK)
         return st;
     st = kms_image_alloc(truth, vol.img.width, vol.img.height, 1, KMS_DEPTH_U8,
@@ -99,7 +100,7 @@ static kms_status evaluate_run(const void *params, kms_context *ctx,
         return KMS_OK;
     }
     kms_image truth = {0};
-    kms_status st = read_truth(path, &truth, err);
+    kms_status st = read_truth(path, ctx->max_pixels, &truth, err);
     if (st != KMS_OK)
         return st;
     if (truth.width != ctx->mask.width || truth.height != ctx->mask.height) {

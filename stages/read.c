@@ -220,7 +220,7 @@ static kms_status apply_options(const read_params *p, kms_context *ctx,
 /* A NIfTI volume: a stack of axial slices in HU (nifti_io.h). */
 static kms_status read_volume(kms_context *ctx, kms_error *err)
 {
-    kms_status st = kms_nifti_read(ctx->input_path, &ctx->volume, err);
+    kms_status st = kms_nifti_read(ctx->input_path, ctx->max_pixels, &ctx->volume, err);
     if (st != KMS_OK)
         return st;
     kms_image_move(&ctx->image, &ctx->volume.img);
@@ -238,6 +238,9 @@ static kms_status read_image(const read_params *p, kms_context *ctx,
     kms_status st = kms_file_load(ctx->input_path, &buf, &len, err);
     if (st == KMS_OK)
         st = kms_image_file_check(ctx->input_path, buf, len, err);
+    if (st == KMS_OK)
+        st = kms_image_file_check_size(ctx->input_path, buf, len,
+                                       ctx->max_pixels, err);
     bool done = st == KMS_OK && p->mode == READ_UNCHANGED &&
                 kms_tiff_read_plain(buf, len, &ctx->image, err, &st);
     if (st == KMS_OK && !done)

@@ -33,7 +33,7 @@ kms_status kms_read_dicom(kms_context *ctx, kms_error *err)
     const char *const *files = ctx->n_input_files ? ctx->input_files : one;
     size_t n = ctx->n_input_files ? ctx->n_input_files : 1;
     kms_dicom_volume dv;
-    kms_status st = kms_dicom_read(files, n, ctx->threads, &dv, err);
+    kms_status st = kms_dicom_read(files, n, ctx->threads, ctx->max_pixels, &dv, err);
     if (st != KMS_OK)
         return st;
     if (dv.slices > 1) {

@@ -37,7 +37,7 @@ static kms_dicom_volume read_one(const char *path)
     kms_dicom_volume v;
     kms_error err;
     kms_error_clear(&err);
-    kms_status st = kms_dicom_read(&path, 1, 1, &v, &err);
+    kms_status st = kms_dicom_read(&path, 1, 1, 0, &v, &err);
     ck_assert_msg(st == KMS_OK, "%s: %s", path, err.message);
     return v;
 }
@@ -393,7 +393,7 @@ static void expect_error(const char *path, const char *words)
     kms_dicom_volume v;
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_msg(kms_dicom_read(&path, 1, 1, &v, &err) != KMS_OK,
+    ck_assert_msg(kms_dicom_read(&path, 1, 1, 0, &v, &err) != KMS_OK,
                   "%s: read without error", path);
     ck_assert_str_eq(err.file, path);
     ck_assert_msg(strstr(err.message, words), "%s: %s", path, err.message);
@@ -418,7 +418,7 @@ START_TEST(test_errors)
     expect_error(p, "truncated");
     kms_dicom_volume v;
     kms_error err;
-    ck_assert_int_eq(kms_dicom_read(NULL, 0, 1, &v, &err), KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_dicom_read(NULL, 0, 1, 0, &v, &err), KMS_ERR_USAGE);
 }
 END_TEST
 
@@ -466,7 +466,7 @@ START_TEST(test_cut_everywhere)
         kms_error err;
         kms_error_clear(&err);
         const char *one = p;
-        ck_assert_msg(kms_dicom_read(&one, 1, 1, &v, &err) != KMS_OK,
+        ck_assert_msg(kms_dicom_read(&one, 1, 1, 0, &v, &err) != KMS_OK,
                       "cut at %zu read as ok", at);
         ck_assert_str_eq(err.file, p);
     }

@@ -229,7 +229,7 @@ static kms_status write_and_read(const char *name, const vspec *v,
     char path[512];
     write_pattern(name, v, path, sizeof path);
     kms_error_clear(err);
-    return kms_nifti_read(path, vol, err);
+    return kms_nifti_read(path, 0, vol, err);
 }
 
 /* For check_read_pattern: the depth is not checked. */
@@ -243,7 +243,7 @@ static void check_read_pattern(const char *path, const vspec *v, int depth,
     kms_volume vol;
     kms_error err;
     kms_error_clear(&err);
-    ck_assert_msg(kms_nifti_read(path, &vol, &err) == KMS_OK, "%s: %s", path,
+    ck_assert_msg(kms_nifti_read(path, 0, &vol, &err) == KMS_OK, "%s: %s", path,
                   err.message);
     if (depth != ANY_DEPTH)
         ck_assert_int_eq(vol.img.depth, depth);
@@ -409,7 +409,7 @@ START_TEST(test_read_datatypes)
         free(vals);
         kms_volume vol;
         kms_error err;
-        ck_assert_msg(kms_nifti_read(path, &vol, &err) == KMS_OK, "%s: %s",
+        ck_assert_msg(kms_nifti_read(path, 0, &vol, &err) == KMS_OK, "%s: %s",
                       nifti_datatype_string(cases[c].dt), err.message);
         ck_assert_msg(vol.img.depth == cases[c].depth, "%s gave %s",
                       nifti_datatype_string(cases[c].dt),
@@ -439,7 +439,7 @@ START_TEST(test_read_wide_integers)
     write_volume(path, &v, vals);
     kms_volume vol;
     kms_error err;
-    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
+    ck_assert_int_eq(kms_nifti_read(path, 0, &vol, &err), KMS_OK);
     ck_assert_int_eq(vol.img.depth, KMS_DEPTH_S16);
     ck_assert_double_eq(value_at(&vol, 0, 0, 0), -1024);
     ck_assert_double_eq(value_at(&vol, 5, 4, 3), 4095 - 1024);
@@ -447,7 +447,7 @@ START_TEST(test_read_wide_integers)
 
     vals[n - 1] = 40000; /* 38976 after inter: beyond int16 */
     write_volume(path, &v, vals);
-    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
+    ck_assert_int_eq(kms_nifti_read(path, 0, &vol, &err), KMS_OK);
     ck_assert_int_eq(vol.img.depth, KMS_DEPTH_F32);
     ck_assert_double_eq(value_at(&vol, 5, 4, 3), 40000 - 1024);
     ck_assert_double_eq(value_at(&vol, 0, 0, 0), -1024);
@@ -458,7 +458,7 @@ START_TEST(test_read_wide_integers)
     vals[0] = -40000;
     vals[n - 1] = 5;
     write_volume(path, &v, vals);
-    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
+    ck_assert_int_eq(kms_nifti_read(path, 0, &vol, &err), KMS_OK);
     ck_assert_int_eq(vol.img.depth, KMS_DEPTH_F32);
     ck_assert_double_eq(value_at(&vol, 0, 0, 0), -40000);
     kms_volume_free(&vol);
@@ -522,7 +522,7 @@ START_TEST(test_read_hdr_img_pair)
 
     kms_volume vol;
     kms_error err;
-    ck_assert_msg(kms_nifti_read(path, &vol, &err) == KMS_OK, "%s",
+    ck_assert_msg(kms_nifti_read(path, 0, &vol, &err) == KMS_OK, "%s",
                   err.message);
     check_pattern(&vol, PERM, v.dims, 1, 0);
     kms_image mask = {0};
@@ -542,7 +542,7 @@ START_TEST(test_read_hdr_img_pair)
 
     /* without its .img: an i/o error naming the .img */
     unlink(img);
-    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_ERR_IO);
+    ck_assert_int_eq(kms_nifti_read(path, 0, &vol, &err), KMS_ERR_IO);
     ck_assert_str_eq(err.file, img);
 }
 END_TEST
@@ -613,7 +613,7 @@ static void check_roundtrip(const vspec *v, const char *in_name,
 
     /* and back through our reader: the very same mask */
     kms_volume back;
-    ck_assert_int_eq(kms_nifti_read(out_path, &back, &err), KMS_OK);
+    ck_assert_int_eq(kms_nifti_read(out_path, 0, &back, &err), KMS_OK);
     ck_assert_int_eq(back.nx, vol.nx);
     ck_assert_int_eq(back.ny, vol.ny);
     ck_assert_int_eq(back.nz, vol.nz);
@@ -736,7 +736,7 @@ START_TEST(test_shared_lung_ct)
     }
     kms_volume ct;
     kms_error err;
-    ck_assert_msg(kms_nifti_read(ct_path, &ct, &err) == KMS_OK, "%s",
+    ck_assert_msg(kms_nifti_read(ct_path, 0, &ct, &err) == KMS_OK, "%s",
                   err.message);
     ck_assert_int_eq(ct.nx, 122);
     ck_assert_int_eq(ct.ny, 101);
@@ -757,7 +757,7 @@ START_TEST(test_shared_lung_ct)
 
     /* the lung bases are in the top 11 slices (z = 19..29, I->S) */
     kms_volume lung;
-    ck_assert_int_eq(kms_nifti_read(mask_path, &lung, &err), KMS_OK);
+    ck_assert_int_eq(kms_nifti_read(mask_path, 0, &lung, &err), KMS_OK);
     ck_assert_int_eq(lung.nx, 122);
     ck_assert_int_eq(lung.nz, 30);
     long count = 0;
@@ -801,7 +801,7 @@ START_TEST(test_shared_lung_ct)
     char seg_path[1024];
     if (shared_file("seg_multilabel.nii.gz", seg_path, sizeof seg_path)) {
         kms_volume seg;
-        ck_assert_int_eq(kms_nifti_read(seg_path, &seg, &err), KMS_OK);
+        ck_assert_int_eq(kms_nifti_read(seg_path, 0, &seg, &err), KMS_OK);
         double sum[2] = {0, 0}, cnt[2] = {0, 0};
         for (int y = 0; y < seg.img.height; y++) {
             const int16_t *row = kms_image_row(&seg.img, y);
@@ -842,7 +842,7 @@ static void check_read_fails(const char *path, kms_status code,
     fflush(stderr);
     int saved = dup(STDERR_FILENO);
     ck_assert_ptr_nonnull(freopen(log, "w", stderr));
-    kms_status st = kms_nifti_read(path, &vol, &err);
+    kms_status st = kms_nifti_read(path, 0, &vol, &err);
     fflush(stderr);
     ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
     close(saved);
@@ -1168,6 +1168,10 @@ static void metre_pixdim(nifti_1_header *h)
 }
 static void huge_dims(nifti_1_header *h)
 {
+    h->dim[1] = h->dim[2] = h->dim[3] = 600; /* within the pixel limit */
+}
+static void over_limit(nifti_1_header *h)
+{
     h->dim[1] = h->dim[2] = h->dim[3] = 30000;
 }
 
@@ -1187,7 +1191,10 @@ START_TEST(test_header_repairs_refused)
     check_header_edit("mp.nii", metre_pixdim,
                       "pixdim[3] = 100 mm is not a plausible voxel size");
     check_header_edit("big.nii", huge_dims,
-                      "truncated: the header claims 54000000000000 bytes");
+                      "truncated: the header claims 432000000 bytes");
+    check_header_edit("limit.nii", over_limit,
+                      "27000000000000 voxels are more than the limit of "
+                      "268435456 (--max-pixels)");
 }
 END_TEST
 
@@ -1205,7 +1212,7 @@ START_TEST(test_gz_claims_too_much)
     ck_assert_int_eq(gzclose(f), Z_OK);
     free(buf);
     check_read_fails(gz, KMS_ERR_INPUT,
-                     "claims 54000000000000 bytes of voxel data, more than a");
+                     "claims 432000000 bytes of voxel data, more than a");
 }
 END_TEST
 
@@ -1224,10 +1231,10 @@ START_TEST(test_spacing_units)
     unsigned char *buf = edited_volume("m.nii", in_metres, path, sizeof path, &n);
     kms_volume ref, vol;
     kms_error err;
-    ck_assert_int_eq(kms_nifti_read(path, &ref, &err), KMS_OK); /* in mm */
+    ck_assert_int_eq(kms_nifti_read(path, 0, &ref, &err), KMS_OK); /* in mm */
     kt_write_bytes(path, buf, n);
     free(buf);
-    ck_assert_int_eq(kms_nifti_read(path, &vol, &err), KMS_OK);
+    ck_assert_int_eq(kms_nifti_read(path, 0, &vol, &err), KMS_OK);
     for (int a = 0; a < 3; a++)
         ck_assert_double_eq_tol(vol.voxel_mm[a], ref.voxel_mm[a], 1e-6);
     kms_volume_free(&vol);

@@ -424,4 +424,12 @@ EOP
         || ko "dicom slice $v" "rc $rc $bad $(head -2 "$T/ds_$v.err")"
 done
 
+# a series larger than --max-pixels is refused from its headers, before its
+# pixel data are decoded
+"$KMSEG" run "$CFG" -q -i "$D/s16" -o "$T/out_limit" --max-pixels 100000 2>"$T/limit.err"
+rc=$?
+[ $rc = 1 ] && grep -q "voxels are more than the limit of 100000 (--max-pixels)" "$T/limit.err" \
+    && ok "a series over --max-pixels: an error row naming the limit" \
+    || ko "dicom --max-pixels" "rc $rc $(cat "$T/limit.err")"
+
 e2e_done

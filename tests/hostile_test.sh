@@ -159,4 +159,34 @@ rc=$?
     && ok "a cut JPEG is an error row naming it; whole and padded ones are read" \
     || ko "cut JPEG" "rc $rc $(cat "$T/jpg.err")"
 
+# --max-pixels: sizes from headers are refused before anything that size is
+# allocated, each input an error row naming the limit
+mkdir -p "$T/big"
+cp "$T/thin.png" "$T/big/thin.png"
+cp "$T/jpg/whole.jpg" "$T/big/photo.jpg"
+cp "$S/volume/ct.nii.gz" "$T/big/ct.nii.gz"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/big" -o "$T/out_limit" --max-pixels 1000 2>"$T/limit.err"
+rc=$?
+n=$(grep -c "more than the limit of 1000 (--max-pixels)" "$T/limit.err")
+[ $rc = 1 ] && [ "$n" = 3 ] && grep -q "thin.png: read: 2 x 20000 = 40000 pixels" "$T/limit.err" \
+    && grep -q "ct.nii.gz: .*voxels are more than" "$T/limit.err" \
+    && ok "--max-pixels 1000: PNG, JPEG and NIfTI refused from their headers" \
+    || ko "--max-pixels" "rc $rc $(cat "$T/limit.err")"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/thin.png" -o "$T/out_nolimit" --max-pixels 40000 2>/dev/null
+[ $? = 0 ] && ok "--max-pixels 40000 admits a 40000-pixel picture" || ko "--max-pixels exact" "refused"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -o "$T/out_badlimit" --max-pixels 0 2>"$T/bl.err"
+[ $? = 2 ] && grep -q "max-pixels 0: want" "$T/bl.err" && [ ! -e "$T/out_badlimit" ] \
+    && ok "--max-pixels 0: usage error" || ko "--max-pixels 0" "$(cat "$T/bl.err")"
+# a 73-byte PNG whose header claims 20000 x 20000: the default limit (2^28)
+/usr/bin/python3 -c "
+import struct, zlib, sys
+def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+png = b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 20000, 20000, 8, 0, 0, 0, 0)) \
+    + chunk(b'IDAT', zlib.compress(b'\0' * 10)) + chunk(b'IEND', b'')
+open(sys.argv[1], 'wb').write(png)" "$T/claims.png"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/claims.png" -o "$T/out_claims" 2>"$T/claims.err"
+[ $? = 1 ] && grep -q "20000 x 20000 = 400000000 pixels are more than the limit of 268435456" "$T/claims.err" \
+    && ok "a PNG claiming 20000 x 20000: refused by the default limit from its header" \
+    || ko "claims" "$(cat "$T/claims.err")"
+
 e2e_done
