@@ -29,14 +29,21 @@ const char *kmseg_version(void)
     return KMSEG_LIB_VERSION;
 }
 
+/* The internals write through err, which callers may leave NULL: then a
+ * local record takes the writes. Cleared either way. */
+static kms_error *errors_to(kms_error *err, kms_error *local)
+{
+    err = err ? err : local;
+    kms_error_clear(err);
+    return err;
+}
+
 kms_status kmseg_pipeline_open(kmseg_pipeline **out, const char *config_path,
                                const char *const *overrides,
                                size_t n_overrides, kms_error *err)
 {
-    kms_error local; /* the internals write through err: NULL is allowed */
-    if (!err)
-        err = &local;
-    kms_error_clear(err);
+    kms_error local;
+    err = errors_to(err, &local);
     if (!out || !config_path || (n_overrides && !overrides))
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
                              "kmseg_pipeline_open: NULL argument");
@@ -84,10 +91,8 @@ void kmseg_pipeline_close(kmseg_pipeline *h)
 kms_status kmseg_pipeline_run_file(kmseg_pipeline *h, const char *input_path,
                                    const char *output_dir, kms_error *err)
 {
-    kms_error local; /* the internals write through err: NULL is allowed */
-    if (!err)
-        err = &local;
-    kms_error_clear(err);
+    kms_error local;
+    err = errors_to(err, &local);
     if (!h || !input_path)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
                              "kmseg_pipeline_run_file: NULL argument");
@@ -124,10 +129,8 @@ kms_status kmseg_pipeline_run_image(kmseg_pipeline *h, const kms_image *img,
                                     const char *stem, const char *output_dir,
                                     kms_error *err)
 {
-    kms_error local; /* the internals write through err: NULL is allowed */
-    if (!err)
-        err = &local;
-    kms_error_clear(err);
+    kms_error local;
+    err = errors_to(err, &local);
     if (!h || !img)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
                              "kmseg_pipeline_run_image: NULL argument");
@@ -213,10 +216,8 @@ static kms_status copy_product(const kmseg_pipeline *h, const kms_image *src,
                                const char *what, kms_image *out,
                                kms_error *err)
 {
-    kms_error local; /* the internals write through err: NULL is allowed */
-    if (!err)
-        err = &local;
-    kms_error_clear(err);
+    kms_error local;
+    err = errors_to(err, &local);
     if (!h || !out)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
                              "kmseg_pipeline_%s: NULL argument", what);
@@ -243,10 +244,8 @@ kms_status kmseg_pipeline_recolor(const kmseg_pipeline *h, kms_image *out,
 kms_status kmseg_pipeline_labels(const kmseg_pipeline *h, kms_image *out,
                                  kms_error *err)
 {
-    kms_error local; /* the internals write through err: NULL is allowed */
-    if (!err)
-        err = &local;
-    kms_error_clear(err);
+    kms_error local;
+    err = errors_to(err, &local);
     if (!h || !out)
         return kms_error_set(err, KMS_ERR_USAGE, NULL, 0, NULL,
                              "kmseg_pipeline_labels: NULL argument");
