@@ -52,7 +52,7 @@ static const kms_param kmeans_table[] = {
      "native only. auto: optimal for one feature, lloyd otherwise; "
      "optimal: exact 1-D optimum; lloyd: cv::kmeans's algorithm"},
     {"k", KMS_PARAM_INT, "2", 1, 255, k_words, offsetof(kmeans_params, k),
-     "number of clusters; auto: the knee (Kneedle) of the WCSS curve over "
+     "number of clusters, 2 or more; auto: the knee (Kneedle) of the WCSS curve over "
      "k_min..k_max, as `kmseg elbow` finds it"},
     {"k_min", KMS_PARAM_INT, "2", 1, 255, NULL, offsetof(kmeans_params, k_min),
      "smallest k that k = auto considers"},
@@ -81,6 +81,12 @@ static kms_status kmeans_prepare(const void *params, kms_link *link,
 {
     const kmeans_params *p = params;
     const kms_link_samples *in = &link->samples;
+    /* one cluster labels every sample 0: nothing is segmented (the WCSS
+     * curve of `kmseg elbow` starts at K = 1 by itself) */
+    if (p->k == 1)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "k",
+                             "k = 1 puts every sample in one cluster and "
+                             "segments nothing: use k >= 2, or auto");
     if (p->k == 0 && p->k_min >= p->k_max)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "k_max",
                              "k = auto needs k_min < k_max (%d, %d)", p->k_min,

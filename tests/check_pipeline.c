@@ -779,16 +779,11 @@ START_TEST(test_build_contract_errors)
                        "slope = 1\n[denoise]\nmethod = nlmeans\n",
                        NULL, NULL, 6, "denoise.method",
                        "nlmeans takes 8- or 16-bit unsigned images");
-    /* k = 1 is one cluster: legal, and a rank 0 mask of it too */
-    kms_pipeline pl;
-    kms_error err;
-    char path[4096];
-    ck_assert_int_eq(kt_build_text("[pipeline]\nstages = read, reshape, "
-                                   "kmeans, mask\n[kmeans]\nk = 1\n[mask]\n"
-                                   "clusters = brightest\n",
-                                   NULL, &pl, &err, path, sizeof path),
-                     KMS_OK);
-    kms_pipeline_free(&pl);
+    /* k = 1 segments nothing: refused, naming the key's line */
+    assert_build_error("[pipeline]\nstages = read, reshape, kmeans, mask\n"
+                       "[kmeans]\nk = 1\n[mask]\nclusters = brightest\n",
+                       NULL, NULL, 4, "kmeans.k",
+                       "k = 1 puts every sample in one cluster");
 }
 END_TEST
 

@@ -295,9 +295,14 @@ cfg_error "recolor product without recolor" "s/^stages = .*/stages = read, resha
 c=$(config "ov$pass" "s|^output = .*|output = $T/cfgerr|")
 run run "$c" -s kmeans.method=optimal -s reshape.features=color
 expect "-s contract error" 2 "-s kmeans.method" "optimal" && [ -e "$T/cfgerr" ] && ko "-s contract: nothing written" "output folder created"
-# k = 1 is one cluster: legal on its own (elbow starts there)
+# k = 1 segments nothing: a config error before any input, also where no
+# later stage reads the labels (samples/lung_ct.ini)
 run run "$(config k1 "")" -q -s kmeans.k=1 -o "$T/k1"
-[ "$rc" = 0 ] && [ "$(grep -c ',ok,' "$T/k1/summary.csv")" = 4 ] && ok "k = 1 runs" || ko "k = 1" "rc $rc: $err"
+expect "k = 1: exit 2 naming -s kmeans.k" 2 "-s kmeans.k" "k = 1 puts every sample in one cluster" \
+    && { [ ! -e "$T/k1" ] && ok "k = 1: no output folder" || ko "k = 1" "output folder made"; }
+run run "$SAMPLES/lung_ct.ini" -q -s kmeans.k=1 -o "$T/k1lung"
+expect "lung_ct.ini -s kmeans.k=1: exit 2" 2 "kmeans.k" && [ ! -e "$T/k1lung" ] \
+    && ok "lung_ct.ini -s kmeans.k=1: nothing read, no output folder" || ko "k1 lung" "$(ls "$T/k1lung" 2>&1)"
 # compare and elbow find the clustering stage by its hook
 c=$(config "nok$pass" "s|^output = .*|output = $T/cfgerr|; s/^stages = .*/stages = read, lung_mask, write/; s/^mode = color/mode = unchanged/; s/^products = .*/products = mask/")
 run compare "$c"
