@@ -132,6 +132,7 @@ START_TEST(test_index_errors)
     kms_error_clear(&err);
     ck_assert_int_eq(kms_summary_index_add(&idx, path, NULL, &err), KMS_ERR_IO);
     ck_assert_str_eq(err.file, path);
+    kms_summary_index_free(&idx);
 }
 END_TEST
 
