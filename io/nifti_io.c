@@ -568,6 +568,39 @@ static kms_status finish_volume(const char *path, nifti_image **nim,
     return KMS_OK;
 }
 
+/* The file nifti_clib reads the voxels from must be able to hold them before
+ * they are allocated. check_header can only test a .nii whose magic says
+ * "n+1"; nifti_clib also reads a .nii with any other magic as one file, and
+ * a vox_offset beyond its range becomes a negative iname_offset there. */
+static kms_status check_voxel_file(const char *path, const nifti_image *nim,
+                                   size_t bytes, kms_error *err)
+{
+    const char *iname = nim->iname ? nim->iname : path;
+    struct stat sb;
+    if (stat(iname, &sb) != 0)
+        return kms_error_set(err, KMS_ERR_IO, iname, 0, NULL,
+                             "cannot open the voxel data: %s", strerror(errno));
+    double end = (double)nim->iname_offset + (double)bytes;
+    if (nim->iname_offset < 0)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: the voxel data offset is "
+                             "out of range");
+    if (!nifti_is_gzfile(iname) && end > (double)sb.st_size)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "truncated: the header claims %zu bytes of "
+                             "voxel data from byte %lld, the file has %lld "
+                             "bytes",
+                             bytes, (long long)nim->iname_offset,
+                             (long long)sb.st_size);
+    if (nifti_is_gzfile(iname) &&
+        end > MAX_GZIP_RATIO * (double)sb.st_size + 65536)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: it claims %zu bytes of "
+                             "voxel data, more than a %lld-byte .gz can hold",
+                             bytes, (long long)sb.st_size);
+    return KMS_OK;
+}
+
 kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err)
 {
     nifti_image *nim = NULL;
@@ -636,6 +669,8 @@ kms_status kms_nifti_read(const char *path, kms_volume *vol, kms_error *err)
     if ((st = plan_volume(path, nim, &plan, err)) != KMS_OK)
         goto out;
     size_t bytes = plan.nvox * (size_t)nim->nbyper;
+    if ((st = check_voxel_file(path, nim, bytes, err)) != KMS_OK)
+        goto out;
     raw = malloc(bytes);
     if (!raw) {
         st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
