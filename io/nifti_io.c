@@ -580,11 +580,11 @@ static kms_status check_voxel_file(const char *path, const nifti_image *nim,
     if (stat(iname, &sb) != 0)
         return kms_error_set(err, KMS_ERR_IO, iname, 0, NULL,
                              "cannot open the voxel data: %s", strerror(errno));
-    double end = (double)nim->iname_offset + (double)bytes;
     if (nim->iname_offset < 0)
         return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
                              "invalid NIfTI header: the voxel data offset is "
                              "out of range");
+    double end = (double)nim->iname_offset + (double)bytes;
     if (!nifti_is_gzfile(iname) && end > (double)sb.st_size)
         return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
                              "truncated: the header claims %zu bytes of "
