@@ -67,7 +67,7 @@ for t in $targets; do
         ft=$(echo "$stats" | sed -nE 's/.* ft: ([0-9]+).*/\1/p')
         echo "PASS fuzz $t: $runs runs, cov ${cov:-?}, ft ${ft:-?}"
     else
-        first=$(grep -m1 -E "==[0-9]+==ERROR:|runtime error:|ERROR: libFuzzer|ALARM:|out-of-memory|Test unit written" "$out")
+        first=$(grep -m1 -E "==[0-9]+==ERROR:|runtime error:|Assertion .* failed|ERROR: libFuzzer|ALARM:|out-of-memory|Test unit written" "$out")
         input=$(sed -nE 's/.*Test unit written to (.*)$/\1/p' "$out" | tail -1)
         echo "FAIL fuzz $t: ${first:-exit $rc, no error line} [input: ${input:-none}, log: $out]"
         failed=1
