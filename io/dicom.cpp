@@ -121,7 +121,7 @@ bool numbers(const std::string &s, double *out, int n)
 struct header {
     std::string path;
     std::string series_uid, patient_id, series_number, series_desc;
-    std::string modality, sop_class;
+    std::string modality, sop_class, photometric;
     int rows = -1, columns = -1, samples = 1, bits = -1;
     long frames = 1;
     bool has_iop = false, has_ipp = false, has_spacing = false;
@@ -140,6 +140,7 @@ void parse_header(const gdcm::DataSet &ds, header &h)
     h.series_desc = text(ds, 0x0008, 0x103e);
     h.modality = text(ds, 0x0008, 0x0060);
     h.sop_class = text(ds, 0x0008, 0x0016);
+    h.photometric = text(ds, 0x0028, 0x0004);
     h.rows = ushort_of(ds, 0x0028, 0x0010);
     h.columns = ushort_of(ds, 0x0028, 0x0011);
     int spp = ushort_of(ds, 0x0028, 0x0002);
@@ -286,6 +287,18 @@ std::string damaged_image(const header &h)
         return "an image without Rows/Columns: damaged or truncated";
     if (!h.layout.has_pixels)
         return "an image without pixel data: damaged or truncated";
+    /* GDCM asserts (abort) decoding one sample a pixel under any other
+     * name; a grey CT slice is MONOCHROME1 or 2 (colour is refused with
+     * its own message) */
+    if (h.samples == 1 && !h.photometric.empty() &&
+        h.photometric != "MONOCHROME1" && h.photometric != "MONOCHROME2") {
+        std::string shown = h.photometric.substr(0, 32);
+        for (char &c : shown) /* damaged bytes stay out of the message */
+            if (c < 0x20 || c > 0x7e)
+                c = '?';
+        return "PhotometricInterpretation '" + shown +
+               "' is not a grey image (MONOCHROME1 or MONOCHROME2)";
+    }
     return "";
 }
 
@@ -589,14 +602,16 @@ bool rescale(const T *in, size_t n, double slope, double inter, slice_out &o)
     return false;
 }
 
-/* openjp2 crashes (heap corruption, wild reads) on some damaged JPEG 2000
- * codestreams, which no check of the header can see: those slices are
- * decoded in a child process, into memory shared with it. A crash there
- * fails the slice, not the batch. */
-bool jpeg2000(const header &h)
+/* Compressed pixel data is decoded in a child process, into memory shared
+ * with it: openjp2 crashes (heap corruption, wild reads) on some damaged
+ * JPEG 2000 codestreams, and GDCM's JPEG codecs assert (abort) on damaged
+ * ones (found by tests/fuzz), which no check of the header can see. A crash
+ * there fails the slice, not the batch; a slice the child decoded reads the
+ * same way in the parent. */
+bool decoded_apart(const header &h)
 {
     const char *ts = h.layout.transfer_syntax;
-    return !std::strcmp(ts, "1.2.840.10008.1.2.4.90") ||
+    return h.layout.encapsulated || !std::strcmp(ts, "1.2.840.10008.1.2.4.90") ||
            !std::strcmp(ts, "1.2.840.10008.1.2.4.91") ||
            !std::strncmp(ts, "1.2.840.10008.1.2.4.20", 22);
 }
@@ -625,7 +640,7 @@ bool decode_in_child(const header &h, size_t len, shared_buffer &sb,
     pid_t pid = fork();
     if (pid < 0) {
         fail_slice(o, KMS_ERR_IO, "cannot start a process to decode the "
-                                  "JPEG 2000 pixel data");
+                                  "compressed pixel data");
         return false;
     }
     if (pid == 0) {
@@ -648,19 +663,19 @@ bool decode_in_child(const header &h, size_t len, shared_buffer &sb,
     /* no status (SIGCHLD ignored by whoever started us: the child reaped
      * itself) is no proof of a decode */
     if (got != pid) {
-        fail_slice(o, KMS_ERR_IO, "cannot decode the JPEG 2000 pixel data: "
+        fail_slice(o, KMS_ERR_IO, "cannot decode the compressed pixel data: "
                                   "lost the decoding process (%s)",
                    std::strerror(errno));
         return false;
     }
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
-        fail_slice(o, KMS_ERR_INPUT, "cannot decode the JPEG 2000 pixel data: "
+        fail_slice(o, KMS_ERR_INPUT, "cannot decode the compressed pixel data: "
                                      "the decoder took over 120 s");
         return false;
     }
     if (WIFSIGNALED(status)) {
         fail_slice(o, KMS_ERR_INPUT,
-                   "cannot decode the JPEG 2000 pixel data: the decoder "
+                   "cannot decode the compressed pixel data: the decoder "
                    "crashed (signal %d): damaged pixel data",
                    WTERMSIG(status));
         return false;
@@ -676,7 +691,7 @@ void decode_slice(const header &h, slice_out &o)
 {
     try {
         shared_buffer isolated;
-        if (jpeg2000(h) && h.rows > 0 && h.columns > 0 && h.bits > 0 &&
+        if (decoded_apart(h) && h.rows > 0 && h.columns > 0 && h.bits > 0 &&
             !decode_in_child(h,
                              (size_t)h.rows * (size_t)h.columns *
                                  (size_t)(h.bits / 8) * (size_t)h.samples,
@@ -854,9 +869,9 @@ kms_status read_series(const char *const *files, size_t n, int threads,
     size_t workers = std::min<size_t>(threads > 1 ? (size_t)threads : 1, n);
 #ifdef __SANITIZE_ADDRESS__
     /* GCC 12's AddressSanitizer does not lock its allocator across fork()
-     * (glibc's malloc does), so a JPEG 2000 child forked while a sibling
+     * (glibc's malloc does), so a decoding child forked while a sibling
      * decoder allocates can hang on that lock: one decoder at a time. */
-    if (std::any_of(hs.begin(), hs.end(), jpeg2000))
+    if (std::any_of(hs.begin(), hs.end(), decoded_apart))
         workers = 1;
 #endif
     std::vector<std::thread> pool;

@@ -93,8 +93,9 @@ typedef struct kms_dicom_volume {
  * threads (<= 1: this one). Damaged headers, truncated pixel data,
  * multi-frame, colour, mixed sizes, irregular slice spacing and
  * undecodable pixel data are errors naming the file. Every file is walked
- * (dicom_walk.h) before GDCM parses it; JPEG 2000 slices are decoded in a
- * child process (openjp2 crashes on some damaged codestreams). */
+ * (dicom_walk.h) before GDCM parses it; compressed slices are decoded in a
+ * child process (openjp2 crashes and GDCM's JPEG codecs abort on some
+ * damaged streams). */
 kms_status kms_dicom_read(const char *const *files, size_t n, int threads,
                           size_t max_voxels, kms_dicom_volume *vol,
                           kms_error *err);

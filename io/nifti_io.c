@@ -163,8 +163,7 @@ static double unit_mm(int space_unit)
 #define MAX_GZIP_RATIO 1100.0
 
 static kms_status check_fields(const char *path, const raw_header *h,
-                               bool gz, off_t file_size, size_t max_voxels,
-                               kms_error *err)
+                               size_t max_voxels, kms_error *err)
 {
     int64_t rank = h->dim[0];
     if (rank < 1 || rank > 7)
@@ -185,12 +184,10 @@ static kms_status check_fields(const char *path, const raw_header *h,
                              "%.0f voxels are more than the limit of %zu "
                              "(--max-pixels)",
                              voxels, kms_max_pixels(max_voxels));
-    int nbyper = 0, swapsize = 0;
     if (!nifti_datatype_is_valid(h->datatype, 1))
         return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
                              "invalid NIfTI header: unknown datatype %d",
                              h->datatype);
-    nifti_datatype_sizes(h->datatype, &nbyper, &swapsize);
     double to_mm = unit_mm(h->space_unit);
     for (int i = 1; i <= 3 && i <= rank; i++) {
         double d = h->pixdim[i];
@@ -213,20 +210,6 @@ static kms_status check_fields(const char *path, const raw_header *h,
                              "invalid NIfTI header: vox_offset = %g (the "
                              "voxel data start at byte %g or later)",
                              h->vox_offset, min_offset);
-    /* before anything is allocated: can the file hold what it claims? */
-    double bytes = voxels * nbyper;
-    if (h->one_file && !gz && h->vox_offset + bytes > (double)file_size)
-        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
-                             "truncated: the header claims %.0f bytes of "
-                             "voxel data from byte %.0f, the file has %lld "
-                             "bytes",
-                             bytes, h->vox_offset, (long long)file_size);
-    if (h->one_file && gz &&
-        h->vox_offset + bytes > MAX_GZIP_RATIO * (double)file_size + 65536)
-        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
-                             "invalid NIfTI header: it claims %.0f bytes of "
-                             "voxel data, more than a %lld-byte .gz can hold",
-                             bytes, (long long)file_size);
     return KMS_OK;
 }
 
@@ -267,12 +250,7 @@ static kms_status check_header(const char *path, size_t max_voxels,
                              need, got);
     raw_header h;
     parse_header(buf, need, swap, &h);
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return kms_error_set(err, KMS_ERR_IO, path, 0, NULL, "cannot stat: %s",
-                             strerror(errno));
-    return check_fields(path, &h, nifti_is_gzfile(path), sb.st_size,
-                        max_voxels, err);
+    return check_fields(path, &h, max_voxels, err);
 }
 
 static bool supported_type(int dt)
@@ -576,6 +554,39 @@ static kms_status finish_volume(const char *path, nifti_image **nim,
     return KMS_OK;
 }
 
+/* The file nifti_clib reads the voxels from must be able to hold them before
+ * they are allocated. check_header can only test a .nii whose magic says
+ * "n+1"; nifti_clib also reads a .nii with any other magic as one file, and
+ * a vox_offset beyond its range becomes a negative iname_offset there. */
+static kms_status check_voxel_file(const char *path, const nifti_image *nim,
+                                   size_t bytes, kms_error *err)
+{
+    const char *iname = nim->iname ? nim->iname : path;
+    struct stat sb;
+    if (stat(iname, &sb) != 0)
+        return kms_error_set(err, KMS_ERR_IO, iname, 0, NULL,
+                             "cannot open the voxel data: %s", strerror(errno));
+    if (nim->iname_offset < 0)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: the voxel data offset is "
+                             "out of range");
+    double end = (double)nim->iname_offset + (double)bytes;
+    if (!nifti_is_gzfile(iname) && end > (double)sb.st_size)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "truncated: the header claims %zu bytes of "
+                             "voxel data from byte %lld, the file has %lld "
+                             "bytes",
+                             bytes, (long long)nim->iname_offset,
+                             (long long)sb.st_size);
+    if (nifti_is_gzfile(iname) &&
+        end > MAX_GZIP_RATIO * (double)sb.st_size + 65536)
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "invalid NIfTI header: it claims %zu bytes of "
+                             "voxel data, more than a %lld-byte .gz can hold",
+                             bytes, (long long)sb.st_size);
+    return KMS_OK;
+}
+
 kms_status kms_nifti_read(const char *path, size_t max_voxels, kms_volume *vol,
                           kms_error *err)
 {
@@ -645,6 +656,8 @@ kms_status kms_nifti_read(const char *path, size_t max_voxels, kms_volume *vol,
     if ((st = plan_volume(path, nim, &plan, err)) != KMS_OK)
         goto out;
     size_t bytes = plan.nvox * (size_t)nim->nbyper;
+    if ((st = check_voxel_file(path, nim, bytes, err)) != KMS_OK)
+        goto out;
     raw = malloc(bytes);
     if (!raw) {
         st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,

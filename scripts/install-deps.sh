@@ -17,6 +17,9 @@ if [ "${1:-}" = "--test" ]; then
     # the DICOM test: gdcmconv compresses series, pydicom writes them,
     # dcm2niix cross-checks their geometry
     packages="$packages libgdcm-tools python3-pydicom dcm2niix"
+    # the fuzz targets: clang with libFuzzer (the runtime is only a
+    # Recommends of clang, and recommends are not installed)
+    packages="$packages clang libclang-rt-14-dev"
 fi
 if [ "${1:-}" = "--coverage" ]; then
     packages="$packages gcovr"

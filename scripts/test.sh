@@ -110,5 +110,10 @@ else
     note_fail "sanitizer build"
 fi
 
+# libFuzzer: each target a fixed 20 s on its corpus (long campaigns:
+# tests/fuzz/README)
+echo "== fuzz targets (clang, libFuzzer)"
+run_cases fuzz bash scripts/fuzz.sh 20
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -432,4 +432,15 @@ rc=$?
     && ok "a series over --max-pixels: an error row naming the limit" \
     || ko "dicom --max-pixels" "rc $rc $(cat "$T/limit.err")"
 
+# damaged PhotometricInterpretation (found by fuzz_dicom): GDCM aborted the
+# whole batch decoding them; now each is an error row and the batch goes on
+mkdir -p "$T/photo"
+cp "$ROOT"/tests/fuzz/regress/dicom/bad_photometric_*.dcm "$T/photo/"
+"$KMSEG" run "$CFG" -q -i "$T/photo" -i "$S/ct/ID_0000_Z_0142.tif" -o "$T/out_photo" 2>"$T/photo.err"
+rc=$?
+n=$(grep -c "is not a grey image (MONOCHROME1 or MONOCHROME2)" "$T/photo.err")
+[ $rc = 1 ] && [ "$n" = 3 ] && [ "$(col "$T/out_photo/summary.csv" ID_0000_Z_0142 status)" = ok ] \
+    && ok "damaged PhotometricInterpretation: 3 error rows, the batch goes on" \
+    || ko "photometric" "rc $rc n $n $(head -3 "$T/photo.err")"
+
 e2e_done

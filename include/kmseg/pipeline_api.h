@@ -37,7 +37,7 @@ void kmseg_pipeline_close(kmseg_pipeline *pl);
  * file or folder holding one series (relative paths start at the current
  * folder). Products go to output_dir, or to pipeline.output (relative to
  * the config's folder) when it is NULL; the folder is made if missing.
- * JPEG 2000 DICOM is decoded in a child process: a program that sets
+ * Compressed DICOM is decoded in a child process: a program that sets
  * SIGCHLD to SIG_IGN makes those slices fail. */
 kms_status kmseg_pipeline_run_file(kmseg_pipeline *pl, const char *input_path,
                                    const char *output_dir, kms_error *err);
