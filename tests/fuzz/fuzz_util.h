@@ -112,6 +112,8 @@ static inline int fz_verbose_image(void)
 
 /* Runs the pipeline on one input as pipeline/batch.c does (a DICOM series:
  * files, n_files), then frees everything it made. */
+#define FZ_MAX_PIXELS ((size_t)1 << 22)
+
 static inline kms_status fz_run(const kms_pipeline *pl, const char *input,
                          const char *const *files, size_t n_files)
 {
@@ -127,6 +129,10 @@ static inline kms_status fz_run(const kms_pipeline *pl, const char *input,
     ctx.base_dir = pl->base_dir;
     ctx.seed = (uint64_t)pl->params.seed;
     ctx.threads = 1;
+    /* as --max-pixels would: an input may claim at most 2^22 pixels here,
+     * so a header's size cannot push a run past -rss_limit_mb (the
+     * default limit, 2^28, is sized for a whole machine) */
+    ctx.max_pixels = FZ_MAX_PIXELS;
     kms_status st = kms_pipeline_run(pl, &ctx, &err);
     if (st == KMS_OK && fz_verbose_image())
         fprintf(stderr, "kmseg fuzz: image %dx%d, %d channel(s), depth %d, "
