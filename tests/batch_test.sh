@@ -109,19 +109,22 @@ else
     ko "resume" "rc $rc, done before $done_before, skipped $skipped, same $products_same"
 fi
 
-# --- the journal: kill -9 at five moments, --resume gives the uninterrupted summary --------
-# bilateral filtering makes an input take a moment, so the kills land mid-run
-mid=(-s "pipeline.stages=read, denoise, reshape, kmeans, recolor, write"
-     -s denoise.method=bilateral -s denoise.diameter=25)
+# --- the journal: kill -9 at five moments of a 200-input batch, --resume gives the
+# uninterrupted summary ------------------------------------------------------------------
+mkdir -p "$T/in200"
+for i in $(seq 0 199); do
+    cp "$T/in/slice_$(printf %03d $((i % 24))).png" "$T/in200/s_$(printf %03d $i).png"
+done
+mid=(-i "$T/in200")
 "$KMSEG" run "$T/batch.ini" -q -j 2 --no-timings "${mid[@]}" -o "$T/mid_full"
 records() { # DIR: complete records in its journal
     echo $(($(wc -l 2>/dev/null <"$1/.kmseg-journal.csv" || echo 1) - 1))
 }
-for at in 3 8 13 18 22; do
+for at in 20 60 100 140 180; do
     d=$T/kill$at
     "$KMSEG" run "$T/batch.ini" -q -j 2 --no-timings "${mid[@]}" -o "$d" &
     pid=$!
-    for _ in $(seq 1000); do
+    for _ in $(seq 3000); do
         [ "$(records "$d")" -ge $at ] && break
         sleep 0.01
     done
@@ -130,7 +133,7 @@ for at in 3 8 13 18 22; do
     before=$(records "$d")
     mid_run=0 # killed before its end: a journal, no summary yet
     [ -f "$d/.kmseg-journal.csv" ] && [ ! -f "$d/summary.csv" ] && mid_run=1
-    if [ $at = 22 ]; then
+    if [ $at = 180 ]; then
         # a record torn by the kill: half of the first one, no line end
         line=$(sed -n 2p "$d/.kmseg-journal.csv")
         printf '%s' "${line:0:$((${#line} / 2))}" >>"$d/.kmseg-journal.csv"
@@ -140,7 +143,7 @@ for at in 3 8 13 18 22; do
     rm -f "$d"/.*.tmp-* 2>/dev/null # kill -9 can strand a temporary file
     # byte for byte: summary.csv, products, and no journal or lock left
     if [ $rc = 0 ] && [ $mid_run = 1 ] && [ "$before" -ge 1 ] && same_tree "$T/mid_full" "$d"; then
-        ok "kill -9 after $before of 24 (journal there mid-run), --resume: same summary and products as one run, journal gone"
+        ok "kill -9 after $before of 200 (journal there mid-run), --resume: same summary and products as one run, journal gone"
     else
         ko "kill -9 near $at" "rc $rc, mid-run $mid_run, $before before; $(diff -r "$T/mid_full" "$d" | head -3)"
     fi
