@@ -93,11 +93,6 @@ static int cmd_pipeline(kms_command cmd, int argc, char **argv)
             goto fail;
     if (kms_pipeline_build(&pl, &cfg, &err) != KMS_OK)
         goto fail;
-    /* formats kmseg does not size itself: OpenCV's decoders refuse more
-     * than the same limit before allocating (unless the user set it) */
-    char limit[32];
-    snprintf(limit, sizeof limit, "%zu", kms_max_pixels(o.batch.max_pixels));
-    setenv("OPENCV_IO_MAX_IMAGE_PIXELS", limit, 0);
     kms_batch_install_signals();
     switch (cmd) {
     case KMS_CMD_RUN: status = kms_cmd_run(&pl, &o.batch); break;

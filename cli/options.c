@@ -1,6 +1,7 @@
 #include "options.h"
 #include "path.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +25,16 @@ static int usage_error(const char *fmt, const char *arg)
     fprintf(stderr, "kmseg: error: ");
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
+    return EXIT_USAGE;
+}
+
+/* "-i PATH: No such file or directory" and the like, from errno */
+static int usage_error_errno(const char *fmt, const char *arg)
+{
+    int e = errno;
+    fprintf(stderr, "kmseg: error: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, ": %s\n", strerror(e));
     return EXIT_USAGE;
 }
 
@@ -148,7 +159,7 @@ int kms_cli_options_parse(kms_cli_options *o, kms_command cmd, int argc,
         const char *path = o->inputs[i] + (o->inputs[i][0] == '@');
         struct stat sb;
         if (stat(path, &sb) != 0 && !strpbrk(path, "*?["))
-            return usage_error("-i %s: no such file or folder", path);
+            return usage_error_errno("-i %s", path);
     }
     o->config = argv[optind];
     o->batch.inputs = (const char *const *)o->inputs;

@@ -78,19 +78,59 @@ static kms_status check_png(const char *path, const unsigned char *buf,
                          len);
 }
 
-/* A JPEG ends with its EOI marker (FF D9). libjpeg decodes a cut file as
- * far as it goes, fills the rest with grey and only warns; a cut file is
- * an error here instead. Inside the entropy-coded data FF is always
- * followed by 00 or a restart marker, so FF D9 near the end is the real
- * EOI (some writers pad a few bytes after it). */
+/* Walks a JPEG's marker segments from SOI: *sof at the frame header (FFC0-
+ * FFCF but DHT, JPG, DAC), *sos at the first scan (FFDA); 0 when not met.
+ * TEM and RSTn have no length; FF fill bytes may come before a marker. */
+static void jpeg_walk(const unsigned char *buf, size_t len, size_t *sof,
+                      size_t *sos)
+{
+    *sof = *sos = 0;
+    if (len < 4 || buf[0] != 0xFF || buf[1] != 0xD8)
+        return;
+    for (size_t pos = 2; pos + 4 <= len;) {
+        if (buf[pos] != 0xFF)
+            return;
+        unsigned m = buf[pos + 1];
+        if (m == 0xFF) { /* fill byte */
+            pos++;
+            continue;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* no length */
+            pos += 2;
+            continue;
+        }
+        if (m == 0xD9)
+            return;
+        bool frame = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 &&
+                     m != 0xCC;
+        if (frame && !*sof)
+            *sof = pos;
+        if (m == 0xDA) {
+            *sos = pos;
+            return;
+        }
+        size_t seg = (size_t)buf[pos + 2] << 8 | buf[pos + 3];
+        if (seg < 2)
+            return;
+        pos += 2 + seg;
+    }
+}
+
+/* A JPEG's scan ends with the EOI marker (FF D9). libjpeg decodes a cut
+ * file as far as it goes, fills the rest with grey and only warns; a cut
+ * file is an error here instead. In the entropy-coded data FF is always
+ * followed by 00 or a restart marker, so an FF D9 after the first scan
+ * starts is the real EOI (a thumbnail's sits in a segment before it;
+ * whatever a phone appends after it, a video say, does not matter). */
 static kms_status check_jpeg(const char *path, const unsigned char *buf,
                              size_t len, kms_error *err)
 {
-    if (len < 3 || buf[0] != 0xFF || buf[1] != 0xD8 || buf[2] != 0xFF)
-        return KMS_OK; /* not a JPEG: the decoder decides */
-    size_t from = len > 4 + 1024 ? len - 1024 : 2;
-    for (size_t i = len - 1; i > from; i--)
-        if (buf[i - 1] == 0xFF && buf[i] == 0xD9)
+    size_t sof, sos;
+    jpeg_walk(buf, len, &sof, &sos);
+    if (!sos)
+        return KMS_OK; /* not a JPEG, or one the decoder will refuse */
+    for (size_t i = sos + 1; i + 1 < len; i++)
+        if (buf[i] == 0xFF && buf[i + 1] == 0xD9)
             return KMS_OK;
     return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
                          "truncated JPEG: the file ends at byte %zu without "
@@ -236,29 +276,13 @@ static bool png_size(const unsigned char *buf, size_t len, uint32_t *w,
 static bool jpeg_size(const unsigned char *buf, size_t len, uint32_t *w,
                       uint32_t *h)
 {
-    if (len < 4 || buf[0] != 0xFF || buf[1] != 0xD8)
+    size_t sof, sos;
+    jpeg_walk(buf, len, &sof, &sos);
+    if (!sof || sof + 9 > len)
         return false;
-    /* marker segments up to the frame header: FF xx, a 16-bit length */
-    for (size_t pos = 2; pos + 9 <= len;) {
-        if (buf[pos] != 0xFF)
-            return false;
-        unsigned m = buf[pos + 1];
-        if (m == 0xFF) { /* fill byte */
-            pos++;
-            continue;
-        }
-        size_t seg = (size_t)buf[pos + 2] << 8 | buf[pos + 3];
-        bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
-        if (sof) {
-            *h = (uint32_t)buf[pos + 5] << 8 | buf[pos + 6];
-            *w = (uint32_t)buf[pos + 7] << 8 | buf[pos + 8];
-            return true;
-        }
-        if (m == 0xD9 || m == 0xDA || seg < 2)
-            return false; /* image data or the end before any frame */
-        pos += 2 + seg;
-    }
-    return false;
+    *h = (uint32_t)buf[sof + 5] << 8 | buf[sof + 6];
+    *w = (uint32_t)buf[sof + 7] << 8 | buf[sof + 8];
+    return true;
 }
 
 static bool tiff_size(const unsigned char *buf, size_t len, uint32_t *w,
@@ -290,6 +314,11 @@ static bool bmp_size(const unsigned char *buf, size_t len, uint32_t *w,
 {
     if (len < 26 || buf[0] != 'B' || buf[1] != 'M')
         return false;
+    if (le32(buf + 14) == 12) { /* OS/2 1.x core header: 16-bit sizes */
+        *w = le16(buf + 18);
+        *h = le16(buf + 20);
+        return true;
+    }
     int32_t sw, sh;
     uint32_t uw = le32(buf + 18), uh = le32(buf + 22);
     memcpy(&sw, &uw, 4);

@@ -333,6 +333,14 @@ static kms_status find_layout(const char *path, const nifti_image *nim,
                                  a + 1, a + 1,
                                  nim->sform_code > 0 ? "sform" : "qform");
         mm[o] = d * unit_mm(nim->xyz_units);
+        /* also for axes beyond dim[0] and sizes from the matrix, which
+         * check_fields does not see: lung_mask resamples by them */
+        if (mm[o] > MAX_VOXEL_MM)
+            return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                                 "invalid NIfTI header: a voxel size of %g mm "
+                                 "along axis %d is not plausible (at most %g "
+                                 "mm)",
+                                 mm[o], a + 1, MAX_VOXEL_MM);
     }
     return KMS_OK;
 }

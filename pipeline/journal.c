@@ -67,8 +67,10 @@ void kms_journal_append(kms_journal *j, const kms_row *r)
     if (j->fd < 0 || kms_summary_format_row(r, j->timings, &buf, &len, NULL) != KMS_OK)
         return;
     pthread_mutex_lock(&j->lock);
-    /* one write per record: a kill leaves at most the last one torn */
-    if ((write_all(j->fd, buf, len) != 0 || fdatasync(j->fd) != 0) && !j->warned) {
+    /* one write per record: a kill leaves at most the last one torn. After
+     * a failed write (a full disk) nothing more is appended, so a torn
+     * record stays the last one, which a resume drops. */
+    if (!j->warned && (write_all(j->fd, buf, len) != 0 || fdatasync(j->fd) != 0)) {
         j->warned = true;
         fprintf(stderr, "kmseg: warning: %s: %s; a crash now loses the rows "
                         "finished since\n", j->path, strerror(errno));

@@ -17,7 +17,7 @@ void kms_journal_name(char *buf, size_t len, int shard_index, int shard_count);
 typedef struct kms_journal {
     int fd;            /* -1: none */
     bool timings;
-    bool warned;       /* a failed append is reported once */
+    bool warned;       /* an append failed: reported once, no more appends */
     char path[4352];
     pthread_mutex_t lock; /* workers finish concurrently */
 } kms_journal;

@@ -54,7 +54,7 @@ static const kms_param kmeans_table[] = {
     {"k", KMS_PARAM_INT, "2", 1, 255, k_words, offsetof(kmeans_params, k),
      "number of clusters, 2 or more; auto: the knee (Kneedle) of the WCSS curve over "
      "k_min..k_max, as `kmseg elbow` finds it"},
-    {"k_min", KMS_PARAM_INT, "2", 1, 255, NULL, offsetof(kmeans_params, k_min),
+    {"k_min", KMS_PARAM_INT, "2", 2, 255, NULL, offsetof(kmeans_params, k_min),
      "smallest k that k = auto considers"},
     {"k_max", KMS_PARAM_INT, "8", 2, 255, NULL, offsetof(kmeans_params, k_max),
      "largest k that k = auto considers"},

@@ -249,6 +249,15 @@ static kms_status read_image(const read_params *p, kms_context *ctx,
     if (st == KMS_OK)
         kms_tiff_pixel_mm(buf, len, ctx->pixel_mm);
     free(buf);
+    /* formats whose header kmseg does not read (PNM, WebP, ...): after
+     * decoding, within OpenCV's own limit of 2^30 pixels */
+    if (st == KMS_OK && (size_t)ctx->image.width * (size_t)ctx->image.height >
+                            kms_max_pixels(ctx->max_pixels))
+        st = kms_error_set(err, KMS_ERR_INPUT, ctx->input_path, 0, NULL,
+                           "%d x %d pixels are more than the limit of %zu "
+                           "(--max-pixels)",
+                           ctx->image.width, ctx->image.height,
+                           kms_max_pixels(ctx->max_pixels));
     if (st != KMS_OK)
         return st;
     /* one channel deeper than 8 bits is CT and claims HU (kms_check_hu

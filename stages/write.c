@@ -179,7 +179,7 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
                            "overlay needs an 8-bit or single-channel image");
     /* small slices (3 mm volumes: 122 px) are enlarged, voxels kept square
      * and sharp, so outlines and text can be read */
-    int scale = out->width < OVERLAY_MIN_WIDTH
+    int scale = st == KMS_OK && out->width > 0 && out->width < OVERLAY_MIN_WIDTH
                     ? (OVERLAY_MIN_WIDTH + out->width - 1) / out->width : 1;
     int longest = out->width > out->height ? out->width : out->height;
     if (scale > 1 && longest > 0 && scale > OVERLAY_MAX_SIDE / longest)

@@ -192,7 +192,7 @@ bad_input() { # NAME FILE PATTERN
 # config lists is that input's error row
 rm -rf "$T/bo"
 run run "$cfg" -o "$T/bo" -i "$T/in/good.png" -i "$T/in/nope.png"
-expect "-i missing file: usage error" 2 "-i $T/in/nope.png: no such file or folder" \
+expect "-i missing file: usage error" 2 "-i $T/in/nope.png: No such file or directory" \
     && { [ ! -e "$T/bo" ] && ok "-i missing file: no output folder" || ko "-i missing" "$(ls "$T/bo")"; }
 run run "$cfg" -o "$T/bo" -s "pipeline.input=$T/in/good.png, $T/in/nope.png"
 expect "missing input in the config: error row" 1 "nope.png" "No such file" \

@@ -189,4 +189,18 @@ timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/claims.png" -o "$T/out_claims" 2
     && ok "a PNG claiming 20000 x 20000: refused by the default limit from its header" \
     || ko "claims" "$(cat "$T/claims.err")"
 
+# a JPEG with a video appended after its end marker (phones' motion photos)
+# is whole; a PGM (no header kmseg sizes) is held to --max-pixels after decoding
+head -c 5000 /dev/urandom | cat "$T/jpg/whole.jpg" - >"$T/motion.jpg"
+/usr/bin/python3 -c "
+import cv2, numpy as np, sys
+cv2.imwrite(sys.argv[1], np.full((40, 40), 128, np.uint8))" "$T/small.pgm"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/motion.jpg" -o "$T/out_motion" 2>"$T/motion.err"
+rc1=$?
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/small.pgm" -o "$T/out_pgm" --max-pixels 100 2>"$T/pgm.err"
+rc2=$?
+[ $rc1 = 0 ] && [ $rc2 = 1 ] && grep -q "small.pgm: read: 40 x 40 pixels are more than the limit of 100" "$T/pgm.err" \
+    && ok "5000 bytes after a JPEG's end marker: read; a PGM over --max-pixels: an error row" \
+    || ko "motion jpeg / pgm" "rc $rc1 $rc2 $(cat "$T/motion.err" "$T/pgm.err")"
+
 e2e_done
