@@ -19,11 +19,11 @@ if [ "${1:-}" != "--report" ]; then
         -Dcpp_args=-fprofile-update=atomic || exit 1
     # counts from this run only
     find "$dir" -name '*.gcda' -delete
-    # failures are reported, but the coverage is still worth printing; the
-    # fuzz run has its own clang build, and the install test cannot link a
-    # gcov-instrumented libkmseg.a into its example program
-
-    if ! meson test -C "$dir" --no-suite fuzz --no-suite install --print-errorlogs >"$dir/coverage-tests.log" 2>&1; then
+    # failures are reported, but the coverage is still worth printing (the
+    # install test's static link fails on the gcov-instrumented libkmseg.a,
+    # after its shared-library run has counted api.c); the fuzz run has its
+    # own clang build
+    if ! meson test -C "$dir" --no-suite fuzz --print-errorlogs >"$dir/coverage-tests.log" 2>&1; then
         grep -E "^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|ERROR)" "$dir/coverage-tests.log"
         echo "coverage: some tests failed (see $dir/coverage-tests.log)"
     fi
