@@ -226,6 +226,21 @@ static bool plausible_mm(double mm)
     return mm >= TIFF_MM_MIN && mm <= TIFF_MM_MAX;
 }
 
+/* The first IFD's entries (12 bytes each) and their count *n, when t is a
+ * TIFF of its byte order whose first IFD lies within the file; else NULL. */
+static const unsigned char *tiff_first_ifd(const tiff_view *t, uint32_t *n)
+{
+    if (t->len < 8 || memcmp(t->buf, t->big ? "MM\0*" : "II*\0", 4) != 0)
+        return NULL;
+    size_t ifd = tiff_u32(t, t->buf + 4);
+    if (ifd > t->len || t->len - ifd < 2)
+        return NULL;
+    *n = tiff_u16(t, t->buf + ifd);
+    if ((t->len - ifd - 2) / 12 < *n)
+        return NULL;
+    return t->buf + ifd + 2;
+}
+
 /* mm per pixel (x, y) from the first IFD's XResolution, YResolution (282,
  * 283; y defaults to x) and ResolutionUnit (296: 2 inch, TIFF's default,
  * or 3 cm); both 0 unless the file is a TIFF saying so plausibly. */
@@ -233,17 +248,13 @@ void kms_tiff_pixel_mm(const unsigned char *buf, size_t len, double mm[2])
 {
     tiff_view t = {buf, len, len >= 4 && memcmp(buf, "MM\0*", 4) == 0};
     mm[0] = mm[1] = 0;
-    if (len < 8 || (!t.big && memcmp(buf, "II*\0", 4) != 0))
-        return;
-    size_t ifd = tiff_u32(&t, buf + 4);
-    if (ifd > len || len - ifd < 2)
-        return;
-    uint32_t n = tiff_u16(&t, buf + ifd), unit = 2;
-    if ((len - ifd - 2) / 12 < n)
+    uint32_t n, unit = 2;
+    const unsigned char *entries = tiff_first_ifd(&t, &n);
+    if (!entries)
         return;
     double res[2] = {0, 0};
     for (uint32_t i = 0; i < n; i++) {
-        const unsigned char *e = buf + ifd + 2 + 12 * (size_t)i;
+        const unsigned char *e = entries + 12 * (size_t)i;
         uint32_t tag = tiff_u16(&t, e);
         if (tag == 282 || tag == 283)
             res[tag - 282] = tiff_rational(&t, e);
@@ -289,17 +300,13 @@ static bool tiff_size(const unsigned char *buf, size_t len, uint32_t *w,
                       uint32_t *h)
 {
     tiff_view t = {buf, len, len >= 4 && memcmp(buf, "MM\0*", 4) == 0};
-    if (len < 8 || (!t.big && memcmp(buf, "II*\0", 4) != 0))
-        return false;
-    size_t ifd = tiff_u32(&t, buf + 4);
-    if (ifd > len || len - ifd < 2)
-        return false;
-    uint32_t n = tiff_u16(&t, buf + ifd);
-    if ((len - ifd - 2) / 12 < n)
+    uint32_t n;
+    const unsigned char *entries = tiff_first_ifd(&t, &n);
+    if (!entries)
         return false;
     bool got_w = false, got_h = false;
     for (uint32_t i = 0; i < n; i++) {
-        const unsigned char *e = buf + ifd + 2 + 12 * (size_t)i;
+        const unsigned char *e = entries + 12 * (size_t)i;
         uint32_t tag = tiff_u16(&t, e);
         if (tag == 256)
             got_w = tiff_value(&t, e, 0, w);
@@ -354,13 +361,9 @@ typedef struct tiff_layout {
 /* Reads the first IFD; false unless it is the plain layout above. */
 static bool tiff_plain_layout(const tiff_view *t, tiff_layout *l)
 {
-    if (t->len < 8 || memcmp(t->buf, "II*\0", 4) != 0)
-        return false;
-    size_t ifd = le32(t->buf + 4);
-    if (ifd > t->len || t->len - ifd < 2)
-        return false;
-    uint32_t n = le16(t->buf + ifd);
-    if ((t->len - ifd - 2) / 12 < n)
+    uint32_t n;
+    const unsigned char *entries = t->big ? NULL : tiff_first_ifd(t, &n);
+    if (!entries)
         return false;
     /* the tags that matter, at TIFF's defaults until given (bits and
      * photometric have none: a plain file gives them) */
@@ -371,7 +374,7 @@ static bool tiff_plain_layout(const tiff_view *t, tiff_layout *l)
     memset(l, 0, sizeof *l);
     l->rows_per_strip = UINT32_MAX;
     for (uint32_t i = 0; i < n; i++) {
-        const unsigned char *e = t->buf + ifd + 2 + 12 * (size_t)i;
+        const unsigned char *e = entries + 12 * (size_t)i;
         uint32_t tag = le16(e), v = 0;
         uint32_t *dst = NULL;
         if (tag <= prev)
