@@ -644,6 +644,12 @@ bool decode_in_child(const header &h, size_t len, shared_buffer &sb,
         return false;
     }
     if (pid == 0) {
+        /* A crash must end the child, with a status the parent reads: not
+         * run a crash handler it inherited (a sanitizer's or libFuzzer's,
+         * which report it as the whole program's), nor a stop flag. */
+        for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGALRM,
+                        SIGINT, SIGTERM})
+            signal(sig, SIG_DFL);
         alarm(120); /* a hang in the child ends too */
         int rc = 1;
         try {
@@ -671,6 +677,12 @@ bool decode_in_child(const header &h, size_t len, shared_buffer &sb,
     if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
         fail_slice(o, KMS_ERR_INPUT, "cannot decode the compressed pixel data: "
                                      "the decoder took over 120 s");
+        return false;
+    }
+    if (WIFSIGNALED(status) &&
+        (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM)) {
+        fail_slice(o, KMS_ERR_IO, "interrupted while decoding (signal %d)",
+                   WTERMSIG(status));
         return false;
     }
     if (WIFSIGNALED(status)) {

@@ -80,19 +80,27 @@ static kms_status check_png(const char *path, const unsigned char *buf,
 
 /* Walks a JPEG's marker segments from SOI: *sof at the frame header (FFC0-
  * FFCF but DHT, JPG, DAC), *sos at the first scan (FFDA); 0 when not met.
- * TEM and RSTn have no length; FF fill bytes may come before a marker. */
+ * It finds markers the way libjpeg's next_marker does, so that it sees the
+ * frame header libjpeg will decode: bytes that are not FF before a marker
+ * are skipped as garbage (libjpeg only warns), as are FF fill bytes and a
+ * stuffed FF 00. TEM and RSTn have no length. */
 static void jpeg_walk(const unsigned char *buf, size_t len, size_t *sof,
                       size_t *sos)
 {
     *sof = *sos = 0;
     if (len < 4 || buf[0] != 0xFF || buf[1] != 0xD8)
         return;
-    for (size_t pos = 2; pos + 4 <= len;) {
-        if (buf[pos] != 0xFF)
+    size_t pos = 2;
+    for (;;) {
+        while (pos < len && buf[pos] != 0xFF)
+            pos++;
+        while (pos + 1 < len && buf[pos + 1] == 0xFF)
+            pos++;
+        if (pos + 1 >= len)
             return;
         unsigned m = buf[pos + 1];
-        if (m == 0xFF) { /* fill byte */
-            pos++;
+        if (m == 0x00) { /* FF 00: data, not a marker */
+            pos += 2;
             continue;
         }
         if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* no length */
@@ -109,6 +117,8 @@ static void jpeg_walk(const unsigned char *buf, size_t len, size_t *sof,
             *sos = pos;
             return;
         }
+        if (pos + 4 > len)
+            return;
         size_t seg = (size_t)buf[pos + 2] << 8 | buf[pos + 3];
         if (seg < 2)
             return;
@@ -341,8 +351,15 @@ kms_status kms_image_file_check_size(const char *path, const unsigned char *buf,
                                      kms_error *err)
 {
     uint32_t w = 0, h = 0;
-    if (!png_size(buf, len, &w, &h) && !jpeg_size(buf, len, &w, &h) &&
-        !tiff_size(buf, len, &w, &h) && !bmp_size(buf, len, &w, &h))
+    bool jpeg = len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF;
+    if (jpeg && !jpeg_size(buf, len, &w, &h))
+        /* libjpeg would refuse it too, but only once it has found a size
+         * this walk missed and allocated for it */
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
+                             "JPEG without a frame header (SOFn) before its "
+                             "first scan");
+    if (!jpeg && !png_size(buf, len, &w, &h) && !tiff_size(buf, len, &w, &h) &&
+        !bmp_size(buf, len, &w, &h))
         return KMS_OK; /* the decoder's own limit applies */
     double pixels = (double)w * h;
     if (pixels > (double)kms_max_pixels(max_pixels))

@@ -184,7 +184,12 @@ static kms_status check_fields(const char *path, const raw_header *h,
                              "%.0f voxels are more than the limit of %zu "
                              "(--max-pixels)",
                              voxels, kms_max_pixels(max_voxels));
-    if (!nifti_datatype_is_valid(h->datatype, 1))
+    /* not nifti_datatype_is_valid: it passes DT_NONE (0) and DT_ALL (255),
+     * which have no size and which the reader then refuses with its own
+     * "bad datatype" */
+    int nbyper = 0;
+    nifti_datatype_sizes(h->datatype, &nbyper, NULL);
+    if (nbyper == 0 || h->datatype == DT_BINARY)
         return kms_error_set(err, KMS_ERR_INPUT, path, 0, NULL,
                              "invalid NIfTI header: unknown datatype %d",
                              h->datatype);

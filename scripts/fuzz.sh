@@ -60,7 +60,10 @@ for t in $targets; do
         -artifact_prefix="$artifacts/" "$corpus" >"$out" 2>&1
     rc=$?
     done_line=$(grep -E "^Done [0-9]+ runs in" "$out" | tail -1)
-    if [ "$rc" = 0 ] && [ -n "$done_line" ]; then
+    # a crash report with status 0 comes from a child process (DICOM
+    # decoding): it must end by its signal, not by a handler that reports it
+    child=$(grep -m1 -E "deadly signal|==[0-9]+==ERROR:" "$out")
+    if [ "$rc" = 0 ] && [ -n "$done_line" ] && [ -z "$child" ]; then
         runs=$(echo "$done_line" | sed -E 's/^Done ([0-9]+) runs.*/\1/')
         stats=$(grep -E "cov: [0-9]+" "$out" | tail -1)
         cov=$(echo "$stats" | sed -nE 's/.*cov: ([0-9]+).*/\1/p')

@@ -1118,6 +1118,17 @@ START_TEST(test_bad_header_fields)
     memcpy(buf, &h, sizeof h);
     kt_write_bytes(path, buf, n);
     check_read_fails(path, KMS_ERR_INPUT, "unknown datatype 9999");
+    /* DT_NONE and DT_ALL: in nifti_clib's table of names, but no voxel
+     * type (nifti_datatype_is_valid passes them; the reader would not) */
+    const short sizeless[] = {DT_NONE, DT_ALL, DT_BINARY};
+    for (size_t i = 0; i < sizeof sizeless / sizeof *sizeless; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "unknown datatype %d", sizeless[i]);
+        h.datatype = sizeless[i];
+        memcpy(buf, &h, sizeof h);
+        kt_write_bytes(path, buf, n);
+        check_read_fails(path, KMS_ERR_INPUT, want);
+    }
     free(buf);
 }
 END_TEST

@@ -15,6 +15,12 @@ rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["input"].endswith(sys.
 print(rows[0][sys.argv[3]] if rows else "")
 EOP
 }
+# every run's peak memory goes to a log, checked against the bound at the end
+REAL_KMSEG=$KMSEG
+KMSEG=$T/kmseg_peak
+printf '#!/bin/sh\nexec /usr/bin/python3 %s/tests/peak_rss.py %s/peak.log %s "$@"\n' \
+    "$ROOT" "$T" "$REAL_KMSEG" >"$KMSEG"
+chmod +x "$KMSEG"
 CFG="$S/lung_ct.ini"
 one=$S/ct/ID_0000_Z_0142.tif
 
@@ -202,5 +208,27 @@ rc2=$?
 [ $rc1 = 0 ] && [ $rc2 = 1 ] && grep -q "small.pgm: read: 40 x 40 pixels are more than the limit of 100" "$T/pgm.err" \
     && ok "5000 bytes after a JPEG's end marker: read; a PGM over --max-pixels: an error row" \
     || ko "motion jpeg / pgm" "rc $rc1 $rc2 $(cat "$T/motion.err" "$T/pgm.err")"
+
+# a JPEG with bytes before its frame header that libjpeg skips (a fuzzer's
+# find): its size is still read from the header, and refused
+cp "$ROOT/tests/fuzz/regress/image/jpeg_garbage_before_sof.jpg" "$T/garbage.jpg"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/garbage.jpg" -o "$T/out_garbage" 2>"$T/garbage.err"
+[ $? = 1 ] && grep -q "garbage.jpg: read: 17732 x 21588 = 382798416 pixels are more than the limit" "$T/garbage.err" \
+    && ok "a JPEG with garbage before its frame header: refused from the header libjpeg would read" \
+    || ko "jpeg garbage" "$(cat "$T/garbage.err")"
+printf '\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\xff\xd9' \
+    >"$T/nosof.jpg"
+timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/nosof.jpg" -o "$T/out_nosof" 2>"$T/nosof.err"
+[ $? = 1 ] && grep -q "nosof.jpg: read: JPEG without a frame header (SOFn) before its first scan" "$T/nosof.err" \
+    && ok "a JPEG without a frame header: an error row before decoding" || ko "jpeg no SOF" "$(cat "$T/nosof.err")"
+
+# peak memory of every run above (the README's bound for one hostile input;
+# a sanitizer build maps shadow memory, so it gets twice the room)
+bound_mib=256
+nm "$REAL_KMSEG" 2>/dev/null | grep -q __asan_init && bound_mib=512
+read -r runs worst_kib worst_cmd < <(sort -n "$T/peak.log" | awk '{n++; last=$0} END {print n, last}')
+[ "$runs" -ge 20 ] && [ "$worst_kib" -le $((bound_mib * 1024)) ] \
+    && ok "peak memory of all $runs runs under $bound_mib MiB (largest $((worst_kib / 1024)) MiB)" \
+    || ko "peak memory" "$runs runs, largest $worst_kib KiB: $worst_cmd"
 
 e2e_done
