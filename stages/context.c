@@ -32,6 +32,7 @@ void kms_context_clear(kms_context *ctx)
     kms_image_free(&ctx->truth);
     kms_image_free(&ctx->recolor);
     kms_image_free(&ctx->mask);
+    kms_image_free(&ctx->lungs);
     free(ctx->samples);
     free(ctx->sample_valid);
     kms_image_free(&ctx->valid);

@@ -11,13 +11,18 @@
 #include "image.h"
 #include "nifti_io.h"
 
+/* Values of kms_context.lungs (lungmask's convention). */
+enum { KMS_LUNG_RIGHT = 1, KMS_LUNG_LEFT = 2 };
+
 /* Products a write stage can emit, as bits (the order of write.products). */
 enum {
     KMS_PRODUCT_RECOLOR = 1u << 0,     /* {stem}_recolor.png, 8-bit */
     KMS_PRODUCT_LABELS = 1u << 1,      /* {stem}_labels.png, label index */
     KMS_PRODUCT_RECOLOR_RAW = 1u << 2, /* {stem}_recolor.tif, 32-bit float */
     KMS_PRODUCT_MASK = 1u << 3,        /* {stem}_mask.png, 0/255 */
-    KMS_PRODUCT_OVERLAY = 1u << 4      /* {stem}_overlay.png */
+    KMS_PRODUCT_OVERLAY = 1u << 4,     /* {stem}_overlay.png */
+    KMS_PRODUCT_LUNGS = 1u << 5        /* {stem}_lungs.png / .nii.gz:
+                                          0, 1 right, 2 left */
 };
 
 #define KMS_MAX_STAGES 32
@@ -85,6 +90,11 @@ typedef struct kms_context {
 
     /* mask, lung_mask: 0/255 at the input's size */
     kms_image mask;
+    /* lung_mask: the lungs by side at the input's size (U8, the stack
+     * layout of mask): KMS_LUNG_RIGHT (the patient's right lung), _LEFT,
+     * 0 elsewhere; nonzero exactly where mask is. Empty when no stage
+     * made it. */
+    kms_image lungs;
     char note[512];          /* warnings that do not fail the input
                                 (e.g. "no lung found"), "; "-separated:
                                 summary.csv note; kms_context_note adds */
