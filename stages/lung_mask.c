@@ -63,6 +63,7 @@
 
 #include "hu_check.h"
 #include "kmeans.h"
+#include "lung_sides.h"
 #include "mask_ops.h"
 #include "opencv_c.h"
 #include "orient.h"
@@ -1166,9 +1167,10 @@ static kms_status find_airways(slice_work *s, comps *c, kms_image *airway,
     return st;
 }
 
-/* Steps 4, 5 and on, given the body. *found: some lung in the slice. */
-static kms_status find_lungs(slice_work *s, kms_image *out, bool *found,
-                             kms_error *err)
+/* Steps 4, 5 and on, given the body. *found: some lung in the slice.
+ * sides: the lungs by side (lung_sides.h), of out's size. */
+static kms_status find_lungs(slice_work *s, kms_image *out, kms_image *sides,
+                             bool *found, kms_error *err)
 {
     const lung_params *p = s->p;
     double top, height, xmid;
@@ -1237,6 +1239,9 @@ static kms_status find_lungs(slice_work *s, kms_image *out, bool *found,
             any |= o[x];
         *found |= any != 0;
     }
+    /* step 9: right and left */
+    if (st == KMS_OK && *found)
+        st = kms_lung_sides(out, xmid, sides, err);
 out:
     comps_free(&c);
     free(prim);
@@ -1247,10 +1252,12 @@ out:
     return st;
 }
 
-/* One slice of HU (S16) at the reference scale; out: U8 0/255 of its size. */
+/* One slice of HU (S16) at the reference scale; out: U8 0/255 of its size,
+ * sides: 0 / KMS_LUNG_RIGHT / KMS_LUNG_LEFT of its size. */
 static kms_status segment_slice(const lung_params *p, const double *levels,
                                 int n_levels, double T, const kms_image *raw,
-                                kms_image *out, bool *found, kms_error *err)
+                                kms_image *out, kms_image *sides, bool *found,
+                                kms_error *err)
 {
     slice_work s = {.p = p, .n_levels = n_levels, .T = T, .w = raw->width,
                     .h = raw->height};
@@ -1262,7 +1269,10 @@ static kms_status segment_slice(const lung_params *p, const double *levels,
     if (st == KMS_OK)
         st = find_body(&s, raw, &body, err);
     if (st == KMS_OK && body)
-        st = find_lungs(&s, out, found, err);
+        st = find_lungs(&s, out, sides, found, err);
+    if (st == KMS_OK && !sides->data)
+        st = kms_image_alloc(sides, raw->width, raw->height, 1, KMS_DEPTH_U8,
+                             err);
     slice_work_free(&s);
     return st;
 }
@@ -1466,13 +1476,58 @@ typedef struct slice_job {
     int orient;         /* 2-D: code to the canonical view, -1: find it */
     int turned;         /* 2-D: the code found (find_orient) */
     int bone_hu;        /* find_orient's bone level */
+    bool want_sides;    /* 2-D: keep the lungs by side in sides */
+    kms_image sides;    /* 2-D: 0 / KMS_LUNG_RIGHT / _LEFT, the input's grid */
 } slice_job;
+
+/* Lungs by side (reference scale) to width x height: each side's share of
+ * a pixel by area, the larger one wins; 0 where neither has any. The mask
+ * is resampled on its own; the caller clears what it leaves out, and a
+ * pixel it keeps always has some share of a side. */
+static kms_status sides_back(kms_image *sides, int width, int height,
+                             kms_error *err)
+{
+    kms_image one[2] = {{0}, {0}}, back[2] = {{0}, {0}}, out = {0};
+    kms_status st = KMS_OK;
+    for (int k = 0; st == KMS_OK && k < 2; k++) {
+        st = kms_image_alloc_raw(&one[k], sides->width, sides->height, 1,
+                                 KMS_DEPTH_U8, err);
+        for (int y = 0; st == KMS_OK && y < sides->height; y++) {
+            const uint8_t *r = kms_image_row(sides, y);
+            uint8_t *o = kms_image_row(&one[k], y);
+            for (int x = 0; x < sides->width; x++)
+                o[x] = r[x] == k + 1 ? 255 : 0;
+        }
+        if (st == KMS_OK)
+            st = kms_cv_resize(&one[k], &back[k], width, height, 0, 0,
+                               KMS_CV_INTER_AREA, err);
+    }
+    if (st == KMS_OK)
+        st = kms_image_alloc_raw(&out, width, height, 1, KMS_DEPTH_U8, err);
+    for (int y = 0; st == KMS_OK && y < height; y++) {
+        const uint8_t *a = kms_image_row(&back[0], y);
+        const uint8_t *b = kms_image_row(&back[1], y);
+        uint8_t *o = kms_image_row(&out, y);
+        for (int x = 0; x < width; x++)
+            o[x] = !a[x] && !b[x] ? 0
+                   : a[x] >= b[x] ? KMS_LUNG_RIGHT
+                                  : KMS_LUNG_LEFT;
+    }
+    if (st == KMS_OK)
+        kms_image_move(sides, &out);
+    for (int k = 0; k < 2; k++) {
+        kms_image_free(&one[k]);
+        kms_image_free(&back[k]);
+    }
+    kms_image_free(&out);
+    return st;
+}
 
 static kms_status lung_slice(const kms_image *src, kms_image *dst, void *arg,
                              kms_error *err)
 {
     slice_job *j = arg;
-    kms_image big = {0}, mask = {0};
+    kms_image big = {0}, mask = {0}, sides = {0};
     bool found = false;
     kms_status st = KMS_OK;
     bool resample = fabs(j->scale[0] - 1) > 0.05 || fabs(j->scale[1] - 1) > 0.05;
@@ -1482,7 +1537,9 @@ static kms_status lung_slice(const kms_image *src, kms_image *dst, void *arg,
                            KMS_CV_INTER_LINEAR, err);
     if (st == KMS_OK)
         st = segment_slice(j->p, j->levels, j->n_levels, j->T,
-                           resample ? &big : src, &mask, &found, err);
+                           resample ? &big : src, &mask, &sides, &found, err);
+    if (st == KMS_OK && resample && j->want_sides)
+        st = sides_back(&sides, src->width, src->height, err);
     if (st == KMS_OK && resample) {
         /* back to the input grid: area-weighted, then half-way */
         kms_image back = {0};
@@ -1495,11 +1552,23 @@ static kms_status lung_slice(const kms_image *src, kms_image *dst, void *arg,
         }
         kms_image_move(&mask, &back);
     }
+    if (st == KMS_OK && j->want_sides) {
+        /* exactly where the mask is (the two were resampled apart) */
+        for (int y = 0; resample && y < mask.height; y++) {
+            const uint8_t *m = kms_image_row(&mask, y);
+            uint8_t *r = kms_image_row(&sides, y);
+            for (int x = 0; x < mask.width; x++)
+                r[x] = m[x] ? r[x] : 0;
+        }
+        kms_image_free(&j->sides);
+        kms_image_move(&j->sides, &sides);
+    }
     if (st == KMS_OK)
         kms_image_move(dst, &mask);
     j->found += found;
     kms_image_free(&big);
     kms_image_free(&mask);
+    kms_image_free(&sides);
     return st;
 }
 
@@ -1641,15 +1710,44 @@ static kms_status oriented_slice(const kms_image *src, kms_image *dst,
         view.scale[0] = job->scale[1];
         view.scale[1] = job->scale[0];
     }
+    view.sides = (kms_image){0};
     kms_status st = kms_orient_apply(src, &turned, code, err);
     if (st == KMS_OK)
         st = lung_slice(&turned, &mask, &view, err);
     job->found = view.found;
     if (st == KMS_OK)
         st = kms_orient_apply(&mask, dst, kms_orient_inverse(code), err);
+    /* the labels name the patient's sides: turning back keeps them so */
+    if (st == KMS_OK && view.sides.data) {
+        kms_image_free(&job->sides);
+        st = kms_orient_apply(&view.sides, &job->sides,
+                              kms_orient_inverse(code), err);
+    }
+    kms_image_free(&view.sides);
     kms_image_free(&turned);
     kms_image_free(&mask);
     return st;
+}
+
+/* TEMPORARY (until write.products = lungs lands from main): with
+ * KMS_DEBUG_LUNGS=folder, ctx->lungs is written there as {stem}_lungs.png. */
+static void debug_lungs(const kms_context *ctx)
+{
+    const char *dir = getenv("KMS_DEBUG_LUNGS");
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    kms_error e = {0};
+    if (!dir || !ctx->lungs.data ||
+        kms_cv_imencode(".png", &ctx->lungs, NULL, 0, &buf, &len, &e) != KMS_OK)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s_lungs.png", dir, ctx->stem);
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(buf, 1, len, f);
+        fclose(f);
+    }
+    free(buf);
 }
 
 static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
@@ -1687,6 +1785,8 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
     job.orient = p->orient == ORIENT_STORED || slices > 1 ? 0
                  : ctx->orient_known                     ? ctx->orient
                                                          : -1;
+    /* 2-D: right and left too (volumes: lung_volume) */
+    job.want_sides = slices == 1;
     if (st == KMS_OK)
         st = kms_map_slices_to(&hu, slices, oriented_slice, &job, &ctx->mask,
                                err);
@@ -1694,6 +1794,11 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
         hu = (kms_image){0};
     if (st != KMS_OK)
         goto out;
+    if (job.want_sides) {
+        kms_image_free(&ctx->lungs);
+        kms_image_move(&ctx->lungs, &job.sides);
+        debug_lungs(ctx);
+    }
     /* volumes: pieces far smaller than the lungs are strays of one slice */
     if (slices > 1 && p->min_volume > 0 && job.found > 0) {
         int32_t *labels = NULL;
@@ -1725,6 +1830,7 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
         kms_context_note(ctx, "no lung found (empty mask; threshold %.0f HU)",
                          job.T);
 out:
+    kms_image_free(&job.sides);
     kms_image_free(&hu);
     return st;
 }
