@@ -63,6 +63,7 @@
 
 #include "hu_check.h"
 #include "kmeans.h"
+#include "lung_pathology.h"
 #include "lung_sides.h"
 #include "mask_ops.h"
 #include "opencv_c.h"
@@ -86,6 +87,9 @@ typedef struct lung_params {
     int wall;
     int fissure;
     int close;
+    int pleural_depth;
+    double pleural_lo;
+    double pleural_hi;
     double reference_mm;
     double display_lo;
     double display_hi;
@@ -154,6 +158,18 @@ static const kms_param lung_table[] = {
     {"close", KMS_PARAM_INT, "10", 0, 50, NULL, offsetof(lung_params, close),
      "closing radius per lung that takes in vessels at its border (reference "
      "pixels)"},
+    {"pleural_depth", KMS_PARAM_INT, "4", 0, 100, NULL,
+     offsetof(lung_params, pleural_depth),
+     "dense lung against the ribs (consolidation, juxtapleural nodules, "
+     "dependent lung): bites between a lung and its convex hull at least "
+     "this thick (reference pixels) on the rib side are lung (0: off)"},
+    {"pleural_lo", KMS_PARAM_DOUBLE, "-45", -180, 180, NULL,
+     offsetof(lung_params, pleural_lo),
+     "the rib side, from a lung's centroid: from this direction (degrees; "
+     "0 lateral, 90 posterior, -90 anterior) ..."},
+    {"pleural_hi", KMS_PARAM_DOUBLE, "110", -180, 180, NULL,
+     offsetof(lung_params, pleural_hi),
+     "... to this one (beyond: the aorta, spine and mediastinum)"},
     {"reference_mm", KMS_PARAM_DOUBLE, "0.7", 0.1, 5, NULL,
      offsetof(lung_params, reference_mm),
      "pixel size the method works at; slices are resampled to it. 2-D images "
@@ -1167,6 +1183,9 @@ static kms_status find_airways(slice_work *s, comps *c, kms_image *airway,
     return st;
 }
 
+/* Bone is never lung (the ribs dent a lung's hull) */
+enum { PLEURAL_BONE_HU = 200 };
+
 /* Steps 4, 5 and on, given the body. *found: some lung in the slice.
  * sides: the lungs by side (lung_sides.h), of out's size. */
 static kms_status find_lungs(slice_work *s, kms_image *out, kms_image *sides,
@@ -1242,6 +1261,14 @@ static kms_status find_lungs(slice_work *s, kms_image *out, kms_image *sides,
     /* step 9: right and left */
     if (st == KMS_OK && *found)
         st = kms_lung_sides(out, xmid, sides, err);
+    /* step 10: dense lung against the ribs */
+    if (st == KMS_OK && *found && p->pleural_depth > 0) {
+        kms_pleural_fill pf = {p->pleural_depth, p->pleural_lo, p->pleural_hi,
+                               PLEURAL_BONE_HU};
+        long added = 0;
+        st = kms_lung_pleural_fill(&pf, &s->f, &s->outside, out, sides, &added,
+                                   err);
+    }
 out:
     comps_free(&c);
     free(prim);

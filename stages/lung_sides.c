@@ -52,8 +52,7 @@ static uint8_t side_of(double x, double xmid)
     return x < xmid ? KMS_LUNG_RIGHT : KMS_LUNG_LEFT;
 }
 
-/* Chamfer 3-4 distance to the nearest 0 of in (w x h, the border all 0). */
-static void chamfer(const uint8_t *in, int32_t *d, int w, int h)
+void kms_chamfer34(const uint8_t *in, int32_t *d, int w, int h)
 {
     for (int i = 0; i < w * h; i++)
         d[i] = in[i] ? FAR : 0;
@@ -211,7 +210,7 @@ static kms_status split_component(const kms_runs *r, int l, const comp_side *c,
                    (size_t)w);
     }
     if (st == KMS_OK) {
-        chamfer(px, d, w, h);
+        kms_chamfer34(px, d, w, h);
         st = find_cores(px, d, w, h, ox, xmid, own, &found, err);
     }
     if (st == KMS_OK && found)

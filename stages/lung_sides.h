@@ -4,6 +4,8 @@
 #ifndef KMS_LUNG_SIDES_H
 #define KMS_LUNG_SIDES_H
 
+#include <stdint.h>
+
 #include "error.h"
 #include "image.h"
 
@@ -18,5 +20,10 @@
  * inside the mask. */
 kms_status kms_lung_sides(const kms_image *mask, double xmid, kms_image *sides,
                           kms_error *err);
+
+/* Chamfer (3-4) distance of each nonzero byte of in (w x h, rows w apart,
+ * the outermost rows and columns all 0) to the nearest 0, into d: three
+ * per pixel straight, four diagonally. */
+void kms_chamfer34(const uint8_t *in, int32_t *d, int w, int h);
 
 #endif
