@@ -164,50 +164,97 @@ static kms_status fill_bites(const kms_pleural_fill *p, const kms_image *hu,
     return st;
 }
 
-/* One lung (value side of sides). */
+/* The thickness of bite l (of the runs br): the largest chamfer (3-4)
+ * distance of its pixels to the nearest pixel not in it, on its box. */
+static kms_status bite_depth(const kms_runs *br, int l, const bite *b,
+                             int32_t *depth, kms_error *err)
+{
+    int w = b->x1 - b->x0 + 2, h = b->y1 - b->y0 + 2;
+    uint8_t *m = calloc((size_t)w * (size_t)h, 1);
+    int32_t *d = malloc((size_t)w * (size_t)h * sizeof *d);
+    if (!m || !d) {
+        free(m);
+        free(d);
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    }
+    for (size_t i = br->first[l]; i < br->first[l + 1]; i++) {
+        const kms_run *u = &br->run[br->at[i]];
+        memset(m + (size_t)(u->y - b->y0 + 1) * (size_t)w + (u->x0 - b->x0 + 1),
+               1, (size_t)(u->x1 - u->x0));
+    }
+    kms_chamfer34(m, d, w, h);
+    int32_t best = 0;
+    for (int i = 0; i < w * h; i++)
+        best = d[i] > best ? d[i] : best;
+    *depth = best;
+    free(m);
+    free(d);
+    return KMS_OK;
+}
+
+/* A lung's outline as points: the ends of its segments (the mask's runs
+ * split where the side changes), and its centroid. */
+typedef struct outline {
+    pt *pts;
+    size_t n, cap;
+    double sx, sy, area;
+} outline;
+
+static kms_status outlines(const kms_runs *mr, const kms_image *sides,
+                           outline *o, kms_error *err)
+{
+    for (size_t k = 0; k < mr->n; k++) {
+        const kms_run *u = &mr->run[k];
+        const uint8_t *s = kms_image_row(sides, u->y);
+        for (int x = u->x0; x < u->x1;) {
+            int e = x + 1;
+            while (e < u->x1 && s[e] == s[x])
+                e++;
+            if (s[x] == KMS_LUNG_RIGHT || s[x] == KMS_LUNG_LEFT) {
+                outline *l = &o[s[x] - 1];
+                if (l->n + 2 > l->cap) {
+                    size_t cap = l->cap ? 2 * l->cap : 1024;
+                    pt *q = realloc(l->pts, cap * sizeof *q);
+                    if (!q)
+                        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                                             "out of memory");
+                    l->pts = q;
+                    l->cap = cap;
+                }
+                l->pts[l->n++] = (pt){x, u->y};
+                l->pts[l->n++] = (pt){e - 1, u->y};
+                l->sx += 0.5 * (x + e - 1) * (double)(e - x);
+                l->sy += (double)u->y * (e - x);
+                l->area += e - x;
+            }
+            x = e;
+        }
+    }
+    return KMS_OK;
+}
+
+/* One lung (value side of sides); mr: the runs of the mask. */
 static kms_status fill_side(const kms_pleural_fill *p, const kms_image *hu,
-                            const kms_runs *outside, kms_image *mask,
-                            kms_image *sides, uint8_t side, long *added,
-                            kms_error *err)
+                            const kms_runs *outside, const kms_runs *mr,
+                            outline *ol, kms_image *mask, kms_image *sides,
+                            uint8_t side, long *added, kms_error *err)
 {
     const int W = sides->width, H = sides->height;
-    kms_runs lr = {0}, br = {0};
-    pt *pts = NULL, *hull = NULL;
+    kms_runs br = {0};
+    pt *hull = NULL;
     int *lo = NULL, *hi = NULL;
     uint8_t *cc = NULL;
-    int32_t *d = NULL;
     bite *bt = NULL;
-    kms_image one = {0};
-    kms_status st = kms_image_alloc_raw(&one, W, H, 1, KMS_DEPTH_U8, err);
-    for (int y = 0; st == KMS_OK && y < H; y++) {
-        const uint8_t *s = kms_image_row(sides, y);
-        uint8_t *o = kms_image_row(&one, y);
-        for (int x = 0; x < W; x++)
-            o[x] = s[x] == side;
-    }
-    if (st == KMS_OK)
-        st = kms_runs_find(&lr, one.data, (ptrdiff_t)one.stride, W, H, 0, err);
-    if (st != KMS_OK || lr.n == 0)
-        goto out;
-    pts = malloc(2 * lr.n * sizeof *pts);
-    hull = malloc((4 * lr.n + 2) * sizeof *hull);
-    if (!pts || !hull) {
+    kms_status st = KMS_OK;
+    if (ol->n == 0)
+        return KMS_OK;
+    double lx = ol->sx / ol->area, ly = ol->sy / ol->area;
+    hull = malloc((2 * ol->n + 2) * sizeof *hull);
+    if (!hull) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
     }
-    double lx = 0, ly = 0, la = 0;
-    for (size_t k = 0; k < lr.n; k++) {
-        const kms_run *u = &lr.run[k];
-        double len = u->x1 - u->x0;
-        pts[2 * k] = (pt){u->x0, u->y};
-        pts[2 * k + 1] = (pt){u->x1 - 1, u->y};
-        lx += 0.5 * (u->x0 + u->x1 - 1) * len;
-        ly += u->y * len;
-        la += len;
-    }
-    lx /= la;
-    ly /= la;
-    int nh = convex_hull(pts, (int)(2 * lr.n), hull);
+    int nh = convex_hull(ol->pts, (int)ol->n, hull);
     if (nh < 3)
         goto out;
     /* the hull's box, with a background border for the chamfer */
@@ -222,8 +269,7 @@ static kms_status fill_side(const kms_pleural_fill *p, const kms_image *hu,
     lo = malloc((size_t)bh * sizeof *lo);
     hi = malloc((size_t)bh * sizeof *hi);
     cc = calloc((size_t)bw * (size_t)bh, 1);
-    d = malloc((size_t)bw * (size_t)bh * sizeof *d);
-    if (!lo || !hi || !cc || !d) {
+    if (!lo || !hi || !cc) {
         st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
         goto out;
     }
@@ -254,15 +300,23 @@ static kms_status fill_side(const kms_pleural_fill *p, const kms_image *hu,
         const uint8_t *m = kms_image_row(mask, y);
         const int16_t *v = kms_image_row(hu, y);
         uint8_t *c = cc + (size_t)(y - oy) * (size_t)bw - ox;
-        for (int x = lo[y - oy]; x <= hi[y - oy]; x++)
-            c[x] = !m[x] && v[x] < p->bone_hu;
+        /* the gaps between the mask's runs (as they were before either
+         * lung's bites were added: m says since) within the hull's span */
+        int cur = lo[y - oy], end = hi[y - oy] + 1;
+        for (size_t k = mr->row[y]; k <= mr->row[y + 1] && cur < end; k++) {
+            int g1 = k < mr->row[y + 1] ? mr->run[k].x0 : end;
+            g1 = g1 < end ? g1 : end;
+            for (int x = cur; x < g1; x++)
+                c[x] = !m[x] && v[x] < p->bone_hu;
+            if (k < mr->row[y + 1] && mr->run[k].x1 > cur)
+                cur = mr->run[k].x1;
+        }
         for (size_t k = outside->row[y]; k < outside->row[y + 1]; k++) {
             const kms_run *u = &outside->run[k];
             for (int x = u->x0 > x0 ? u->x0 : x0; x < u->x1 && x <= x1; x++)
                 c[x] = 0;
         }
     }
-    kms_chamfer34(cc, d, bw, bh);
     st = kms_runs_find(&br, cc, bw, bw, bh, KMS_RUNS_LABEL4, err);
     if (st != KMS_OK || br.n_labels == 0)
         goto out;
@@ -286,10 +340,6 @@ static kms_status fill_side(const kms_pleural_fill *p, const kms_image *hu,
         b->area += (long)len;
         b->sx += (0.5 * (u->x0 + u->x1 - 1) + ox) * len;
         b->sy += (u->y + oy) * len;
-        for (int x = u->x0; x < u->x1; x++) {
-            int32_t v = d[u->y * bw + x];
-            b->depth = v > b->depth ? v : b->depth;
-        }
     }
     /* lateral is towards the image's left for the right lung */
     double lat = side == KMS_LUNG_RIGHT ? -1 : 1;
@@ -300,35 +350,34 @@ static kms_status fill_side(const kms_pleural_fill *p, const kms_image *hu,
     }
     bool any = false;
     for (int l = 1; l <= br.n_labels; l++) {
-        const bite *b = &bt[l];
+        bite *b = &bt[l];
         int ext = b->x1 - b->x0 > b->y1 - b->y0 ? b->x1 - b->x0 : b->y1 - b->y0;
-        double open = b->depth / 3.0 / ext;
-        if (b->area < MIN_BITE_AREA || b->depth < 3 * p->min_depth)
+        if (b->area < MIN_BITE_AREA || ext < 2 * p->min_depth)
             continue;
-        double vx = b->sx / (double)b->area - lx, vy = b->sy / (double)b->area - ly;
+        double vx = b->sx / (double)b->area - lx;
+        double vy = b->sy / (double)b->area - ly;
         double angle = atan2(vy, lat * vx) * (180 / 3.14159265358979323846);
-        fill[l] = angle >= p->angle_lo && angle <= p->angle_hi &&
+        if (angle < p->angle_lo || angle > p->angle_hi)
+            continue;
+        /* the thickness last: only bites on the rib side need it */
+        st = bite_depth(&br, l, b, &b->depth, err);
+        if (st != KMS_OK)
+            break;
+        double open = b->depth / 3.0 / ext;
+        fill[l] = b->depth >= 3 * p->min_depth &&
                   (open >= MIN_OPEN || (ext <= SMALL_EXT && open >= SMALL_OPEN));
         any |= fill[l];
-        if (getenv("KMS_DEBUG_PLEURA"))
-            fprintf(stderr, "bite side %d area %ld depth %.1f ratio %.3f angle %.0f%s\n",
-                    side, b->area, b->depth / 3.0, open, angle,
-                    fill[l] ? " FILLED" : "");
     }
-    if (any)
+    if (st == KMS_OK && any)
         st = fill_bites(p, hu, outside, &br, fill, ox, oy, mask, sides, side,
                         added, err);
     free(fill);
 out:
-    kms_runs_free(&lr);
     kms_runs_free(&br);
-    kms_image_free(&one);
-    free(pts);
     free(hull);
     free(lo);
     free(hi);
     free(cc);
-    free(d);
     free(bt);
     return st;
 }
@@ -337,10 +386,18 @@ kms_status kms_lung_pleural_fill(const kms_pleural_fill *p, const kms_image *hu,
                                  const kms_runs *outside, kms_image *mask,
                                  kms_image *sides, long *added, kms_error *err)
 {
+    kms_runs mr = {0};
     *added = 0;
-    kms_status st = fill_side(p, hu, outside, mask, sides, KMS_LUNG_RIGHT,
-                              added, err);
+    kms_status st = kms_runs_find(&mr, mask->data, (ptrdiff_t)mask->stride,
+                                  mask->width, mask->height, 0, err);
+    outline ol[2] = {{0}, {0}};
     if (st == KMS_OK)
-        st = fill_side(p, hu, outside, mask, sides, KMS_LUNG_LEFT, added, err);
+        st = outlines(&mr, sides, ol, err);
+    for (int k = 0; st == KMS_OK && k < 2; k++)
+        st = fill_side(p, hu, outside, &mr, &ol[k], mask, sides,
+                       (uint8_t)(k + 1), added, err);
+    free(ol[0].pts);
+    free(ol[1].pts);
+    kms_runs_free(&mr);
     return st;
 }
