@@ -43,7 +43,20 @@
  *  7. pieces that are lung-like and within a fissure's width of a lung are
  *     kept (lobes split by a fissure), others dropped;
  *  8. per lung side: holes filled (vessels), a closing of ~7 mm smooths the
- *     border and takes in vessels at it.
+ *     border and takes in vessels at it;
+ *  9. right and left (lung_sides.c): each component to the side of the
+ *     body's mid-line its centroid is on; lungs touching at the anterior or
+ *     posterior junction are split at their neck (erosion cores grown back
+ *     within the mask), not by a straight line;
+ * 10. dense lung against the ribs (consolidation, juxtapleural nodules,
+ *     dependent lung; lung_pathology.c): bites between a lung and its
+ *     convex hull that face the ribs (lateral to posterior from the lung's
+ *     centroid), thick enough for their length, are filled; the heart's,
+ *     hilum's and domes' concavities are not. None of the 24 development
+ *     slices' masks changes (byte for byte); synthetic patches painted into
+ *     them are taken in (lung_pathology_test.sh).
+ * 2-D slices: the sides come back to the input's grid with the mask (a
+ * resampled slice: each side's share of a pixel by area, the larger one).
  * Volumes: slice by slice, then 3-D components far smaller than the lungs
  * are dropped. Design and measurements: README.md, "Lung masks".
  *
@@ -189,7 +202,9 @@ static const kms_param lung_table[] = {
      "2-D slices: auto: the header's orientation (DICOM), else found from "
      "the body's shape and where its bone lies (the spine and posterior "
      "ribs are at the back); stored: upright as stored (anterior at the "
-     "top)"},
+     "top). Right and left (lungs): a slice without a header is taken as "
+     "radiological display (the patient's right on the image's left); "
+     "one stored mirrored gets its sides swapped"},
     {0},
 };
 
