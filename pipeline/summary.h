@@ -12,7 +12,8 @@
 
 #define KMS_SUMMARY_HEADER                                                    \
     "input,status,width,height,k,backend,wcss,ms_kmeans,ms_total,dice,iou,"    \
-    "error,note,slices"
+    "error,note,slices,lung_right_ml,lung_left_ml,lung_right_cm2,"           \
+    "lung_left_cm2,dice_right,dice_left"
 
 typedef enum kms_row_status {
     KMS_ROW_NOT_RUN, /* not reached (interrupted): left out of the file */
@@ -33,6 +34,12 @@ typedef struct kms_row {
     double wcss, ms_kmeans, ms_total;
     bool evaluated;
     double dice, iou;
+    /* the lungs' sizes, [0] right, [1] left: ml of a volume, cm^2 of a
+     * slice with a known pixel size (neither known: both false) */
+    bool lung_ml_known, lung_cm2_known;
+    double lung_size[2];
+    bool side_evaluated[2];  /* dice_right, dice_left */
+    double side_dice[2];
 } kms_row;
 
 void kms_row_clear(kms_row *row);

@@ -68,6 +68,8 @@ suite() { # BUILD_DIR LABEL
     run_cases "$label cli" bash tests/cli_test.sh "$dir/kmseg"
     echo "== [$label] lung CT"
     run_cases "$label lung" bash tests/lung_test.sh "$dir/kmseg"
+    echo "== [$label] right and left lungs"
+    run_cases "$label sides" bash tests/sides_test.sh "$dir/kmseg"
     echo "== [$label] lung CT turned, mirrored, zoomed"
     run_cases "$label orient" bash tests/orient_test.sh "$dir/kmseg"
     echo "== [$label] DICOM"

@@ -232,6 +232,7 @@ static kms_status lung_prepare(const void *params, kms_link *link,
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "display_hi",
                              "must be above display_lo");
     link->mask = true;
+    link->lungs = true;
     kms_status st = parse_levels(p, levels, &n, err);
     return st == KMS_OK ? parse_threshold(p, &t, err) : st;
 }

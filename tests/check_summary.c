@@ -88,6 +88,39 @@ START_TEST(test_index_finds_ok_rows)
 }
 END_TEST
 
+/* Lung sizes by side: ml for a volume, cm^2 for a slice, Dice by side
+ * only where scored; each in its own column, empty when unknown. */
+START_TEST(test_lung_columns)
+{
+    kms_row rows[3] = {{0}};
+    rows[0].input = "vol.nii.gz";
+    rows[0].status = KMS_ROW_OK;
+    rows[0].lung_ml_known = true;
+    rows[0].lung_size[0] = 1234.5;
+    rows[0].lung_size[1] = 1000.004;
+    rows[0].side_evaluated[0] = rows[0].side_evaluated[1] = true;
+    rows[0].side_dice[0] = 0.98;
+    rows[0].side_dice[1] = 0.5;
+    rows[1].input = "slice.png";
+    rows[1].status = KMS_ROW_OK;
+    rows[1].lung_cm2_known = true;
+    rows[1].lung_size[0] = 80;
+    rows[1].lung_size[1] = 0;
+    rows[1].side_evaluated[1] = true; /* only the left was there */
+    rows[1].side_dice[1] = 1;
+    rows[2].input = "plain.png";
+    rows[2].status = KMS_ROW_OK;
+    write_summary("l.csv", rows, 3);
+    char *csv = read_tmp("l.csv");
+    ck_assert_str_eq(csv, KMS_SUMMARY_HEADER "\n"
+                          "vol.nii.gz,ok,,,,,,,,,,,,,1234.50,1000.00,,,"
+                          "0.980000,0.500000\n"
+                          "slice.png,ok,,,,,,,,,,,,,,,80.00,0.00,,1.000000\n"
+                          "plain.png,ok,,,,,,,,,,,,,,,,,,\n");
+    free(csv);
+}
+END_TEST
+
 START_TEST(test_skipped_rows_keep_their_line)
 {
     /* a skipped row is written as the earlier run wrote it */
@@ -101,7 +134,7 @@ START_TEST(test_skipped_rows_keep_their_line)
     char *csv = read_tmp("s.csv");
     ck_assert_str_eq(csv, KMS_SUMMARY_HEADER "\n"
                           "a.png,ok,1,2,3,native,4,,,,,,,\n"
-                          "b.png,skipped,,,,,,,,,,,,\n");
+                          "b.png,skipped,,,,,,,,,,,,,,,,,,\n");
     free(csv);
     kms_row_clear(&rows[0]);
     ck_assert_ptr_null(rows[0].previous);
@@ -170,7 +203,7 @@ START_TEST(test_merge_interleaves)
     char want[1024] = KMS_SUMMARY_HEADER "\n";
     for (int i = 1; i <= 7; i++) {
         char line[64];
-        snprintf(line, sizeof line, "%d.png,ok,,,,,,,,,,,,\n", i);
+        snprintf(line, sizeof line, "%d.png,ok,,,,,,,,,,,,,,,,,,\n", i);
         strcat(want, line);
     }
     ck_assert_str_eq(csv, want);
@@ -229,6 +262,7 @@ static Suite *summary_suite(void)
     kt_add_tmp_fixture(tc, "check_summary");
     tcase_add_test(tc, test_index_finds_ok_rows);
     tcase_add_test(tc, test_skipped_rows_keep_their_line);
+    tcase_add_test(tc, test_lung_columns);
     tcase_add_test(tc, test_index_errors);
     tcase_add_test(tc, test_merge_interleaves);
     tcase_add_test(tc, test_merge_errors);
