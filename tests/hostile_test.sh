@@ -242,6 +242,13 @@ timeout 60 "$KMSEG" run "$CFG" -q -i "$T/long/$long.tif" -o "$T/out_long" -s wri
 [ $? = 0 ] && [ -f "$T/out_long/${long}_mask.png" ] && [ -z "$(ls -A "$T/out_long" | grep tmp)" ] \
     && ok "a 249-byte product name is written (its temporary name kept short)" || ko "long name" "$(cat "$T/long.err")"
 
+# -s paths are made absolute: a list that outgrows the limit then says so
+list=$(for i in $(seq 30); do printf 'samples/ct/ID_0000_Z_0142.tif,'; done)
+(cd "$ROOT" && timeout 60 "$KMSEG" run "$CFG" -q -o "$T/out_list" -s "pipeline.input=$list" 2>"$T/list.err")
+[ $? = 2 ] && grep -q "pipeline.input: value longer than 1023 characters once its paths are made absolute" "$T/list.err" \
+    && [ ! -e "$T/out_list" ] && ok "-s list of 900 characters, 1023+ once absolute: exit 2 saying so" \
+    || ko "-s list" "$(cat "$T/list.err")"
+
 # peak memory of every run above (the README's bound for one hostile input;
 # a sanitizer build maps shadow memory, so it gets twice the room)
 bound_mib=256
