@@ -10,6 +10,7 @@
 #include "config.h"
 #include "opencv_c.h"
 #include "options.h"
+#include "path.h"
 #include "summary.h"
 
 #ifndef KMS_VERSION
@@ -119,10 +120,15 @@ static int cmd_merge(int argc, char **argv)
     }
     kms_error err;
     kms_error_clear(&err);
-    if (kms_summary_merge(argv[1], &err) != KMS_OK) {
+    kms_merge_counts counts;
+    if (kms_summary_merge(argv[1], &counts, &err) != KMS_OK) {
         print_error(&err);
         return EXIT_SOME_FAILED;
     }
+    char path[4096];
+    kms_path_join(path, sizeof path, argv[1], "summary.csv");
+    fprintf(stderr, "kmseg: merged %d shard summaries (%zu rows) into %s\n",
+            counts.shards, counts.rows, path);
     return 0;
 }
 

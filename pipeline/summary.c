@@ -438,7 +438,8 @@ static kms_status check_one_run(const char *dir, int count, kms_error *err)
     return KMS_OK;
 }
 
-kms_status kms_summary_merge(const char *dir, kms_error *err)
+kms_status kms_summary_merge(const char *dir, kms_merge_counts *counts,
+                             kms_error *err)
 {
     int count = shard_count_in(dir, err);
     if (count <= 0)
@@ -479,6 +480,12 @@ kms_status kms_summary_merge(const char *dir, kms_error *err)
     fclose(f);
     f = NULL;
     st = kms_output_write(dir, "summary.csv", buf, len, NULL, err);
+    if (st == KMS_OK && counts) {
+        counts->shards = count;
+        counts->rows = 0;
+        for (int i = 0; i < count; i++)
+            counts->rows += n[i];
+    }
 out:
     if (f)
         fclose(f);

@@ -75,8 +75,14 @@ void kms_summary_index_free(kms_summary_index *idx);
 
 /* Joins dir/summary.shard-I-of-N.csv (I = 0..N-1) into dir/summary.csv in
  * the order of the unsharded run. Errors name the missing or bad file, and
- * refuse shards of two runs: two shard counts, or run ids that differ. */
-kms_status kms_summary_merge(const char *dir, kms_error *err);
+ * refuse shards of two runs: two shard counts, or run ids that differ.
+ * counts (may be NULL) gets how many shards and rows were joined. */
+typedef struct kms_merge_counts {
+    int shards;
+    size_t rows;
+} kms_merge_counts;
+kms_status kms_summary_merge(const char *dir, kms_merge_counts *counts,
+                             kms_error *err);
 
 /* "summary.csv", or "summary.shard-I-of-N.csv" for shard I of N (N > 0). */
 void kms_summary_name(char *buf, size_t len, int shard_index, int shard_count);

@@ -197,8 +197,11 @@ START_TEST(test_merge_interleaves)
     shard(1, 3, s1);
     shard(2, 3, s2);
     kms_error err;
+    kms_merge_counts counts;
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &err), KMS_OK);
+    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &counts, &err), KMS_OK);
+    ck_assert_int_eq(counts.shards, 3);
+    ck_assert_uint_eq(counts.rows, 7);
     char *csv = read_tmp("summary.csv");
     char want[1024] = KMS_SUMMARY_HEADER "\n";
     for (int i = 1; i <= 7; i++) {
@@ -217,12 +220,12 @@ START_TEST(test_merge_errors)
     char path[4096];
     /* no shards */
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &err), KMS_ERR_INPUT);
+    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, NULL, &err), KMS_ERR_INPUT);
     ck_assert_str_eq(err.file, kt_tmpdir);
     ck_assert_ptr_nonnull(strstr(err.message, "no summary.shard-I-of-N.csv"));
     /* no folder */
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmp_path(path, sizeof path, "nope"),
+    ck_assert_int_eq(kms_summary_merge(kt_tmp_path(path, sizeof path, "nope"), NULL,
                                        &err),
                      KMS_ERR_IO);
     ck_assert_str_eq(err.file, path);
@@ -231,13 +234,13 @@ START_TEST(test_merge_errors)
     shard(0, 3, s);
     shard(2, 3, s);
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &err), KMS_ERR_IO);
+    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, NULL, &err), KMS_ERR_IO);
     ck_assert_str_eq(err.file,
                      kt_tmp_path(path, sizeof path, "summary.shard-1-of-3.csv"));
     /* a shard that is not a summary */
     kt_write_tmp("summary.shard-1-of-3.csv", "what,is,this\n", path, sizeof path);
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &err), KMS_ERR_INPUT);
+    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, NULL, &err), KMS_ERR_INPUT);
     ck_assert_str_eq(err.file, path);
     ck_assert_int_eq(err.line, 1);
     /* nothing was written */

@@ -70,6 +70,26 @@ no_temp_files() {
 }
 
 # --- commands -------------------------------------------------------------
+# unknown options and missing values: kmseg's own words, exit 2
+for spec in "--bogus|unknown option '--bogus'" "-Z|unknown option '-Z'" "-j|option '-j' needs a value" \
+    "--resume=3|option '--resume=3' takes no value"; do
+    run run "$SAMPLES/lung_ct.ini" ${spec%%|*}
+    [ "$rc" = 2 ] && grep -q "^kmseg: error: run: ${spec#*|}$" "$T/stderr" \
+        && ok "run ${spec%%|*}: kmseg: error: run: ${spec#*|}" || ko "option ${spec%%|*}" "rc $rc $err"
+done
+run compare "$SAMPLES/ct_kmeans.ini" --nope
+[ "$rc" = 2 ] && grep -q "^kmseg: error: compare: unknown option '--nope'$" "$T/stderr" \
+    && ok "compare --nope: named by its command" || ko "compare option" "rc $rc $err"
+
+# ct_kmeans.ini windows the CT: ID_0253's 21 % of -2618 HU padding is air,
+# not a cluster of its own (it took the darkest centre, -2469 HU, before)
+run run "$SAMPLES/ct_kmeans.ini" -q -o "$T/ctk" -s write.products=recolor_raw
+lowest=$(/usr/bin/python3 -c "
+import cv2, glob, numpy as np
+print(min(float(np.unique(cv2.imread(f, -1))[0]) for f in glob.glob('$T/ctk/*_recolor.tif')))")
+[ "$rc" = 0 ] && /usr/bin/python3 -c "import sys; sys.exit(not -1100 <= $lowest)" \
+    && ok "ct_kmeans.ini: no centre on the padding (darkest $lowest HU)" || ko "ct_kmeans padding" "rc $rc lowest $lowest"
+
 run --help
 [ "$rc" = 0 ] && grep -q "Usage: kmseg" "$T/stdout" && ok "help" || ko "help" "rc $rc"
 run --version
