@@ -132,8 +132,7 @@ int kms_cli_options_parse(kms_cli_options *o, kms_command cmd, int argc,
     };
     memset(o, 0, sizeof *o);
     kms_batch_options_default(&o->batch);
-    o->k_min = 1;
-    o->k_max = 10;
+    o->k_min = o->k_max = 0; /* elbow: the config's kmeans.k_min..k_max */
     o->inputs = calloc((size_t)argc, sizeof *o->inputs);
     o->sets = calloc((size_t)argc, sizeof *o->sets);
     if (!o->inputs || !o->sets)
