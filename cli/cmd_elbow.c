@@ -78,7 +78,8 @@ static kms_status elbow_input(const kms_pipeline *pl, const kms_batch *b,
         st = write_plot(b, ctx, wcss, es->k_min, n, knee, err);
     if (st == KMS_OK) {
         for (int i = 0; i < n; i++)
-            fprintf(csv, "%s,%d,%.17g\n", ctx->input_path, es->k_min + i, wcss[i]);
+            fprintf(csv, "%s,%d,%.17g,%d\n", ctx->input_path, es->k_min + i,
+                    wcss[i], i == knee);
         printf("%s: knee at K = %d (WCSS %.6g; K %d..%d)\n", ctx->stem,
                es->k_min + knee, wcss[knee], es->k_min, es->k_max);
     }
@@ -96,6 +97,12 @@ int kms_cmd_elbow(const kms_pipeline *pl, const kms_batch_options *opt,
                         "settings are used)\n");
         return 2;
     }
+    /* without --k, the range k = auto would search (kmeans.k_min..k_max),
+     * so the knee shown is the K it would choose */
+    if (k_min == 0) {
+        es.k_min = k_min = pl->link.labels.k_min;
+        es.k_max = k_max = pl->link.labels.k_max;
+    }
     /* reshape's fixed size caps every input's samples: say so now */
     long per_slice = pl->link.samples.per_slice;
     if (per_slice > 0 && k_max > per_slice) {
@@ -105,7 +112,7 @@ int kms_cmd_elbow(const kms_pipeline *pl, const kms_batch_options *opt,
                 k_min, k_max, k_max, k_max, per_slice);
         return 2;
     }
-    kms_each each = {"elbow for", "elbow.csv", "input,k,wcss", elbow_input, &es,
+    kms_each each = {"elbow for", "elbow.csv", "input,k,wcss,knee", elbow_input, &es,
                      0, 0};
     return kms_batch_each(pl, opt, &each);
 }

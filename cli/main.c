@@ -10,6 +10,7 @@
 #include "config.h"
 #include "opencv_c.h"
 #include "options.h"
+#include "path.h"
 #include "summary.h"
 
 #ifndef KMS_VERSION
@@ -53,7 +54,8 @@ static const char usage_text[] =
     "                        found from its header before it is read\n"
     "                        (default 268435456 = 2^28: 512 x 512 x 1024)\n"
     "  -q, --quiet           no progress or summary on stderr\n"
-    "  --k MIN..MAX          elbow only: the range of K (default 1..10)\n"
+    "  --k MIN..MAX          elbow only: the range of K (default: the config's\n"
+    "                        kmeans.k_min..k_max, the range of k = auto)\n"
     "\n"
     "  -h, --help            this help\n"
     "  -V, --version         version of kmseg and OpenCV\n"
@@ -119,10 +121,15 @@ static int cmd_merge(int argc, char **argv)
     }
     kms_error err;
     kms_error_clear(&err);
-    if (kms_summary_merge(argv[1], &err) != KMS_OK) {
+    kms_merge_counts counts;
+    if (kms_summary_merge(argv[1], &counts, &err) != KMS_OK) {
         print_error(&err);
         return EXIT_SOME_FAILED;
     }
+    char path[4096];
+    kms_path_join(path, sizeof path, argv[1], "summary.csv");
+    fprintf(stderr, "kmseg: merged %d shard summaries (%zu rows) into %s\n",
+            counts.shards, counts.rows, path);
     return 0;
 }
 

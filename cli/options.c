@@ -132,17 +132,33 @@ int kms_cli_options_parse(kms_cli_options *o, kms_command cmd, int argc,
     };
     memset(o, 0, sizeof *o);
     kms_batch_options_default(&o->batch);
-    o->k_min = 1;
-    o->k_max = 10;
+    o->k_min = o->k_max = 0; /* elbow: the config's kmeans.k_min..k_max */
     o->inputs = calloc((size_t)argc, sizeof *o->inputs);
     o->sets = calloc((size_t)argc, sizeof *o->sets);
     if (!o->inputs || !o->sets)
         return usage_error("out of memory%s", "");
     optind = 1;
-    for (int c; (c = getopt_long(argc, argv, "i:o:s:qrj:h", longopts, NULL)) != -1;) {
+    opterr = 0; /* our own words, as every other error: kmseg: error: ... */
+    for (int c; (c = getopt_long(argc, argv, ":i:o:s:qrj:h", longopts, NULL)) != -1;) {
         if (c == 'h') {
             fputs(usage_text, stdout);
             return 0;
+        }
+        if (c == '?' || c == ':') {
+            /* the word the user typed: argv[optind - 1] (a short option
+             * inside a group: only its letter is known) */
+            const char *word = argv[optind - 1];
+            char letter[3] = {'-', (char)optopt, '\0'};
+            if (optopt && word[0] == '-' && word[1] != '-')
+                word = letter;
+            bool no_value = c == '?' && optopt && word[1] == '-';
+            fprintf(stderr,
+                    c == ':'   ? "kmseg: error: %s: option '%s' needs a value\n"
+                    : no_value ? "kmseg: error: %s: option '%s' takes no value\n"
+                               : "kmseg: error: %s: unknown option '%s'\n",
+                    argv[0], word);
+            fprintf(stderr, "Try 'kmseg --help'.\n");
+            return EXIT_USAGE;
         }
         int status = parse_one(o, cmd, c, optarg);
         if (status != PARSED)

@@ -101,7 +101,9 @@ static int open_temp(const char *dir, const char *name, char *tmp, size_t len)
     static atomic_uint counter;
     for (int tries = 0; tries < 100; tries++) {
         char tmpname[PATH_MAX];
-        snprintf(tmpname, sizeof tmpname, ".%s.tmp-%ld-%u", name,
+        /* at most 200 bytes of the name: a product name near NAME_MAX
+         * (255) must not make its temporary name too long */
+        snprintf(tmpname, sizeof tmpname, ".%.200s.tmp-%ld-%u", name,
                  (long)getpid(), atomic_fetch_add(&counter, 1));
         kms_path_join(tmp, len, dir, tmpname);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);

@@ -232,6 +232,15 @@ static void run_item(const kms_pipeline *pl, const kms_batch *b, size_t i,
     r->evaluated = ctx.evaluated;
     r->dice = ctx.dice;
     r->iou = ctx.iou;
+    bool volume;
+    if (st == KMS_OK && kms_context_lung_sizes(&ctx, r->lung_size, &volume)) {
+        r->lung_ml_known = volume;
+        r->lung_cm2_known = !volume;
+    }
+    for (int side = 0; side < 2; side++) {
+        r->side_evaluated[side] = ctx.side_evaluated[side];
+        r->side_dice[side] = ctx.side_dice[side];
+    }
     r->note = dup_or_null(ctx.note);
     for (size_t s = 0; s < pl->n_stages && s < KMS_MAX_STAGES; s++)
         stage_ms[s] = ctx.stage_ms[s];

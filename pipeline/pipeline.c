@@ -118,7 +118,15 @@ static kms_status apply_section(const kms_config *cfg, const char *section,
             kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
             return locate(err, cfg, e);
         }
-        kms_status st = kms_param_parse(p, value ? value : e->value, params, err);
+        kms_status st;
+        if (value && strlen(value) >= KMS_STR_MAX && strlen(e->value) < KMS_STR_MAX)
+            st = kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, NULL,
+                               "value longer than %d characters once its "
+                               "paths are made absolute (%zu): give fewer "
+                               "paths, or a folder or pattern",
+                               KMS_STR_MAX - 1, strlen(value));
+        else
+            st = kms_param_parse(p, value ? value : e->value, params, err);
         free(value);
         if (st != KMS_OK)
             return locate(err, cfg, e);

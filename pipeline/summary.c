@@ -73,9 +73,23 @@ static void write_row(FILE *f, const kms_row *r, bool timings)
     fputc(',', f);
     csv_field(f, r->note);
     if (r->slices)
-        fprintf(f, ",%d\n", r->slices);
+        fprintf(f, ",%d", r->slices);
     else
-        fputs(",\n", f);
+        fputs(",", f);
+    for (int unit = 0; unit < 2; unit++) {
+        bool known = unit == 0 ? r->lung_ml_known : r->lung_cm2_known;
+        for (int side = 0; side < 2; side++)
+            if (known)
+                fprintf(f, ",%.2f", r->lung_size[side]);
+            else
+                fputs(",", f);
+    }
+    for (int side = 0; side < 2; side++)
+        if (r->side_evaluated[side])
+            fprintf(f, ",%.6f", r->side_dice[side]);
+        else
+            fputs(",", f);
+    fputc('\n', f);
 }
 
 kms_status kms_summary_format_row(const kms_row *row, bool timings, char **buf,
@@ -424,7 +438,8 @@ static kms_status check_one_run(const char *dir, int count, kms_error *err)
     return KMS_OK;
 }
 
-kms_status kms_summary_merge(const char *dir, kms_error *err)
+kms_status kms_summary_merge(const char *dir, kms_merge_counts *counts,
+                             kms_error *err)
 {
     int count = shard_count_in(dir, err);
     if (count <= 0)
@@ -465,6 +480,12 @@ kms_status kms_summary_merge(const char *dir, kms_error *err)
     fclose(f);
     f = NULL;
     st = kms_output_write(dir, "summary.csv", buf, len, NULL, err);
+    if (st == KMS_OK && counts) {
+        counts->shards = count;
+        counts->rows = 0;
+        for (int i = 0; i < count; i++)
+            counts->rows += n[i];
+    }
 out:
     if (f)
         fclose(f);

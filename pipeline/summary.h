@@ -12,7 +12,8 @@
 
 #define KMS_SUMMARY_HEADER                                                    \
     "input,status,width,height,k,backend,wcss,ms_kmeans,ms_total,dice,iou,"    \
-    "error,note,slices"
+    "error,note,slices,lung_right_ml,lung_left_ml,lung_right_cm2,"           \
+    "lung_left_cm2,dice_right,dice_left"
 
 typedef enum kms_row_status {
     KMS_ROW_NOT_RUN, /* not reached (interrupted): left out of the file */
@@ -33,6 +34,12 @@ typedef struct kms_row {
     double wcss, ms_kmeans, ms_total;
     bool evaluated;
     double dice, iou;
+    /* the lungs' sizes, [0] right, [1] left: ml of a volume, cm^2 of a
+     * slice with a known pixel size (neither known: both false) */
+    bool lung_ml_known, lung_cm2_known;
+    double lung_size[2];
+    bool side_evaluated[2];  /* dice_right, dice_left */
+    double side_dice[2];
 } kms_row;
 
 void kms_row_clear(kms_row *row);
@@ -68,8 +75,14 @@ void kms_summary_index_free(kms_summary_index *idx);
 
 /* Joins dir/summary.shard-I-of-N.csv (I = 0..N-1) into dir/summary.csv in
  * the order of the unsharded run. Errors name the missing or bad file, and
- * refuse shards of two runs: two shard counts, or run ids that differ. */
-kms_status kms_summary_merge(const char *dir, kms_error *err);
+ * refuse shards of two runs: two shard counts, or run ids that differ.
+ * counts (may be NULL) gets how many shards and rows were joined. */
+typedef struct kms_merge_counts {
+    int shards;
+    size_t rows;
+} kms_merge_counts;
+kms_status kms_summary_merge(const char *dir, kms_merge_counts *counts,
+                             kms_error *err);
 
 /* "summary.csv", or "summary.shard-I-of-N.csv" for shard I of N (N > 0). */
 void kms_summary_name(char *buf, size_t len, int shard_index, int shard_count);

@@ -139,3 +139,25 @@ void kms_sample_set_free(kms_sample_set *set)
     free(set->owned);
     set->owned = NULL;
 }
+
+bool kms_context_lung_sizes(const kms_context *ctx, double size[2],
+                            bool *volume)
+{
+    const kms_image *l = &ctx->lungs;
+    *volume = ctx->volume.header != NULL;
+    const double *mm = *volume ? ctx->volume.voxel_mm : ctx->pixel_mm;
+    /* mm^3 -> ml, mm^2 -> cm^2 */
+    double unit = *volume ? mm[0] * mm[1] * mm[2] / 1000.0
+                          : mm[0] * mm[1] / 100.0;
+    if (!l->data || !(unit > 0))
+        return false;
+    long count[3] = {0};
+    for (int y = 0; y < l->height; y++) {
+        const uint8_t *row = kms_image_row(l, y);
+        for (int x = 0; x < l->width; x++)
+            count[row[x] <= KMS_LUNG_LEFT ? row[x] : 0]++;
+    }
+    size[0] = (double)count[KMS_LUNG_RIGHT] * unit;
+    size[1] = (double)count[KMS_LUNG_LEFT] * unit;
+    return true;
+}

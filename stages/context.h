@@ -104,8 +104,13 @@ typedef struct kms_context {
 
     /* evaluate */
     kms_image truth;         /* 0/255, for the overlay */
-    bool evaluated;
+    bool evaluated;          /* dice and iou are set: mask or truth has
+                                something (both empty: a note, no score) */
     double dice, iou;
+    /* a truth with sides (1 right, 2 left) against lungs: [0] right, [1]
+     * left, each scored where the truth or the lungs have that side */
+    bool side_evaluated[2];
+    double side_dice[2];
 } kms_context;
 
 /* The samples k-means clusters: all of ctx->samples, or only the valid
@@ -160,6 +165,13 @@ static inline void kms_context_claim_hu(kms_context *ctx)
  * printf-style; what does not fit is cut. */
 void kms_context_note(kms_context *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The lungs' sizes by side ([0] the right lung, [1] the left) from
+ * ctx->lungs: millilitres of a volume, square centimetres of a slice whose
+ * pixel size is known (*volume says which). False when there are no lungs
+ * or no known size. */
+bool kms_context_lung_sizes(const kms_context *ctx, double size[2],
+                            bool *volume);
 
 /* Frees every buffer the stages left; ctx stays valid and empty. */
 void kms_context_clear(kms_context *ctx);

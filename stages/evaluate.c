@@ -1,4 +1,6 @@
-/* evaluate: scores the mask against a ground-truth mask (Dice, IoU). */
+/* evaluate: scores the mask against a ground-truth mask (Dice, IoU), and
+ * the lungs side by side against a truth with sides (1 = the patient's
+ * right lung, 2 = left, lungmask's convention). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +16,15 @@
 
 typedef struct evaluate_params {
     char truth[KMS_STR_MAX];
+    int sides;
 } evaluate_params;
+
+typedef enum truth_sides { SIDES_AUTO, SIDES_YES, SIDES_NO } truth_sides;
+static const kms_choice sides_choices[] = {
+    {"auto", SIDES_AUTO}, {"yes", SIDES_YES}, {"no", SIDES_NO}, {NULL, 0}};
+
+/* A binary truth is 0/255 (PNG) or 0/1 (NIfTI); one with sides holds 2. */
+enum { TRUTH_OTHER = 255 };
 
 static const kms_param evaluate_table[] = {
     {"truth", KMS_PARAM_PATH, NULL, 0, 0, NULL,
@@ -23,6 +33,11 @@ static const kms_param evaluate_table[] = {
      "masks/{stem}.png (non-zero = inside; PNG/TIFF, or NIfTI for volumes); "
      "relative to the config's folder (to the current folder when given "
      "with -s)"},
+    {"sides", KMS_PARAM_CHOICE, "auto", 0, 0, sides_choices,
+     offsetof(evaluate_params, sides),
+     "score the right and left lungs apart (dice_right, dice_left): auto "
+     "when the truth holds only 0, 1 (right) and 2 (left) with some 2; yes "
+     "(any other value is an error); no"},
     {0},
 };
 
@@ -63,7 +78,8 @@ static void expand(const char *pattern, const char *stem, char *out, size_t len)
 }
 
 /* A truth mask as 8-bit, non-zero = inside: a PNG/TIFF slice, or a NIfTI
- * volume in the same canonical stack layout as the input volume. */
+ * volume in the same canonical stack layout as the input volume, its
+ * values 1..254 kept (sides) and any other nonzero one TRUTH_OTHER. */
 static kms_status read_truth(const char *path, size_t max_pixels,
                              kms_image *truth, kms_error *err)
 {
@@ -78,9 +94,14 @@ static kms_status read_truth(const char *path, size_t max_pixels,
     for (int y = 0; st == KMS_OK && y < vol.img.height; y++) {
         uint8_t *t = kms_image_row(truth, y);
         const void *row = kms_image_row(&vol.img, y);
-        for (int x = 0; x < vol.img.width; x++)
-            t[x] = vol.img.depth == KMS_DEPTH_S16 ? ((const int16_t *)row)[x] != 0
-                                                  : ((const float *)row)[x] != 0;
+        for (int x = 0; x < vol.img.width; x++) {
+            double v = vol.img.depth == KMS_DEPTH_S16
+                           ? ((const int16_t *)row)[x]
+                           : ((const float *)row)[x];
+            t[x] = v == 0                            ? 0
+                   : v >= 1 && v < 255 && v == (int)v ? (uint8_t)v
+                                                      : TRUTH_OTHER;
+        }
     }
     kms_volume_free(&vol);
     return st;
@@ -110,11 +131,44 @@ static kms_status evaluate_run(const void *params, kms_context *ctx,
         kms_image_free(&truth);
         return st;
     }
+    /* sides: which values the truth holds */
+    bool holds[256] = {false};
+    for (int y = 0; y < truth.height; y++) {
+        const uint8_t *t = kms_image_row(&truth, y);
+        for (int x = 0; x < truth.width; x++)
+            holds[t[x]] = true;
+    }
+    int other = 0;
+    for (int v = 3; v < 256 && !other; v++)
+        other = holds[v] ? v : 0;
+    bool sided = p->sides == SIDES_YES ||
+                 (p->sides == SIDES_AUTO && holds[KMS_LUNG_LEFT] && !other);
+    if (sided && other) {
+        kms_image_free(&truth);
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, "evaluate.sides",
+                             "the truth holds %d: a truth with sides holds 0, "
+                             "1 (the right lung) and 2 (the left)", other);
+    }
+    if (sided && !ctx->lungs.data) {
+        kms_context_note(ctx, "the truth has sides but the mask has none "
+                              "(lung_mask finds them)");
+        sided = false;
+    }
     long both = 0, in_mask = 0, in_truth = 0;
+    long side_both[2] = {0}, side_mask[2] = {0}, side_truth[2] = {0};
     for (int y = 0; y < truth.height; y++) {
         uint8_t *t = kms_image_row(&truth, y);
         const uint8_t *m = kms_image_row(&ctx->mask, y);
+        const uint8_t *l = sided ? kms_image_row(&ctx->lungs, y) : NULL;
         for (int x = 0; x < truth.width; x++) {
+            if (l) {
+                for (int side = 0; side < 2; side++) {
+                    bool in_t = t[x] == side + 1, in_l = l[x] == side + 1;
+                    side_truth[side] += in_t;
+                    side_mask[side] += in_l;
+                    side_both[side] += in_t && in_l;
+                }
+            }
             t[x] = t[x] ? 255 : 0;
             in_truth += t[x] != 0;
             in_mask += m[x] != 0;
@@ -122,9 +176,20 @@ static kms_status evaluate_run(const void *params, kms_context *ctx,
         }
     }
     long either = in_mask + in_truth - both;
-    ctx->dice = in_mask + in_truth ? 2.0 * both / (double)(in_mask + in_truth) : 1.0;
-    ctx->iou = either ? (double)both / (double)either : 1.0;
-    ctx->evaluated = true;
+    /* two empty masks agree, but that says nothing of the method: no
+     * score (a Dice of 1 would lift the mean) */
+    ctx->evaluated = either > 0;
+    if (ctx->evaluated) {
+        ctx->dice = 2.0 * both / (double)(in_mask + in_truth);
+        ctx->iou = (double)both / (double)either;
+    } else {
+        kms_context_note(ctx, "truth and mask both empty: no Dice");
+    }
+    for (int side = 0; sided && side < 2; side++) {
+        long sum = side_mask[side] + side_truth[side];
+        ctx->side_evaluated[side] = sum > 0;
+        ctx->side_dice[side] = sum ? 2.0 * side_both[side] / (double)sum : 0;
+    }
     kms_image_move(&ctx->truth, &truth);
     return KMS_OK;
 }

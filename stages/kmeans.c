@@ -183,28 +183,35 @@ static kms_status scatter_labels(kms_context *ctx, const int32_t *labels,
 static kms_status choose_k(const kmeans_params *p, kms_context *ctx,
                            kms_error *err)
 {
-    int k_max = p->k_max;
-    if ((size_t)k_max > ctx->n_samples)
-        k_max = (int)ctx->n_samples;
-    if (k_max <= p->k_min) {
-        ctx->k = k_max;
-        return KMS_OK;
-    }
-    int n = k_max - p->k_min + 1;
-    double *wcss = malloc(sizeof *wcss * (size_t)n);
-    if (!wcss)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-    kms_kmeans_params kp;
-    library_params(p, ctx, &kp);
     kms_sample_set set;
     kms_status st = kms_context_sample_set(ctx, &set, err);
-    if (st == KMS_OK)
+    if (st != KMS_OK)
+        return st;
+    /* the curve stops at the sample count (padding left out) */
+    int k_max = p->k_max;
+    if ((size_t)k_max > set.n)
+        k_max = (int)set.n;
+    double *wcss = NULL;
+    int n = k_max - p->k_min + 1;
+    if (k_max < 2) {
+        st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.k",
+                           "auto: %zu sample%s to cluster, and k = 1 "
+                           "segments nothing",
+                           set.n, set.n == 1 ? "" : "s");
+    } else if (k_max <= p->k_min) {
+        ctx->k = k_max;
+    } else if (!(wcss = malloc(sizeof *wcss * (size_t)n))) {
+        st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    } else {
+        kms_kmeans_params kp;
+        library_params(p, ctx, &kp);
         st = kms_elbow_curve(set.x, set.n, ctx->dims, &kp, p->k_min, k_max,
                              wcss, err);
-    kms_sample_set_free(&set);
-    if (st == KMS_OK)
-        ctx->k = p->k_min + kms_kneedle(wcss, n);
+        if (st == KMS_OK)
+            ctx->k = p->k_min + kms_kneedle(wcss, n);
+    }
     free(wcss);
+    kms_sample_set_free(&set);
     return st;
 }
 

@@ -264,6 +264,7 @@ static kms_status lung_prepare(const void *params, kms_link *link,
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "display_hi",
                              "must be above display_lo");
     link->mask = true;
+    link->lungs = true;
     kms_status st = parse_levels(p, levels, &n, err);
     return st == KMS_OK ? parse_threshold(p, &t, err) : st;
 }
@@ -1771,27 +1772,6 @@ static kms_status oriented_slice(const kms_image *src, kms_image *dst,
     return st;
 }
 
-/* TEMPORARY (until write.products = lungs lands from main): with
- * KMS_DEBUG_LUNGS=folder, ctx->lungs is written there as {stem}_lungs.png. */
-static void debug_lungs(const kms_context *ctx)
-{
-    const char *dir = getenv("KMS_DEBUG_LUNGS");
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    kms_error e = {0};
-    if (!dir || !ctx->lungs.data ||
-        kms_cv_imencode(".png", &ctx->lungs, NULL, 0, &buf, &len, &e) != KMS_OK)
-        return;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s_lungs.png", dir, ctx->stem);
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fwrite(buf, 1, len, f);
-        fclose(f);
-    }
-    free(buf);
-}
-
 static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
 {
     const lung_params *p = params;
@@ -1839,7 +1819,6 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
     if (job.want_sides) {
         kms_image_free(&ctx->lungs);
         kms_image_move(&ctx->lungs, &job.sides);
-        debug_lungs(ctx);
     }
     /* volumes: pieces far smaller than the lungs are strays of one slice */
     if (slices > 1 && p->min_volume > 0 && job.found > 0) {

@@ -95,6 +95,7 @@ static kms_status mask_prepare(const void *params, kms_link *link,
                              in->k > 0 ? "" : "auto, k_max = ", k, k - 1);
     }
     link->mask = true;
+    link->lungs = false; /* a new mask: sides found before it are stale */
     return KMS_OK;
 }
 
@@ -102,6 +103,7 @@ static kms_status mask_run(const void *params, kms_context *ctx, kms_error *err)
 {
     const mask_params *p = params;
     uint64_t ranks;
+    kms_image_free(&ctx->lungs); /* sides of an earlier mask */
     kms_status st = parse_ranks(p->clusters, ctx->k, &ranks, err);
     if (st == KMS_OK)
         st = kms_mask_from_labels(ctx->labels, ctx->sample_width,

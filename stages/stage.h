@@ -117,6 +117,7 @@ typedef struct kms_link {
     kms_link_labels labels;
     bool recolor;       /* ctx->recolor */
     bool mask;          /* ctx->mask */
+    bool lungs;         /* ctx->lungs: the lungs by side (lung_mask) */
     bool spacing;       /* the config gives the pixel size (read.spacing);
                            else it comes from the file, or is unknown */
     unsigned shapes;    /* KMS_SHAPE_* the inputs may have */

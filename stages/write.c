@@ -27,6 +27,7 @@ static const kms_choice product_names[] = {
     {"recolor_raw", KMS_PRODUCT_RECOLOR_RAW},
     {"mask", KMS_PRODUCT_MASK},
     {"overlay", KMS_PRODUCT_OVERLAY},
+    {"lungs", KMS_PRODUCT_LUNGS},
     {NULL, 0}};
 
 static const kms_param write_table[] = {
@@ -35,7 +36,9 @@ static const kms_param write_table[] = {
      "recolor: {stem}_recolor.png (8-bit); labels: {stem}_labels.png (cluster "
      "index, 0 = darkest); recolor_raw: {stem}_recolor.tif (32-bit float "
      "centre values, exact); mask: {stem}_mask.png (0/255); overlay: "
-     "{stem}_overlay.png"},
+     "{stem}_overlay.png; lungs: {stem}_lungs.png (0, 1 = the patient's "
+     "right lung, 2 = left; lung_mask). Volumes: mask, labels and lungs as "
+     ".nii.gz in the input's geometry"},
     {0},
 };
 
@@ -54,6 +57,10 @@ static kms_status write_prepare(const void *params, kms_link *link,
     if ((p->products & (KMS_PRODUCT_MASK | KMS_PRODUCT_OVERLAY)) && !link->mask)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
                              "mask and overlay need a mask stage before write");
+    if ((p->products & KMS_PRODUCT_LUNGS) && !link->lungs)
+        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
+                             "lungs need lung_mask before write (and no mask "
+                             "stage between them)");
     if (!p->products)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
                              "no products listed");
@@ -161,18 +168,45 @@ static int overlay_slice(const kms_context *ctx)
  * on either side (a 2 x 20000 picture would otherwise become gigabytes). */
 enum { OVERLAY_MIN_WIDTH = 512, OVERLAY_MAX_SIDE = 4096 };
 
-/* The slice with the mask's outline (green) and the truth's (magenta). */
+/* Rows [y0, y0 + rows) of a U8 mask or label image as 0/255 where it is
+ * nonzero (value 0) or equals value, enlarged scale times (nearest). */
+static kms_status overlay_layer(const kms_image *src, int y0, int rows,
+                                int value, int scale, kms_image *out,
+                                kms_error *err)
+{
+    kms_image part = {0};
+    kms_status st = kms_image_alloc(&part, src->width, rows, 1, KMS_DEPTH_U8,
+                                    err);
+    for (int y = 0; st == KMS_OK && y < rows; y++) {
+        const uint8_t *s = kms_image_row(src, y0 + y);
+        uint8_t *d = kms_image_row(&part, y);
+        for (int x = 0; x < src->width; x++)
+            d[x] = (value ? s[x] == value : s[x] != 0) ? 255 : 0;
+    }
+    if (st == KMS_OK && scale > 1)
+        st = kms_cv_resize(&part, out, part.width * scale, part.height * scale,
+                           0, 0, KMS_CV_INTER_NEAREST, err);
+    else if (st == KMS_OK)
+        kms_image_move(out, &part);
+    kms_image_free(&part);
+    return st;
+}
+
+/* The slice with the mask's outline (green; with lung sides, the patient's
+ * right lung orange and the left sky blue: Okabe and Ito's colour-blind-safe
+ * pair) and the truth's (magenta). */
 static kms_status overlay(const kms_context *ctx, kms_image *out,
                           kms_error *err)
 {
     static const double green[4] = {0, 255, 0, 0};
     static const double magenta[4] = {255, 0, 255, 0};
+    static const double orange[4] = {0, 159, 230, 0};   /* BGR */
+    static const double sky_blue[4] = {233, 180, 86, 0};
     int slices = ctx->slices > 1 ? ctx->slices : 1;
     int rows = ctx->mask.height / slices, z = overlay_slice(ctx);
     const kms_image *src = kms_context_as_read(ctx);
     kms_image image = kms_image_rows(src, z * rows, rows);
-    kms_image mask = kms_image_rows(&ctx->mask, z * rows, rows);
-    kms_image big_mask = {0}, big_truth = {0};
+    kms_image layer = {0};
     kms_status st = display_bgr(ctx, &image, out, err);
     if (st == KMS_OK && out->depth != KMS_DEPTH_U8)
         st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "write.products",
@@ -184,28 +218,31 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
     int longest = out->width > out->height ? out->width : out->height;
     if (scale > 1 && longest > 0 && scale > OVERLAY_MAX_SIDE / longest)
         scale = OVERLAY_MAX_SIDE / longest > 1 ? OVERLAY_MAX_SIDE / longest : 1;
-    if (st == KMS_OK && scale > 1) {
+    if (st == KMS_OK && scale > 1)
         st = kms_cv_resize(out, out, out->width * scale, out->height * scale,
                            0, 0, KMS_CV_INTER_NEAREST, err);
-        if (st == KMS_OK)
-            st = kms_cv_resize(&mask, &big_mask, out->width, out->height, 0, 0,
-                               KMS_CV_INTER_NEAREST, err);
-        mask = big_mask;
-    }
     if (st == KMS_OK && ctx->evaluated) {
-        kms_image truth = kms_image_rows(&ctx->truth, z * rows, rows);
-        if (scale > 1) {
-            st = kms_cv_resize(&truth, &big_truth, out->width, out->height, 0,
-                               0, KMS_CV_INTER_NEAREST, err);
-            truth = big_truth;
-        }
+        st = overlay_layer(&ctx->truth, z * rows, rows, 0, scale, &layer, err);
         if (st == KMS_OK)
-            st = kms_cv_draw_outline(out, &truth, magenta, 1, err);
+            st = kms_cv_draw_outline(out, &layer, magenta, 1, err);
     }
-    if (st == KMS_OK)
-        st = kms_cv_draw_outline(out, &mask, green, 1, err);
-    kms_image_free(&big_mask);
-    kms_image_free(&big_truth);
+    bool sides = ctx->lungs.data != NULL;
+    if (st == KMS_OK && sides) {
+        st = overlay_layer(&ctx->lungs, z * rows, rows, KMS_LUNG_RIGHT, scale,
+                           &layer, err);
+        if (st == KMS_OK)
+            st = kms_cv_draw_outline(out, &layer, orange, 1, err);
+        if (st == KMS_OK)
+            st = overlay_layer(&ctx->lungs, z * rows, rows, KMS_LUNG_LEFT,
+                               scale, &layer, err);
+        if (st == KMS_OK)
+            st = kms_cv_draw_outline(out, &layer, sky_blue, 1, err);
+    } else if (st == KMS_OK) {
+        st = overlay_layer(&ctx->mask, z * rows, rows, 0, scale, &layer, err);
+        if (st == KMS_OK)
+            st = kms_cv_draw_outline(out, &layer, green, 1, err);
+    }
+    kms_image_free(&layer);
     if (st == KMS_OK) {
         char label[96];
         int n = ctx->evaluated ? snprintf(label, sizeof label, "mask  Dice %.4f",
@@ -213,10 +250,17 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
                                : snprintf(label, sizeof label, "mask");
         if (n > 0 && slices > 1)
             snprintf(label + n, sizeof label - (size_t)n, "  slice %d", z);
-        st = kms_cv_put_text(out, label, 8, 20, 0.5, green, 1, err);
+        st = kms_cv_put_text(out, label, 8, 20, 0.5, sides ? orange : green, 1,
+                             err);
     }
     if (st == KMS_OK && ctx->evaluated)
         st = kms_cv_put_text(out, "truth", 8, 40, 0.5, magenta, 1, err);
+    if (st == KMS_OK && sides)
+        st = kms_cv_put_text(out, "right lung", 8, ctx->evaluated ? 60 : 40,
+                             0.5, orange, 1, err);
+    if (st == KMS_OK && sides)
+        st = kms_cv_put_text(out, "left lung", 8, ctx->evaluated ? 80 : 60, 0.5,
+                             sky_blue, 1, err);
     return st;
 }
 
@@ -314,6 +358,7 @@ static const char *suffix_of(unsigned product, bool volume)
     case KMS_PRODUCT_RECOLOR_RAW: return "_recolor.tif";
     case KMS_PRODUCT_MASK: return volume ? "_mask.nii.gz" : "_mask.png";
     case KMS_PRODUCT_OVERLAY: return "_overlay.png";
+    case KMS_PRODUCT_LUNGS: return volume ? "_lungs.nii.gz" : "_lungs.png";
     }
     abort();
 }
@@ -337,7 +382,8 @@ static int write_products(const void *params, const char *input_path,
 typedef struct product {
     char name[KMS_PRODUCT_NAME_MAX];
     unsigned char *bytes;    /* an encoded image, or */
-    kms_image volume_mask;   /* a stack written as NIfTI */
+    kms_image volume_mask;   /* a stack written as NIfTI, owned, or */
+    const kms_image *volume_view; /* one of the context's, not owned */
     size_t len;
 } product;
 
@@ -346,9 +392,11 @@ typedef struct product_set {
     int n;
 } product_set;
 
-/* Takes img (moved into the set for NIfTI, encoded otherwise). */
+/* Takes img (moved into the set for NIfTI, encoded otherwise); view: img
+ * is one of the context's images, borrowed until the set is written. */
 static kms_status add_product(product_set *set, const kms_context *ctx,
-                              unsigned kind, kms_image *img, kms_error *err)
+                              unsigned kind, kms_image *img, bool view,
+                              kms_error *err)
 {
     assert(set->n < MAX_PRODUCTS);
     product *it = &set->items[set->n];
@@ -362,10 +410,13 @@ static kms_status add_product(product_set *set, const kms_context *ctx,
                                  "%s of a resized volume cannot be written in "
                                  "the volume's geometry (drop reshape's size)",
                                  kms_choice_name(product_names, (int)kind));
-        kms_image_move(&it->volume_mask, img);
+        if (view)
+            it->volume_view = img;
+        else
+            kms_image_move(&it->volume_mask, img);
         st = KMS_OK;
-    } else if (kind == KMS_PRODUCT_MASK && img->channels == 1 &&
-               img->depth == KMS_DEPTH_U8) {
+    } else if ((kind == KMS_PRODUCT_MASK || kind == KMS_PRODUCT_LUNGS) &&
+               img->channels == 1 && img->depth == KMS_DEPTH_U8) {
         st = encode_mask_png(img, &it->bytes, &it->len, err);
     } else {
         st = kms_cv_imencode(strrchr(suffix, '.'), img, NULL, 0, &it->bytes,
@@ -394,6 +445,7 @@ static kms_status make_product(unsigned kind, const kms_context *ctx,
     case KMS_PRODUCT_RECOLOR_RAW: return kms_image_copy(out, &ctx->recolor, err);
     case KMS_PRODUCT_MASK: return kms_image_copy(out, &ctx->mask, err);
     case KMS_PRODUCT_OVERLAY: return overlay(ctx, out, err);
+    case KMS_PRODUCT_LUNGS: return kms_image_copy(out, &ctx->lungs, err);
     }
     abort();
 }
@@ -407,14 +459,22 @@ static kms_status encode_products(const write_params *p, const kms_context *ctx,
         if (!(p->products & kind))
             continue;
         kms_image img = {0};
-        /* a mask of a 2-D image is encoded as it is, without a copy */
-        bool view = kind == KMS_PRODUCT_MASK && !ctx->volume.header;
-        if (view)
-            img = ctx->mask;
+        /* masks are encoded or written as they are, without a copy (a
+         * volume's are large) */
+        const kms_image *view = kind == KMS_PRODUCT_MASK    ? &ctx->mask
+                                : kind == KMS_PRODUCT_LUNGS ? &ctx->lungs
+                                                            : NULL;
+        if (view && !view->data)
+            st = kms_error_set(err, KMS_ERR_INTERNAL, NULL, 0, "write.products",
+                               "%s: no such image was made",
+                               kms_choice_name(product_names, (int)kind));
+        else if (view)
+            img = *view;
         else
             st = make_product(kind, ctx, &img, err);
         if (st == KMS_OK)
-            st = add_product(set, ctx, kind, &img, err);
+            st = add_product(set, ctx, kind, view ? (kms_image *)view : &img,
+                             view != NULL, err);
         if (!view)
             kms_image_free(&img);
     }
@@ -424,9 +484,11 @@ static kms_status encode_products(const write_params *p, const kms_context *ctx,
 static kms_status write_product(const kms_context *ctx, const product *it,
                                 kms_error *err)
 {
-    if (it->volume_mask.data)
+    if (it->volume_view || it->volume_mask.data)
         return kms_nifti_write_mask(ctx->output_dir, it->name, &ctx->volume,
-                                    &it->volume_mask, ctx->inputs, err);
+                                    it->volume_view ? it->volume_view
+                                                    : &it->volume_mask,
+                                    ctx->inputs, err);
     return kms_output_write(ctx->output_dir, it->name, it->bytes, it->len,
                             ctx->inputs, err);
 }

@@ -183,7 +183,9 @@ rc_all=$?
 rc_other=$?
 wait $pid
 rc_first=$?
-"$KMSEG" merge-summaries "$T/sh"
+"$KMSEG" merge-summaries "$T/sh" 2>"$T/merge.err"
+grep -q "^kmseg: merged 2 shard summaries ([0-9]* rows) into $T/sh/summary.csv$" "$T/merge.err" \
+    && ok "merge-summaries says what it merged, and where" || ko "merge message" "$(cat "$T/merge.err")"
 if [ $rc_same = 2 ] && [ $rc_all = 2 ] && [ $rc_other = 0 ] && [ $rc_first = 0 ] \
     && grep -q "(pid $pid) is writing here" "$T/sh0.err" && grep -q "(pid $pid)" "$T/sh_all.err" \
     && cmp -s "$T/sh/summary.csv" "$T/mid_full/summary.csv"; then

@@ -88,6 +88,39 @@ START_TEST(test_index_finds_ok_rows)
 }
 END_TEST
 
+/* Lung sizes by side: ml for a volume, cm^2 for a slice, Dice by side
+ * only where scored; each in its own column, empty when unknown. */
+START_TEST(test_lung_columns)
+{
+    kms_row rows[3] = {{0}};
+    rows[0].input = "vol.nii.gz";
+    rows[0].status = KMS_ROW_OK;
+    rows[0].lung_ml_known = true;
+    rows[0].lung_size[0] = 1234.5;
+    rows[0].lung_size[1] = 1000.004;
+    rows[0].side_evaluated[0] = rows[0].side_evaluated[1] = true;
+    rows[0].side_dice[0] = 0.98;
+    rows[0].side_dice[1] = 0.5;
+    rows[1].input = "slice.png";
+    rows[1].status = KMS_ROW_OK;
+    rows[1].lung_cm2_known = true;
+    rows[1].lung_size[0] = 80;
+    rows[1].lung_size[1] = 0;
+    rows[1].side_evaluated[1] = true; /* only the left was there */
+    rows[1].side_dice[1] = 1;
+    rows[2].input = "plain.png";
+    rows[2].status = KMS_ROW_OK;
+    write_summary("l.csv", rows, 3);
+    char *csv = read_tmp("l.csv");
+    ck_assert_str_eq(csv, KMS_SUMMARY_HEADER "\n"
+                          "vol.nii.gz,ok,,,,,,,,,,,,,1234.50,1000.00,,,"
+                          "0.980000,0.500000\n"
+                          "slice.png,ok,,,,,,,,,,,,,,,80.00,0.00,,1.000000\n"
+                          "plain.png,ok,,,,,,,,,,,,,,,,,,\n");
+    free(csv);
+}
+END_TEST
+
 START_TEST(test_skipped_rows_keep_their_line)
 {
     /* a skipped row is written as the earlier run wrote it */
@@ -101,7 +134,7 @@ START_TEST(test_skipped_rows_keep_their_line)
     char *csv = read_tmp("s.csv");
     ck_assert_str_eq(csv, KMS_SUMMARY_HEADER "\n"
                           "a.png,ok,1,2,3,native,4,,,,,,,\n"
-                          "b.png,skipped,,,,,,,,,,,,\n");
+                          "b.png,skipped,,,,,,,,,,,,,,,,,,\n");
     free(csv);
     kms_row_clear(&rows[0]);
     ck_assert_ptr_null(rows[0].previous);
@@ -164,13 +197,16 @@ START_TEST(test_merge_interleaves)
     shard(1, 3, s1);
     shard(2, 3, s2);
     kms_error err;
+    kms_merge_counts counts;
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &err), KMS_OK);
+    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &counts, &err), KMS_OK);
+    ck_assert_int_eq(counts.shards, 3);
+    ck_assert_uint_eq(counts.rows, 7);
     char *csv = read_tmp("summary.csv");
     char want[1024] = KMS_SUMMARY_HEADER "\n";
     for (int i = 1; i <= 7; i++) {
         char line[64];
-        snprintf(line, sizeof line, "%d.png,ok,,,,,,,,,,,,\n", i);
+        snprintf(line, sizeof line, "%d.png,ok,,,,,,,,,,,,,,,,,,\n", i);
         strcat(want, line);
     }
     ck_assert_str_eq(csv, want);
@@ -184,12 +220,12 @@ START_TEST(test_merge_errors)
     char path[4096];
     /* no shards */
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &err), KMS_ERR_INPUT);
+    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, NULL, &err), KMS_ERR_INPUT);
     ck_assert_str_eq(err.file, kt_tmpdir);
     ck_assert_ptr_nonnull(strstr(err.message, "no summary.shard-I-of-N.csv"));
     /* no folder */
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmp_path(path, sizeof path, "nope"),
+    ck_assert_int_eq(kms_summary_merge(kt_tmp_path(path, sizeof path, "nope"), NULL,
                                        &err),
                      KMS_ERR_IO);
     ck_assert_str_eq(err.file, path);
@@ -198,13 +234,13 @@ START_TEST(test_merge_errors)
     shard(0, 3, s);
     shard(2, 3, s);
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &err), KMS_ERR_IO);
+    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, NULL, &err), KMS_ERR_IO);
     ck_assert_str_eq(err.file,
                      kt_tmp_path(path, sizeof path, "summary.shard-1-of-3.csv"));
     /* a shard that is not a summary */
     kt_write_tmp("summary.shard-1-of-3.csv", "what,is,this\n", path, sizeof path);
     kms_error_clear(&err);
-    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, &err), KMS_ERR_INPUT);
+    ck_assert_int_eq(kms_summary_merge(kt_tmpdir, NULL, &err), KMS_ERR_INPUT);
     ck_assert_str_eq(err.file, path);
     ck_assert_int_eq(err.line, 1);
     /* nothing was written */
@@ -229,6 +265,7 @@ static Suite *summary_suite(void)
     kt_add_tmp_fixture(tc, "check_summary");
     tcase_add_test(tc, test_index_finds_ok_rows);
     tcase_add_test(tc, test_skipped_rows_keep_their_line);
+    tcase_add_test(tc, test_lung_columns);
     tcase_add_test(tc, test_index_errors);
     tcase_add_test(tc, test_merge_interleaves);
     tcase_add_test(tc, test_merge_errors);

@@ -70,6 +70,26 @@ no_temp_files() {
 }
 
 # --- commands -------------------------------------------------------------
+# unknown options and missing values: kmseg's own words, exit 2
+for spec in "--bogus|unknown option '--bogus'" "-Z|unknown option '-Z'" "-j|option '-j' needs a value" \
+    "--resume=3|option '--resume=3' takes no value"; do
+    run run "$SAMPLES/lung_ct.ini" ${spec%%|*}
+    [ "$rc" = 2 ] && grep -q "^kmseg: error: run: ${spec#*|}$" "$T/stderr" \
+        && ok "run ${spec%%|*}: kmseg: error: run: ${spec#*|}" || ko "option ${spec%%|*}" "rc $rc $err"
+done
+run compare "$SAMPLES/ct_kmeans.ini" --nope
+[ "$rc" = 2 ] && grep -q "^kmseg: error: compare: unknown option '--nope'$" "$T/stderr" \
+    && ok "compare --nope: named by its command" || ko "compare option" "rc $rc $err"
+
+# ct_kmeans.ini windows the CT: ID_0253's 21 % of -2618 HU padding is air,
+# not a cluster of its own (it took the darkest centre, -2469 HU, before)
+run run "$SAMPLES/ct_kmeans.ini" -q -o "$T/ctk" -s write.products=recolor_raw
+lowest=$(/usr/bin/python3 -c "
+import cv2, glob, numpy as np
+print(min(float(np.unique(cv2.imread(f, -1))[0]) for f in glob.glob('$T/ctk/*_recolor.tif')))")
+[ "$rc" = 0 ] && /usr/bin/python3 -c "import sys; sys.exit(not -1100 <= $lowest)" \
+    && ok "ct_kmeans.ini: no centre on the padding (darkest $lowest HU)" || ko "ct_kmeans padding" "rc $rc lowest $lowest"
+
 run --help
 [ "$rc" = 0 ] && grep -q "Usage: kmseg" "$T/stdout" && ok "help" || ko "help" "rc $rc"
 run --version
@@ -126,7 +146,7 @@ expect "-s malformed" 2 "SECTION.KEY=VALUE"
 # --- compare and elbow ------------------------------------------------------------
 ct=$SAMPLES/ct_kmeans.ini
 run compare "$ct" -q -o "$T/cmp"
-if [ "$rc" = 0 ] && head -1 "$T/cmp/compare.csv" | grep -qx 'input,k,native_ms,opencv_ms,native_wcss,opencv_wcss,label_agreement,ari' \
+if [ "$rc" = 0 ] && head -1 "$T/cmp/compare.csv" | grep -qx 'input,k,native_ms,opencv_ms,native_wcss,opencv_wcss,opencv_compactness,label_agreement,ari' \
     && [ "$(tail -n +2 "$T/cmp/compare.csv" | wc -l)" = 4 ] && [ "$(ls "$T/cmp"/*_diff.png | wc -l)" = 4 ] \
     && grep -q "median speed-up of native over opencv" "$T/stdout"; then
     ok "compare writes compare.csv, diff images and the median speed-up"
@@ -134,8 +154,21 @@ else
     ko "compare" "rc $rc: $err"
 fi
 # the exact 1-D optimum is never worse than OpenCV (beyond float rounding)
-awk -F, 'NR > 1 && $5 > $6 * (1 + 1e-7) { bad = 1 } END { exit bad }' "$T/cmp/compare.csv" \
+# (both WCSS are summed in double from each labelling: no float tolerance)
+awk -F, 'NR > 1 && $5 > $6 * (1 + 1e-12) { bad = 1 } END { exit bad }' "$T/cmp/compare.csv" \
     && ok "compare: native WCSS never above OpenCV's" || ko "compare WCSS" "$(cat "$T/cmp/compare.csv")"
+# equal labellings, equal WCSS: three flat grey levels, both backends agree
+/usr/bin/python3 -c "
+import cv2, numpy as np, sys
+a = np.zeros((64, 64), np.uint8); a[:, 20:40] = 100; a[:, 40:] = 200
+a[::7, ::5] += 3
+cv2.imwrite(sys.argv[1], a)" "$T/levels.png"
+printf '[pipeline]\nstages = read, reshape, kmeans, recolor, write\n[read]\nmode = grayscale\n[kmeans]\nk = 3\n[write]\nproducts = recolor\n' >"$T/levels.ini"
+run compare "$T/levels.ini" -q -i "$T/levels.png" -o "$T/cmp_eq"
+row=$(tail -1 "$T/cmp_eq/compare.csv")
+IFS=, read -r _ _ _ _ w_native w_cv _ agree _ <<<"$row"
+[ "$rc" = 0 ] && [ "$agree" = 1.000000 ] && [ "$w_native" = "$w_cv" ] \
+    && ok "compare: equal labellings show equal WCSS ($w_native)" || ko "compare equal" "rc $rc $row"
 run elbow "$ct" -q --k 1..8 -o "$T/elb"
 if [ "$rc" = 0 ] && [ "$(grep -c ',' "$T/elb/elbow.csv")" = 33 ] && [ "$(ls "$T/elb"/*_elbow.png | wc -l)" = 4 ] \
     && [ "$(grep -c "knee at K = " "$T/stdout")" = 4 ]; then
@@ -146,6 +179,15 @@ fi
 # WCSS falls with K, and K = 1 is the total sum of squares
 awk -F, 'NR > 2 && $1 == prev && $3 > last * (1 + 1e-12) { bad = 1 } { prev = $1; last = $3 } END { exit bad }' \
     "$T/elb/elbow.csv" && ok "elbow: WCSS non-increasing in K" || ko "elbow order" "WCSS rises"
+# without --k, elbow searches k = auto's range and marks the knee it picks
+"$KMSEG" run "$ct" -q -s kmeans.k=auto -o "$T/auto0" 2>/dev/null
+run elbow "$ct" -q -o "$T/elb_auto"
+knees=$(awk -F, 'NR > 1 && $4 == 1 { print $1 "," $2 }' "$T/elb_auto/elbow.csv" | sort)
+autos=$(awk -F, 'NR > 1 { print $1 "," $5 }' "$T/auto0/summary.csv" | sort)
+[ "$rc" = 0 ] && [ -n "$knees" ] && [ "$knees" = "$autos" ] \
+    && [ "$(awk -F, 'NR > 1 { print $2 }' "$T/elb_auto/elbow.csv" | sort -un | tr '\n' ' ')" = "2 3 4 5 6 7 8 " ] \
+    && ok "elbow without --k: K 2..8 as k = auto, its knee column = the K auto chose" \
+    || ko "elbow default range" "rc $rc knees [$knees] auto [$autos]"
 run elbow "$ct" --k 5..2
 expect "elbow bad --k" 2 "--k 5..2"
 run run "$ct" --k 1..3

@@ -222,6 +222,33 @@ timeout 60 "$KMSEG" run "$T/thin.ini" -q -i "$T/nosof.jpg" -o "$T/out_nosof" 2>"
 [ $? = 1 ] && grep -q "nosof.jpg: read: JPEG without a frame header (SOFn) before its first scan" "$T/nosof.err" \
     && ok "a JPEG without a frame header: an error row before decoding" || ko "jpeg no SOF" "$(cat "$T/nosof.err")"
 
+# k = auto on a one-pixel picture: one cluster would segment nothing
+/usr/bin/python3 -c "
+import cv2, numpy as np, sys; cv2.imwrite(sys.argv[1], np.full((1, 1), 7, np.uint8))" "$T/one.png"
+printf '[pipeline]\nstages = read, reshape, kmeans, recolor, write\n[read]\nmode = grayscale\n[kmeans]\nk = auto\n[write]\nproducts = recolor\n' \
+    >"$T/auto.ini"
+timeout 60 "$KMSEG" run "$T/auto.ini" -q -i "$T/one.png" -o "$T/out_auto1" 2>"$T/auto1.err"
+[ $? = 1 ] && grep -q "one.png: kmeans.k: auto: 1 sample to cluster, and k = 1 segments nothing" "$T/auto1.err" \
+    && [ ! -e "$T/out_auto1/one_recolor.png" ] \
+    && ok "k = auto on one pixel: an error row, not k = 1" || ko "auto k 1" "$(cat "$T/auto1.err")"
+
+# a product name of 249 bytes (NAME_MAX is 255): written, though its
+# temporary name would be longer than that
+long=$(printf 'n%.0s' $(seq 240))
+mkdir -p "$T/long"
+cp "$one" "$T/long/$long.tif"
+timeout 60 "$KMSEG" run "$CFG" -q -i "$T/long/$long.tif" -o "$T/out_long" -s write.products=mask \
+    -s "pipeline.stages=read, lung_mask, write" 2>"$T/long.err"
+[ $? = 0 ] && [ -f "$T/out_long/${long}_mask.png" ] && [ -z "$(ls -A "$T/out_long" | grep tmp)" ] \
+    && ok "a 249-byte product name is written (its temporary name kept short)" || ko "long name" "$(cat "$T/long.err")"
+
+# -s paths are made absolute: a list that outgrows the limit then says so
+list=$(for i in $(seq 30); do printf 'samples/ct/ID_0000_Z_0142.tif,'; done)
+(cd "$ROOT" && timeout 60 "$KMSEG" run "$CFG" -q -o "$T/out_list" -s "pipeline.input=$list" 2>"$T/list.err")
+[ $? = 2 ] && grep -q "pipeline.input: value longer than 1023 characters once its paths are made absolute" "$T/list.err" \
+    && [ ! -e "$T/out_list" ] && ok "-s list of 900 characters, 1023+ once absolute: exit 2 saying so" \
+    || ko "-s list" "$(cat "$T/list.err")"
+
 # peak memory of every run above (the README's bound for one hostile input;
 # a sanitizer build maps shadow memory, so it gets twice the room)
 bound_mib=256

@@ -25,11 +25,9 @@ for set in "${sets[@]}"; do
         ko "pathology ($name)" "$(grep -v '^ok' "$T/path_$name.txt"; tail -3 "$T/path_$name.err")"
     fi
     cat "$T/path_$name.txt"
-    # the lungs by side: until write.products = lungs is on main, through
-    # lung_mask's temporary KMS_DEBUG_LUNGS dump
-    mkdir -p "$T/sides_$name"
-    KMS_DEBUG_LUNGS="$T/sides_$name" "$KMSEG" run "$S/lung_ct.ini" -q -i "$images" \
-        -o "$T/sides_$name" -s "evaluate.truth=$masks/{stem}.png" -s write.products=mask
+    # the lungs by side
+    "$KMSEG" run "$S/lung_ct.ini" -q -i "$images" -o "$T/sides_$name" \
+        -s "evaluate.truth=$masks/{stem}.png" -s write.products=mask,lungs
     if $PY "$ROOT/tests/lung_sides_eval.py" "$images" "$masks" "$T/sides_$name" 0.98 0.97 \
         >"$T/sides_$name.txt" 2>&1; then
         ok "right/left ($name): $(tail -1 "$T/sides_$name.txt")"
@@ -51,9 +49,8 @@ for f in glob.glob(sys.argv[1] + "/*.tif"):
     for k in (1, 2, 3):
         cv2.imwrite(os.path.join(sys.argv[2], "%s_rot%d.tif" % (stem, k)), np.rot90(a, k))
 EOP
-mkdir -p "$T/turned_out"
-KMS_DEBUG_LUNGS="$T/turned_out" "$KMSEG" run "$S/lung_ct.ini" -q -i "$T/turned" -o "$T/turned_out" \
-    -s write.products=mask -s "pipeline.stages=read, lung_mask, write"
+"$KMSEG" run "$S/lung_ct.ini" -q -i "$T/turned" -o "$T/turned_out" \
+    -s write.products=mask,lungs -s "pipeline.stages=read, lung_mask, write"
 # The turn is found from the image (lung_mask.c, find_orient): when it is
 # found, the sides must be the upright ones turned. A slice it leaves upside
 # down (it turns one end over end only when bone is clearly in front, since
