@@ -23,7 +23,8 @@ the manual mask. Then runs KMSEG on them (samples/lung_ct.ini) and checks:
   eff: at most 10 % of the band in the mask (the truth there: minus the
       band), at most 1 % of the mediastinal patch (placed 3 px or more
       from the truth).
-Usage: lung_pathology.py KMSEG CONFIG IMAGES MASKS OUT
+Usage: lung_pathology.py KMSEG CONFIG IMAGES MASKS OUT [KEY=VALUE ...]
+(KEY=VALUE: more -s settings, to measure alternatives)
 """
 import glob
 import os
@@ -128,7 +129,8 @@ def main():
     res = os.path.join(out, "out")
     subprocess.run([kmseg, "run", config, "-q", "-i", work, "-o", res,
                     "-s", "pipeline.stages=read, window, denoise, reshape, kmeans, lung_mask, write",
-                    "-s", "write.products=mask"], check=True)
+                    "-s", "write.products=mask"]
+                   + [a for kv in sys.argv[6:] for a in ("-s", kv)], check=True)
     bad = 0
     dices = []
     for name, (kind, ct, ref, patch, inner) in sorted(cases.items()):
