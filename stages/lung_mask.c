@@ -110,9 +110,14 @@ typedef struct lung_params {
     int orient;
 } lung_params;
 
-typedef enum lung_orient { ORIENT_AUTO, ORIENT_STORED } lung_orient;
+typedef enum lung_orient {
+    ORIENT_AUTO,
+    ORIENT_STORED,
+    ORIENT_MIRRORED /* upright, the patient's right on the image's right */
+} lung_orient;
 static const kms_choice orient_choices[] = {{"auto", ORIENT_AUTO},
                                             {"stored", ORIENT_STORED},
+                                            {"mirrored", ORIENT_MIRRORED},
                                             {NULL, 0}};
 
 static const kms_param lung_table[] = {
@@ -202,9 +207,11 @@ static const kms_param lung_table[] = {
      "2-D slices: auto: the header's orientation (DICOM), else found from "
      "the body's shape and where its bone lies (the spine and posterior "
      "ribs are at the back); stored: upright as stored (anterior at the "
-     "top). Right and left (lungs): a slice without a header is taken as "
-     "radiological display (the patient's right on the image's left); "
-     "one stored mirrored gets its sides swapped"},
+     "top) in radiological display (the patient's right on the image's "
+     "left); mirrored: upright, the patient's right on the image's right "
+     "(neurological display). Right and left (lungs): a slice without a "
+     "header is taken as radiological display; one stored mirrored needs "
+     "orient = mirrored, or gets its sides swapped"},
     {0},
 };
 
@@ -1805,6 +1812,7 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
                                  2 * (p->display_hi - p->display_lo) / 255);
     /* volumes are canonical already: only 2-D slices are turned */
     job.orient = p->orient == ORIENT_STORED || slices > 1 ? 0
+                 : p->orient == ORIENT_MIRRORED          ? KMS_ORIENT_FLIP_X
                  : ctx->orient_known                     ? ctx->orient
                                                          : -1;
     /* 2-D: right and left too (volumes: lung_volume) */

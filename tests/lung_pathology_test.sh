@@ -84,4 +84,27 @@ EOP
 then ok "sides of slices turned by 90, 180, 270 degrees whose turn is found: the upright ones, turned"
 else ko "turned sides" "see above"; fi
 
+# a slice stored mirrored (neurological display: the patient's right on the
+# image's right) is not told by the image: lung_mask.orient = mirrored says
+# so, and its sides are the upright ones mirrored
+$PY - "$S/ct" "$T/mirrored" <<'EOP'
+import glob, os, sys, cv2
+os.makedirs(sys.argv[2])
+for f in glob.glob(sys.argv[1] + "/*.tif"):
+    cv2.imwrite(os.path.join(sys.argv[2], os.path.basename(f)), cv2.imread(f, -1)[:, ::-1].copy())
+EOP
+"$KMSEG" run "$S/lung_ct.ini" -q -i "$T/mirrored" -o "$T/mirrored_out" -s lung_mask.orient=mirrored \
+    -s write.products=mask,lungs -s "pipeline.stages=read, lung_mask, write" 2>/dev/null
+if $PY - "$T/sides_samples" "$T/mirrored_out" <<'EOP'
+import glob, os, sys, cv2, numpy as np
+files = sorted(glob.glob(sys.argv[1] + "/*_lungs.png"))
+bad = [os.path.basename(f) for f in files
+       if not np.array_equal(cv2.imread(f, -1)[:, ::-1],
+                             cv2.imread(os.path.join(sys.argv[2], os.path.basename(f)), -1))]
+print(" ".join(bad))
+sys.exit(1 if bad or not files else 0)
+EOP
+then ok "orient = mirrored: the sides of mirrored slices are the upright ones, mirrored"
+else ko "mirrored sides" "see above"; fi
+
 e2e_done
