@@ -156,7 +156,8 @@ static kms_status fill_bites(const kms_pleural_fill *p, const kms_image *hu,
     for (size_t k = 0; st == KMS_OK && k < br->n; k++) {
         const kms_run *u = &br->run[k];
         if (fill[u->label])
-            memset((uint8_t *)kms_image_row(&g, u->y + oy - gy) + u->x0 + ox - gx,
+            memset((uint8_t *)kms_image_row(&g, u->y + oy - gy) + u->x0 +
+                       ox - gx,
                    255, (size_t)(u->x1 - u->x0));
     }
     if (st == KMS_OK)
@@ -202,7 +203,8 @@ static kms_status bite_depth(const kms_runs *br, int l, const bite *b,
     if (!m || !d) {
         free(m);
         free(d);
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                             "out of memory");
     }
     for (size_t i = br->first[l]; i < br->first[l + 1]; i++) {
         const kms_run *u = &br->run[br->at[i]];
@@ -392,7 +394,8 @@ static kms_status fill_side(const kms_pleural_fill *p, const kms_image *hu,
             break;
         double open = b->depth / 3.0 / ext;
         fill[l] = b->depth >= 3 * p->min_depth &&
-                  (open >= MIN_OPEN || (ext <= SMALL_EXT && open >= SMALL_OPEN));
+                  (open >= MIN_OPEN ||
+                   (ext <= SMALL_EXT && open >= SMALL_OPEN));
         any |= fill[l];
     }
     if (st == KMS_OK && any)

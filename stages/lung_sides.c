@@ -82,11 +82,11 @@ void kms_chamfer34(const uint8_t *in, int32_t *d, int w, int h)
         }
 }
 
-/* Cores of the component (in: 1 inside, w x h with a background border)
- * at the first level where it comes apart across xmid (ox: the box's x in
- * the slice); their sides into own[]. false: it never does. */
-static kms_status find_cores(const uint8_t *in, const int32_t *d, int w, int h,
-                             int ox, double xmid, uint8_t *own, bool *found,
+/* Cores of the component (d: its distance map, w x h, a background
+ * border) at the first level where it comes apart across xmid (ox: the
+ * box's x in the slice); their sides into own[]. false: it never does. */
+static kms_status find_cores(const int32_t *d, int w, int h, int ox,
+                             double xmid, uint8_t *own, bool *found,
                              kms_error *err)
 {
     int32_t top = 0;
@@ -100,7 +100,6 @@ static kms_status find_cores(const uint8_t *in, const int32_t *d, int w, int h,
                         : kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
                                         "out of memory");
     *found = false;
-    (void)in;
     for (int32_t t = 3; st == KMS_OK && !*found && t < top; t += 3) {
         for (int i = 0; i < w * h; i++)
             lvl[i] = d[i] > t;
@@ -163,7 +162,8 @@ static kms_status grow_back(const uint8_t *in, uint8_t *own, int w, int h,
 {
     int32_t *queue = malloc((size_t)w * (size_t)h * sizeof *queue);
     if (!queue)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                             "out of memory");
     size_t head = 0, tail = 0;
     for (int i = 0; i < w * h; i++)
         if (own[i])
@@ -211,7 +211,7 @@ static kms_status split_component(const kms_runs *r, int l, const comp_side *c,
     }
     if (st == KMS_OK) {
         kms_chamfer34(px, d, w, h);
-        st = find_cores(px, d, w, h, ox, xmid, own, &found, err);
+        st = find_cores(d, w, h, ox, xmid, own, &found, err);
     }
     if (st == KMS_OK && found)
         st = grow_back(px, own, w, h, err);
@@ -220,11 +220,11 @@ static kms_status split_component(const kms_runs *r, int l, const comp_side *c,
                                     ? c->left
                                     : c->area - c->left) /
                        (double)c->area;
+        uint8_t whole = side_of(c->sum_x / (double)c->area, xmid);
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++)
-                own[y * w + x] = share >= STRAIGHT_SHARE
-                                     ? side_of(ox + x, xmid)
-                                     : side_of(c->sum_x / (double)c->area, xmid);
+                own[y * w + x] =
+                    share >= STRAIGHT_SHARE ? side_of(ox + x, xmid) : whole;
     }
     for (int y = 0; st == KMS_OK && y < h; y++) {
         int sy = oy + y;
