@@ -769,7 +769,7 @@ START_TEST(test_build_contract_errors)
     assert_build_error("[pipeline]\nstages = read, lung_mask, evaluate\n"
                        "[evaluate]\ntruth = masks/{name}.png\n",
                        NULL, NULL, 4, "evaluate.truth",
-                       "the only placeholder is {stem}");
+                       "the placeholders are {stem} and {dir}");
     assert_build_error("[pipeline]\nstages = read, denoise\n[read]\n"
                        "intercept = -1024\n[denoise]\nmethod = median\n"
                        "ksize = 7\n",

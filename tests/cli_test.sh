@@ -326,7 +326,7 @@ cfg_error "mask rank beyond k_max" "s/^k = 2/k = auto\nk_max = 3/; s/^stages = .
     "mask.clusters" "k = auto, k_max = 3"
 cfg_error "k = auto without a range" "s/^k = 2/k = auto\nk_min = 4\nk_max = 4/" "kmeans.k_max" "k_min < k_max"
 cfg_error "truth placeholder misspelt" "s/^stages = .*/stages = read, reshape, kmeans, mask, evaluate, write/; s/^products = .*/products = mask/; \$a [evaluate]\ntruth = masks/{name}.png" \
-    "evaluate.truth" "the only placeholder is {stem}"
+    "evaluate.truth" "the placeholders are {stem} and {dir}"
 cfg_error "median 7 of rescaled HU" "s/^mode = color/mode = unchanged\nintercept = -1024/; s/^stages = .*/stages = read, denoise, reshape, kmeans, recolor, write/; \$a [denoise]\nmethod = median\nksize = 7" \
     "denoise.ksize" "median above 5 takes 8-bit images only"
 cfg_error "labels product without kmeans" "s/^stages = .*/stages = read, lung_mask, write/; s/^mode = color/mode = unchanged/; s/^products = .*/products = labels/" \
