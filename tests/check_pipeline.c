@@ -283,7 +283,7 @@ START_TEST(test_param_flags)
     ck_assert_int_eq(kms_param_parse(products, "recolor, lables", buf, &err),
                      KMS_ERR_CONFIG);
     ck_assert_str_eq(err.message, "'lables' is not one of: recolor, labels, "
-                                  "recolor_raw, mask, overlay, lungs");
+                                  "recolor_raw, mask, overlay, lungs, labels_color");
     ck_assert_uint_eq(*v, KMS_PRODUCT_OVERLAY); /* unchanged */
     free(buf);
 
