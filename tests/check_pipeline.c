@@ -1165,14 +1165,15 @@ START_TEST(test_inputs_recursive)
     kt_touch("imgs/sub/deeper/y.tif", "y");
     kt_make_dir("imgs/.git");
     kt_touch("imgs/.git/h.png", "hidden folder");
-    /* full paths, sorted; hidden files and folders left out */
+    /* full paths, sorted; hidden files and folders left out; stems keep
+     * the subfolder (products mirror the tree) */
     kms_input_list list = spec_list("imgs", true, 6);
     assert_item(&list, 0, "imgs/a.tif", "a");
     assert_item(&list, 1, "imgs/b.png", "b");
     assert_item(&list, 2, "imgs/d.JPG", "d");
     assert_item(&list, 3, "imgs/e.nii.gz", "e");
-    assert_item(&list, 4, "imgs/sub/deeper/y.tif", "y");
-    assert_item(&list, 5, "imgs/sub/z.png", "z");
+    assert_item(&list, 4, "imgs/sub/deeper/y.tif", "sub/deeper/y");
+    assert_item(&list, 5, "imgs/sub/z.png", "sub/z");
     kms_inputs_free(&list);
 
     /* an empty tree is one failed item */
