@@ -30,7 +30,12 @@
 # runs it in the release pass only (not under sanitizers), and so does
 # `meson test` (not registered when b_sanitize is set).
 # Usage: tests/slurm_test.sh KMSEG   (PASS/FAIL/SKIP lines and a count)
-source "$(dirname "$0")/e2e_lib.sh"
+source "$(dirname "$0")/e2e_lib.sh" || { echo "FAIL slurm: no tests/e2e_lib.sh"; exit 1; }
+# the cleanup below kills what works in $T: only ever in a folder of mktemp's
+case "$T" in
+    /*/tmp.?*) [ -d "$T" ] || { echo "FAIL slurm: no temporary folder"; exit 1; } ;;
+    *) echo "FAIL slurm: temporary folder '$T' is no mktemp -d folder"; exit 1 ;;
+esac
 START_S=${KMS_SLURM_START_S:-30}
 WAIT_S=${KMS_SLURM_WAIT_S:-90}
 t0=$SECONDS
@@ -56,14 +61,21 @@ cleanup() {
     stop_pid "$slurmd_pid"
     stop_pid "$ctld_pid"
     stop_pid "$munged_pid"
-    # job steps outlive a stopped slurmd: whatever still works in $T is ours
-    for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [ "$p" = $$ ] && continue
-        case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in
-            "$T" | "$T"/*) kill -9 "$p" 2>/dev/null ;;
-        esac
-    done
+    # job steps outlive a stopped slurmd: a process working in $T/job
+    # or $T/spool was started by this test's Slurm (T is checked above)
+    if [ -n "$slurmd_pid" ]; then
+        for p in /proc/[0-9]*; do
+            p=${p#/proc/}
+            [ "$p" = $$ ] && continue
+            case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in
+                "$T"/job | "$T"/job/* | "$T"/spool | "$T"/spool/*) kill -9 "$p" 2>/dev/null ;;
+            esac
+        done
+    fi
+    # KMS_SLURM_LOGS=DIR keeps the daemons' logs and the config there
+    if [ -n "${KMS_SLURM_LOGS:-}" ]; then
+        mkdir -p "$KMS_SLURM_LOGS" && cp -r "$T/log" "$T/slurm.conf" "$KMS_SLURM_LOGS"/ 2>/dev/null
+    fi
     rm -rf "$T"
 }
 trap cleanup EXIT
@@ -74,6 +86,8 @@ logs() { # the last lines of the daemons' logs, indented
     local f
     for f in "$T"/log/*; do
         [ -s "$f" ] || continue
+        # NAME.out: what a daemon said before it opened NAME.log
+        [[ $f == *.out && -s ${f%.out}.log ]] && continue
         echo "  --- $(basename "$f") (last lines)"
         tail -n 8 "$f" | sed 's/^/  /'
     done
@@ -181,6 +195,9 @@ SchedulerType=sched/builtin
 MpiDefault=none
 ReturnToService=2
 MailProg=/bin/true
+# sbatch --wait polls at 2, 10, 42 s, ... unless records of ended jobs are
+# kept only a few seconds: then every 2 s (it sees each before its purge)
+MinJobAge=4
 NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus ${topo}RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOC
