@@ -37,17 +37,23 @@ case "$T" in
     *) echo "FAIL slurm: temporary folder '$T' is no mktemp -d folder"; exit 1 ;;
 esac
 START_S=${KMS_SLURM_START_S:-30}
+# run inside a Slurm job or with sbatch defaults set, the test would pass them on
+for v in $(compgen -e | grep -E '^(SLURM|SBATCH|SQUEUE|SINFO|SCANCEL|SCONTROL)_'); do unset "$v"; done
 WAIT_S=${KMS_SLURM_WAIT_S:-90}
 t0=$SECONDS
 
 ctld_pid='' slurmd_pid='' munged_pid=''
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-stop_pid() { # PID: TERM, up to 10 s, then KILL
-    local i
-    alive "$1" || return 0
-    kill "$1" 2>/dev/null
-    for i in $(seq 100); do alive "$1" || return 0; sleep 0.1; done
-    kill -9 "$1" 2>/dev/null
+stop_pids() { # PID...: TERM, up to 10 s, then KILL
+    local i p left
+    for p in "$@"; do alive "$p" && kill "$p" 2>/dev/null; done
+    for i in $(seq 100); do
+        left=''
+        for p in "$@"; do alive "$p" && left=1; done
+        [ -z "$left" ] && return 0
+        sleep 0.1
+    done
+    for p in "$@"; do alive "$p" && kill -9 "$p" 2>/dev/null; done
 }
 cleanup() {
     local i p
@@ -58,9 +64,8 @@ cleanup() {
             sleep 0.25
         done
     fi
-    stop_pid "$slurmd_pid"
-    stop_pid "$ctld_pid"
-    stop_pid "$munged_pid"
+    stop_pids "$slurmd_pid" "$ctld_pid"
+    stop_pids "$munged_pid"
     # job steps outlive a stopped slurmd: a process working in $T/job
     # or $T/spool was started by this test's Slurm (T is checked above)
     if [ -n "$slurmd_pid" ]; then
@@ -104,7 +109,7 @@ skip() { # WHY: Slurm cannot run here
 for c in munged mungekey slurmctld slurmd sbatch squeue sinfo scancel scontrol; do
     command -v "$c" >/dev/null || skip "$c not found (scripts/install-deps.sh --test installs slurm-wlm and munge)"
 done
-plugins=/usr/lib/x86_64-linux-gnu/slurm-wlm
+plugins=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/slurm-wlm
 for p in auth_munge cred_munge proctrack_linuxproc select_cons_tres task_none; do
     [ -e "$plugins/$p.so" ] || skip "Slurm plugin $plugins/$p.so not found"
 done
@@ -123,6 +128,11 @@ if ! head -1 "$T/job/job.sh" | grep -q '^#!' || ! grep -q 'kmseg run study.ini' 
 fi
 sed -e "s|^input = ct|input = $SAMPLES/ct|" -e "s|^truth = masks/|truth = $SAMPLES/masks/|" \
     "$SAMPLES/lung_ct.ini" >"$T/job/study.ini"
+if ! grep -q "^input = $SAMPLES/ct" "$T/job/study.ini" || ! grep -q "^truth = $SAMPLES/masks/" "$T/job/study.ini"; then
+    ko "study.ini" "samples/lung_ct.ini no longer has 'input = ct' and 'truth = masks/...': update this test"
+    e2e_done
+    exit
+fi
 cat >"$T/bin/kmseg" <<EOS
 #!/bin/sh
 # kmseg for this test: summary.csv without timings
@@ -243,11 +253,13 @@ if [ $rc = 124 ]; then
     e2e_done
     exit
 fi
-jobs_out=$(cat "$T"/job/slurm-*.out 2>/dev/null)
 if [ $rc = 0 ]; then
     ok "sbatch --wait --array=0-3 README's script: 4 tasks done in $((SECONDS - t1)) s"
 else
-    ko "sbatch" "exit $rc: $(cat "$T/sbatch.err") ${jobs_out}"
+    ko "sbatch --wait" "exit $rc $(tr '\n' ' ' <"$T/sbatch.err")"
+    for f in "$T"/job/slurm-*.out; do
+        [ -f "$f" ] && echo "  --- $(basename "$f")" && tail -n 5 "$f" | sed 's/^/  /'
+    done
     logs
 fi
 n_out=$(ls "$T"/job/slurm-*_[0-3].out 2>/dev/null | wc -l)
