@@ -89,7 +89,7 @@ suite() { # BUILD_DIR LABEL
     echo "== [$label] hostile inputs"
     run_cases "$label hostile" bash tests/hostile_test.sh "$dir/kmseg"
     if [ "$label" = release ]; then
-        # a real Slurm (daemons as root, ~15 s): once, not again under sanitizers
+        # a real Slurm (daemons as root, ~20 s): once, not again under sanitizers
         echo "== [$label] Slurm job array"
         run_cases "$label slurm" bash tests/slurm_test.sh "$dir/kmseg"
     fi

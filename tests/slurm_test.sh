@@ -157,7 +157,7 @@ sock=$T/munge/munge.sock
 munged -F --key-file="$T/munge/munge.key" --socket="$sock" --pid-file="$T/run/munged.pid" \
     --log-file="$T/log/munged.log" --seed-file="$T/munge/seed" >>"$T/log/munged.log" 2>&1 &
 munged_pid=$!
-for i in $(seq $((START_S * 4))); do
+for _ in $(seq $((START_S * 4))); do
     munge -S "$sock" -n 2>/dev/null | unmunge -S "$sock" >/dev/null 2>&1 && break
     alive "$munged_pid" || skip "munged exited"
     sleep 0.25
@@ -219,7 +219,7 @@ ctld_pid=$!
 slurmd -D -N "$node" -f "$SLURM_CONF" >>"$T/log/slurmd.out" 2>&1 &
 slurmd_pid=$!
 state=''
-for i in $(seq $((START_S * 4))); do
+for _ in $(seq $((START_S * 4))); do
     state=$(sinfo -h -o %t 2>/dev/null)
     [ "$state" = idle ] && break
     alive "$ctld_pid" || skip "slurmctld exited"
