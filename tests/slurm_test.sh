@@ -42,7 +42,7 @@ for v in $(compgen -e | grep -E '^(SLURM|SBATCH|SQUEUE|SINFO|SCANCEL|SCONTROL)_'
 WAIT_S=${KMS_SLURM_WAIT_S:-90}
 t0=$SECONDS
 
-ctld_pid='' slurmd_pid='' munged_pid=''
+ctld_pid='' slurmd_pid='' munged_pid='' sbatch_pid=''
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 stop_pids() { # PID...: TERM, up to 10 s, then KILL
     local i p left
@@ -57,6 +57,7 @@ stop_pids() { # PID...: TERM, up to 10 s, then KILL
 }
 cleanup() {
     local i p
+    stop_pids "$sbatch_pid"
     if alive "$ctld_pid"; then
         scancel --partition=debug >/dev/null 2>&1
         for i in $(seq 60); do
@@ -243,8 +244,11 @@ fi
 more=()
 [ "$cpus" -lt 2 ] && more=(--cpus-per-task="$cpus")
 t1=$SECONDS
+# in the background, so that a signal to this script is handled at once
 (cd "$T/job" && exec timeout "$WAIT_S" sbatch --wait --parsable --array=0-3 "${more[@]}" job.sh) \
-    >"$T/sbatch.out" 2>"$T/sbatch.err"
+    >"$T/sbatch.out" 2>"$T/sbatch.err" &
+sbatch_pid=$!
+wait $sbatch_pid
 rc=$?
 if [ $rc = 124 ]; then
     ko "sbatch --wait" "no end after ${WAIT_S} s: $(squeue -h -o '%i %T %R' 2>&1 | tr '\n' ';')"
