@@ -139,6 +139,19 @@ kms_status kms_output_write(const char *dir, const char *name, const void *buf,
         return kms_error_set(err, KMS_ERR_IO, path, 0, NULL,
                              "refusing to overwrite the input with a product; "
                              "choose another output folder");
+    /* a name in a subfolder (inputs of a folder tree, mirrored): make it,
+     * and the temporary file beside the target */
+    char sub[PATH_MAX];
+    const char *slash = strrchr(name, '/');
+    if (slash) {
+        snprintf(sub, sizeof sub, "%s", path);
+        *strrchr(sub, '/') = '\0';
+        kms_status st = kms_output_prepare_dir(sub, err);
+        if (st != KMS_OK)
+            return st;
+        dir = sub;
+        name = slash + 1;
+    }
     /* same folder as the target, so rename() cannot cross file systems */
     int fd = open_temp(dir, name, tmp, sizeof tmp);
     if (fd < 0)

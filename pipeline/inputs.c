@@ -94,6 +94,32 @@ static kms_status push_file(kms_input_list *list, const char *path,
                                           : "not a regular file");
 }
 
+/* An input found in a subfolder of the folder dir keeps that subfolder in
+ * its stem ("p1/slice" for dir/p1/slice.tif), so the products mirror the
+ * input tree and per-patient folders may reuse file names. */
+static void mirror_stem(kms_input *it, const char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    if (strncmp(it->path, dir, n) != 0 || it->path[n] != '/')
+        return;
+    const char *rel = it->path + n + 1;
+    const char *last = strrchr(rel, '/');
+    if (!last)
+        return;
+    char stem[2 * sizeof it->stem + 8];
+    size_t folder = (size_t)(last - rel);
+    if (folder >= sizeof it->stem)
+        return;
+    int len = snprintf(stem, sizeof stem, "%.*s/%s", (int)folder, rel,
+                       it->stem);
+    /* too deep to name: the plain stem, which the stem check holds to
+     * being unique */
+    if (len > 0 && (size_t)len < sizeof it->stem)
+        memcpy(it->stem, stem, (size_t)len + 1);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -249,6 +275,8 @@ static kms_status add_folder(kms_input_list *list, const char *dir,
         st = push_file(list, found.names[i], err);
     if (st == KMS_OK)
         st = add_dicom_files(list, &dicom, err);
+    for (size_t i = before; i < list->n && st == KMS_OK; i++)
+        mirror_stem(&list->items[i], dir);
     if (st == KMS_OK && list->n == before) {
         kms_input *it = push(list, dir, err);
         if (!it) {

@@ -20,6 +20,9 @@ if [ "${1:-}" = "--test" ]; then
     # the fuzz targets: clang with libFuzzer (the runtime is only a
     # Recommends of clang, and recommends are not installed)
     packages="$packages clang libclang-rt-14-dev"
+    # the Slurm test: README's job array on a one-node Slurm it starts
+    # (slurmctld, slurmd, sbatch; munge for authentication)
+    packages="$packages slurm-wlm munge"
 fi
 if [ "${1:-}" = "--coverage" ]; then
     packages="$packages gcovr"

@@ -3,12 +3,16 @@
 # (release, and debug with AddressSanitizer + UndefinedBehaviorSanitizer),
 # runs the Check suites, the command-line tests and the cv2 notebook
 # equality test in both, and ends with one line "N passed, N failed".
+# The Slurm test (a one-node Slurm started by tests/slurm_test.sh) runs in
+# the release pass only. A script that cannot run here prints "SKIP WHAT: WHY":
+# shown, counted apart ("N skipped" before the last line), never a failure.
 set -u
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
 failed=0
+skipped=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -43,12 +47,16 @@ run_cases() { # LABEL COMMAND...
     shift
     "$@" >"$log" 2>&1
     local rc=$?
-    grep -E "^(PASS|FAIL)" "$log" | sed "s/^/[$label] /"
-    local p f
+    # with the indented lines that follow a FAIL or SKIP (why, logs)
+    awk -v l="[$label] " '/^(PASS|FAIL|SKIP)/ { more = /^(FAIL|SKIP)/; print l $0; next }
+        more && /^  / { print l $0; next } { more = 0 }' "$log"
+    local p f s
     p=$(grep -c "^PASS" "$log")
     f=$(grep -c "^FAIL" "$log")
+    s=$(grep -c "^SKIP" "$log")
     passed=$((passed + p))
     failed=$((failed + f))
+    skipped=$((skipped + s))
     if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
         tail -20 "$log"
         note_fail "$label: exit $rc"
@@ -82,6 +90,11 @@ suite() { # BUILD_DIR LABEL
     run_cases "$label units" bash tests/units_test.sh "$dir/kmseg"
     echo "== [$label] hostile inputs"
     run_cases "$label hostile" bash tests/hostile_test.sh "$dir/kmseg"
+    if [ "$label" = release ]; then
+        # a real Slurm (daemons as root, ~20 s): once, not again under sanitizers
+        echo "== [$label] Slurm job array"
+        run_cases "$label slurm" bash tests/slurm_test.sh "$dir/kmseg"
+    fi
     echo "== [$label] library install"
     run_cases "$label install" sh tests/install_test.sh "$dir"
     echo "== [$label] notebook equality with cv2"
@@ -119,5 +132,6 @@ fi
 echo "== fuzz targets (clang, libFuzzer)"
 run_cases fuzz bash scripts/fuzz.sh 20
 
+[ "$skipped" = 0 ] || echo "$skipped skipped (SKIP lines above)"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

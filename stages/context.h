@@ -21,8 +21,9 @@ enum {
     KMS_PRODUCT_RECOLOR_RAW = 1u << 2, /* {stem}_recolor.tif, 32-bit float */
     KMS_PRODUCT_MASK = 1u << 3,        /* {stem}_mask.png, 0/255 */
     KMS_PRODUCT_OVERLAY = 1u << 4,     /* {stem}_overlay.png */
-    KMS_PRODUCT_LUNGS = 1u << 5        /* {stem}_lungs.png / .nii.gz:
+    KMS_PRODUCT_LUNGS = 1u << 5,       /* {stem}_lungs.png / .nii.gz:
                                           0, 1 right, 2 left */
+    KMS_PRODUCT_LABELS_COLOR = 1u << 6 /* {stem}_labels_color.png */
 };
 
 #define KMS_MAX_STAGES 32

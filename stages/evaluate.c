@@ -30,7 +30,9 @@ static const kms_param evaluate_table[] = {
     {"truth", KMS_PARAM_PATH, NULL, 0, 0, NULL,
      offsetof(evaluate_params, truth),
      "truth mask path; {stem} stands for the input's name, e.g. "
-     "masks/{stem}.png (non-zero = inside; PNG/TIFF, or NIfTI for volumes); "
+     "masks/{stem}.png, and {dir} for its subfolder in a folder given as "
+     "input (\"\" at the top; masks/{dir}/{stem}.png mirrors a tree) "
+     "(non-zero = inside; PNG/TIFF, or NIfTI for volumes); "
      "relative to the config's folder (to the current folder when given "
      "with -s)"},
     {"sides", KMS_PARAM_CHOICE, "auto", 0, 0, sides_choices,
@@ -55,21 +57,33 @@ static kms_status evaluate_prepare(const void *params, kms_link *link,
                              "masks/{stem}.png");
     /* a misspelt placeholder would look for one missing file per input */
     for (const char *b = strchr(p->truth, '{'); b; b = strchr(b + 1, '{'))
-        if (strncmp(b, "{stem}", 6) != 0)
+        if (strncmp(b, "{stem}", 6) != 0 && strncmp(b, "{dir}", 5) != 0)
             return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "truth",
-                                 "'%.40s': the only placeholder is {stem}", b);
+                                 "'%.40s': the placeholders are {stem} and "
+                                 "{dir}", b);
     return KMS_OK;
 }
 
-/* Replaces every {stem} in pattern. */
+/* Replaces every {stem} in pattern by the input's name and {dir} by its
+ * subfolder: ctx->stem is "DIR/NAME" for an input in a subfolder of a
+ * folder given as input (products mirror the tree), else "NAME". */
 static void expand(const char *pattern, const char *stem, char *out, size_t len)
 {
+    const char *slash = strrchr(stem, '/');
+    const char *name = slash ? slash + 1 : stem;
+    int dir_len = slash ? (int)(slash - stem) : 0;
     size_t used = 0;
     for (const char *s = pattern; *s && used + 1 < len;) {
+        int n = -1;
         if (strncmp(s, "{stem}", 6) == 0) {
-            int n = snprintf(out + used, len - used, "%s", stem);
-            used += n > 0 ? (size_t)n : 0;
+            n = snprintf(out + used, len - used, "%s", name);
             s += 6;
+        } else if (strncmp(s, "{dir}", 5) == 0) {
+            n = snprintf(out + used, len - used, "%.*s", dir_len, stem);
+            s += 5;
+        }
+        if (n >= 0) {
+            used += (size_t)n < len - used ? (size_t)n : len - used - 1;
         } else {
             out[used++] = *s++;
         }

@@ -18,6 +18,7 @@
 
 typedef struct write_params {
     unsigned products; /* KMS_PRODUCT_* bits */
+    double overlay_fill;
 } write_params;
 
 /* In the order they are made and written. */
@@ -28,6 +29,7 @@ static const kms_choice product_names[] = {
     {"mask", KMS_PRODUCT_MASK},
     {"overlay", KMS_PRODUCT_OVERLAY},
     {"lungs", KMS_PRODUCT_LUNGS},
+    {"labels_color", KMS_PRODUCT_LABELS_COLOR},
     {NULL, 0}};
 
 static const kms_param write_table[] = {
@@ -37,8 +39,15 @@ static const kms_param write_table[] = {
      "index, 0 = darkest); recolor_raw: {stem}_recolor.tif (32-bit float "
      "centre values, exact); mask: {stem}_mask.png (0/255); overlay: "
      "{stem}_overlay.png; lungs: {stem}_lungs.png (0, 1 = the patient's "
-     "right lung, 2 = left; lung_mask). Volumes: mask, labels and lungs as "
-     ".nii.gz in the input's geometry"},
+     "right lung, 2 = left; lung_mask); labels_color: "
+     "{stem}_labels_color.png (each cluster in a colour of Okabe and Ito's "
+     "colour-blind-safe palette, 0 = darkest centre = black; a volume's: "
+     "the overlay's slice). Volumes: mask, labels and lungs as .nii.gz in "
+     "the input's geometry"},
+    {"overlay_fill", KMS_PARAM_DOUBLE, "0", 0, 1, NULL,
+     offsetof(write_params, overlay_fill),
+     "overlay: also fill the mask (each lung in its colour) with this "
+     "opacity, 0 = outlines only"},
     {0},
 };
 
@@ -51,7 +60,8 @@ static kms_status write_prepare(const void *params, kms_link *link,
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
                              "recolor products need the recolor stage before "
                              "write");
-    if ((p->products & KMS_PRODUCT_LABELS) && !link->labels.present)
+    if ((p->products & (KMS_PRODUCT_LABELS | KMS_PRODUCT_LABELS_COLOR)) &&
+        !link->labels.present)
         return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "products",
                              "labels need the kmeans stage before write");
     if ((p->products & (KMS_PRODUCT_MASK | KMS_PRODUCT_OVERLAY)) && !link->mask)
@@ -121,6 +131,49 @@ static kms_status labels_u8(const kms_context *ctx, kms_image *out,
     return KMS_OK;
 }
 
+/* Okabe and Ito's eight colours (BGR), distinguishable with every common
+ * colour-vision deficiency; label 0 (the darkest centre) is black. Labels
+ * past 8 take them again, darker by a third each round. */
+static const uint8_t okabe_ito[8][3] = {
+    {0, 0, 0},       /* black */
+    {0, 159, 230},   /* orange */
+    {233, 180, 86},  /* sky blue */
+    {115, 158, 0},   /* bluish green */
+    {66, 228, 240},  /* yellow */
+    {178, 114, 0},   /* blue */
+    {0, 94, 213},    /* vermillion */
+    {167, 121, 204}, /* reddish purple */
+};
+
+static int overlay_slice(const kms_context *ctx);
+
+static kms_status labels_color(const kms_context *ctx, kms_image *out,
+                               kms_error *err)
+{
+    int slices = ctx->slices > 1 ? ctx->slices : 1;
+    int rows = ctx->sample_height / slices;
+    int z = slices > 1 && ctx->mask.data && ctx->mask.height == ctx->sample_height
+                ? overlay_slice(ctx)
+                : slices / 2;
+    kms_status st = kms_image_alloc(out, ctx->sample_width, rows, 3,
+                                    KMS_DEPTH_U8, err);
+    if (st != KMS_OK)
+        return st;
+    for (int y = 0; y < rows; y++) {
+        uint8_t *dst = kms_image_row(out, y);
+        const int32_t *lab = ctx->labels + ((size_t)z * (size_t)rows + (size_t)y) *
+                                               (size_t)out->width;
+        for (int x = 0; x < out->width; x++) {
+            int l = lab[x] < 0 ? 0 : lab[x];
+            const uint8_t *c = okabe_ito[l % 8];
+            int round = (l / 8) % 3; /* 0, 1, 2: full, 2/3, 1/3 */
+            for (int ch = 0; ch < 3; ch++)
+                dst[3 * x + ch] = (uint8_t)(c[ch] * (3 - round) / 3);
+        }
+    }
+    return KMS_OK;
+}
+
 /* The image in its display window as 8-bit BGR. */
 static kms_status display_bgr(const kms_context *ctx, const kms_image *src,
                               kms_image *out, kms_error *err)
@@ -128,7 +181,11 @@ static kms_status display_bgr(const kms_context *ctx, const kms_image *src,
     kms_image grey = {0};
     kms_status st = KMS_OK;
     if (src->channels == 1) {
-        double lo = ctx->display_lo, hi = ctx->display_hi;
+        /* an 8-bit picture is shown as it is, its full grey range: a
+         * window (set for k-means) would wash it out or clip it */
+        bool picture = src->depth == KMS_DEPTH_U8;
+        double lo = picture ? 0 : ctx->display_lo;
+        double hi = picture ? 255 : ctx->display_hi;
         double gain = hi > lo ? 255.0 / (hi - lo) : 1;
         st = kms_cv_convert(src, &grey, KMS_DEPTH_U8, gain, -lo * gain, err);
         if (st == KMS_OK)
@@ -195,7 +252,31 @@ static kms_status overlay_layer(const kms_image *src, int y0, int rows,
 /* The slice with the mask's outline (green; with lung sides, the patient's
  * right lung orange and the left sky blue: Okabe and Ito's colour-blind-safe
  * pair) and the truth's (magenta). */
-static kms_status overlay(const kms_context *ctx, kms_image *out,
+/* Blends colour into out where layer is set, with opacity alpha. */
+static void fill_layer(kms_image *out, const kms_image *layer,
+                       const double colour[4], double alpha)
+{
+    for (int y = 0; y < out->height; y++) {
+        uint8_t *o = kms_image_row(out, y);
+        const uint8_t *m = kms_image_row(layer, y);
+        for (int x = 0; x < out->width; x++)
+            for (int c = 0; c < 3 && m[x]; c++)
+                o[3 * x + c] = to_u8((1 - alpha) * o[3 * x + c] +
+                                     alpha * colour[c]);
+    }
+}
+
+/* An outline of layer in colour, after filling it when fill > 0. */
+static kms_status draw_layer(kms_image *out, const kms_image *layer,
+                             const double colour[4], double fill,
+                             kms_error *err)
+{
+    if (fill > 0)
+        fill_layer(out, layer, colour, fill);
+    return kms_cv_draw_outline(out, layer, colour, 1, err);
+}
+
+static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
                           kms_error *err)
 {
     static const double green[4] = {0, 255, 0, 0};
@@ -231,16 +312,16 @@ static kms_status overlay(const kms_context *ctx, kms_image *out,
         st = overlay_layer(&ctx->lungs, z * rows, rows, KMS_LUNG_RIGHT, scale,
                            &layer, err);
         if (st == KMS_OK)
-            st = kms_cv_draw_outline(out, &layer, orange, 1, err);
+            st = draw_layer(out, &layer, orange, fill, err);
         if (st == KMS_OK)
             st = overlay_layer(&ctx->lungs, z * rows, rows, KMS_LUNG_LEFT,
                                scale, &layer, err);
         if (st == KMS_OK)
-            st = kms_cv_draw_outline(out, &layer, sky_blue, 1, err);
+            st = draw_layer(out, &layer, sky_blue, fill, err);
     } else if (st == KMS_OK) {
         st = overlay_layer(&ctx->mask, z * rows, rows, 0, scale, &layer, err);
         if (st == KMS_OK)
-            st = kms_cv_draw_outline(out, &layer, green, 1, err);
+            st = draw_layer(out, &layer, green, fill, err);
     }
     kms_image_free(&layer);
     if (st == KMS_OK) {
@@ -359,6 +440,7 @@ static const char *suffix_of(unsigned product, bool volume)
     case KMS_PRODUCT_MASK: return volume ? "_mask.nii.gz" : "_mask.png";
     case KMS_PRODUCT_OVERLAY: return "_overlay.png";
     case KMS_PRODUCT_LUNGS: return volume ? "_lungs.nii.gz" : "_lungs.png";
+    case KMS_PRODUCT_LABELS_COLOR: return "_labels_color.png";
     }
     abort();
 }
@@ -436,16 +518,18 @@ static void free_products(product_set *set)
 }
 
 /* Makes the image of one product (a KMS_PRODUCT_ bit). */
-static kms_status make_product(unsigned kind, const kms_context *ctx,
-                               kms_image *out, kms_error *err)
+static kms_status make_product(const write_params *p, unsigned kind,
+                               const kms_context *ctx, kms_image *out,
+                               kms_error *err)
 {
     switch (kind) {
     case KMS_PRODUCT_RECOLOR: return recolor_u8(ctx, out, err);
     case KMS_PRODUCT_LABELS: return labels_u8(ctx, out, err);
     case KMS_PRODUCT_RECOLOR_RAW: return kms_image_copy(out, &ctx->recolor, err);
     case KMS_PRODUCT_MASK: return kms_image_copy(out, &ctx->mask, err);
-    case KMS_PRODUCT_OVERLAY: return overlay(ctx, out, err);
+    case KMS_PRODUCT_OVERLAY: return overlay(ctx, p->overlay_fill, out, err);
     case KMS_PRODUCT_LUNGS: return kms_image_copy(out, &ctx->lungs, err);
+    case KMS_PRODUCT_LABELS_COLOR: return labels_color(ctx, out, err);
     }
     abort();
 }
@@ -471,7 +555,7 @@ static kms_status encode_products(const write_params *p, const kms_context *ctx,
         else if (view)
             img = *view;
         else
-            st = make_product(kind, ctx, &img, err);
+            st = make_product(p, kind, ctx, &img, err);
         if (st == KMS_OK)
             st = add_product(set, ctx, kind, view ? (kms_image *)view : &img,
                              view != NULL, err);

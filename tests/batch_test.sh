@@ -309,6 +309,28 @@ n_flat=$(tail -n +2 "$T/flat/summary.csv" | wc -l)
 "$KMSEG" run "$T/batch.ini" -q -r -i "$T/tree" -o "$T/deep"
 n_deep=$(tail -n +2 "$T/deep/summary.csv" | wc -l)
 [ "$n_flat" = 1 ] && [ "$n_deep" = 2 ] && ok "--recursive" || ko "--recursive" "$n_flat $n_deep"
+# per-patient folders reusing file names: the products mirror the tree, and
+# the truth can too ({dir}); --resume finds them there
+mkdir -p "$T/pat/p1" "$T/pat/p2" "$T/patmask/p1" "$T/patmask/p2"
+cp "$ROOT/samples/ct/ID_0000_Z_0142.tif" "$T/pat/p1/slice.tif"
+cp "$ROOT/samples/ct/ID_0088_Z_0100.tif" "$T/pat/p2/slice.tif"
+cp "$ROOT/samples/masks/ID_0000_Z_0142.png" "$T/patmask/p1/slice.png"
+cp "$ROOT/samples/masks/ID_0088_Z_0100.png" "$T/patmask/p2/slice.png"
+cp "$ROOT/samples/ct/ID_0165_Z_0145.tif" "$T/pat/top.tif"
+"$KMSEG" run "$ROOT/samples/lung_ct.ini" -q -r -i "$T/pat" -o "$T/patout" \
+    -s evaluate.truth="$T/patmask/{dir}/{stem}.png" 2>"$T/pat.err"
+rc=$?
+"$KMSEG" run "$ROOT/samples/lung_ct.ini" -q -r -i "$T/pat" -o "$T/patout" --resume \
+    -s evaluate.truth="$T/patmask/{dir}/{stem}.png" 2>"$T/pat2.err"
+rc2=$?
+dice=$(awk -F, 'NR > 1 && $10 != "" { n++ } END { print n + 0 }' "$T/patout/summary.csv")
+[ $rc = 0 ] && [ $rc2 = 0 ] && [ -f "$T/patout/p1/slice_mask.png" ] && [ -f "$T/patout/p2/slice_mask.png" ] \
+    && [ -f "$T/patout/top_mask.png" ] && ! cmp -s "$T/patout/p1/slice_mask.png" "$T/patout/p2/slice_mask.png" \
+    && [ "$dice" = 2 ] && grep -q "no truth at $T/patmask//top.png" "$T/patout/summary.csv" \
+    && [ "$(grep -c ',skipped,' "$T/patout/summary.csv")" = 0 ] \
+    && [ "$(tail -n +2 "$T/patout/summary.csv" | wc -l)" = 3 ] \
+    && ok "-r over p1/slice.tif and p2/slice.tif: out/p1/, out/p2/ mirrored, truth by {dir}, --resume keeps them" \
+    || ko "mirror tree" "rc $rc $rc2 dice $dice $(head -2 "$T/pat.err") $(cat "$T/patout/summary.csv")"
 printf '# two inputs\n%s\n\nin/slice_002.png\n' "$T/in/slice_001.png" >"$T/list.txt"
 "$KMSEG" run "$T/batch.ini" -q -i @"$T/list.txt" -o "$T/listed"
 [ "$(tail -n +2 "$T/listed/summary.csv" | wc -l)" = 2 ] && [ -f "$T/listed/slice_002_labels.png" ] \

@@ -283,7 +283,7 @@ START_TEST(test_param_flags)
     ck_assert_int_eq(kms_param_parse(products, "recolor, lables", buf, &err),
                      KMS_ERR_CONFIG);
     ck_assert_str_eq(err.message, "'lables' is not one of: recolor, labels, "
-                                  "recolor_raw, mask, overlay, lungs");
+                                  "recolor_raw, mask, overlay, lungs, labels_color");
     ck_assert_uint_eq(*v, KMS_PRODUCT_OVERLAY); /* unchanged */
     free(buf);
 
@@ -769,7 +769,7 @@ START_TEST(test_build_contract_errors)
     assert_build_error("[pipeline]\nstages = read, lung_mask, evaluate\n"
                        "[evaluate]\ntruth = masks/{name}.png\n",
                        NULL, NULL, 4, "evaluate.truth",
-                       "the only placeholder is {stem}");
+                       "the placeholders are {stem} and {dir}");
     assert_build_error("[pipeline]\nstages = read, denoise\n[read]\n"
                        "intercept = -1024\n[denoise]\nmethod = median\n"
                        "ksize = 7\n",
@@ -1165,14 +1165,15 @@ START_TEST(test_inputs_recursive)
     kt_touch("imgs/sub/deeper/y.tif", "y");
     kt_make_dir("imgs/.git");
     kt_touch("imgs/.git/h.png", "hidden folder");
-    /* full paths, sorted; hidden files and folders left out */
+    /* full paths, sorted; hidden files and folders left out; stems keep
+     * the subfolder (products mirror the tree) */
     kms_input_list list = spec_list("imgs", true, 6);
     assert_item(&list, 0, "imgs/a.tif", "a");
     assert_item(&list, 1, "imgs/b.png", "b");
     assert_item(&list, 2, "imgs/d.JPG", "d");
     assert_item(&list, 3, "imgs/e.nii.gz", "e");
-    assert_item(&list, 4, "imgs/sub/deeper/y.tif", "y");
-    assert_item(&list, 5, "imgs/sub/z.png", "z");
+    assert_item(&list, 4, "imgs/sub/deeper/y.tif", "sub/deeper/y");
+    assert_item(&list, 5, "imgs/sub/z.png", "sub/z");
     kms_inputs_free(&list);
 
     /* an empty tree is one failed item */

@@ -90,6 +90,46 @@ print(min(float(np.unique(cv2.imread(f, -1))[0]) for f in glob.glob('$T/ctk/*_re
 [ "$rc" = 0 ] && /usr/bin/python3 -c "import sys; sys.exit(not -1100 <= $lowest)" \
     && ok "ct_kmeans.ini: no centre on the padding (darkest $lowest HU)" || ko "ct_kmeans padding" "rc $rc lowest $lowest"
 
+# labels_color: each label in its palette colour (0 black, 1 orange, 2 sky
+# blue), one colour a label; _labels.png stays the indices
+run run "$SAMPLES/ct_kmeans.ini" -q -o "$T/lc" -i "$SAMPLES/ct/ID_0000_Z_0142.tif" -s write.products="labels, labels_color"
+/usr/bin/python3 - "$T/lc" <<'EOP' >"$T/lc.txt"
+import sys, cv2, numpy as np
+d = sys.argv[1]
+l = cv2.imread(d + "/ID_0000_Z_0142_labels.png", -1)
+c = cv2.imread(d + "/ID_0000_Z_0142_labels_color.png")
+want = {0: (0, 0, 0), 1: (0, 159, 230), 2: (233, 180, 86)}
+ok = sorted(np.unique(l)) == [0, 1, 2] and all(
+    (c[l == v] == want[v]).all() for v in want)
+print("ok" if ok else "bad %s" % np.unique(l))
+EOP
+[ "$rc" = 0 ] && [ "$(cat "$T/lc.txt")" = ok ] && ok "labels_color: black, orange, sky blue for labels 0, 1, 2" \
+    || ko "labels_color" "rc $rc $(cat "$T/lc.txt") $err"
+run run "$SAMPLES/ct_kmeans.ini" -q -o "$T/lc2" -s write.products=labels_color -s "pipeline.stages=read, write"
+expect "labels_color without kmeans" 2 "write.products" "labels need the kmeans stage"
+# overlays of 8-bit pictures show their own grey levels, not a window's;
+# overlay_fill tints the mask
+run run "$SAMPLES/lung_ct.ini" -q -o "$T/ov8" -i "$SAMPLES/png/ID_0000_Z_0142.png" -s read.mode=grayscale
+run2=$rc
+run run "$SAMPLES/lung_ct.ini" -q -o "$T/ovf" -i "$SAMPLES/ct/ID_0000_Z_0142.tif" -s write.overlay_fill=0.3
+/usr/bin/python3 - "$SAMPLES" "$T" <<'EOP' >"$T/ov.txt"
+import sys, cv2, numpy as np
+s, t = sys.argv[1], sys.argv[2]
+a = cv2.imread(s + "/png/ID_0000_Z_0142.png", 0)
+o = cv2.imread(t + "/ov8/ID_0000_Z_0142_overlay.png")
+grey = (o[..., 0] == o[..., 1]) & (o[..., 1] == o[..., 2])
+f = cv2.imread(t + "/ovf/ID_0000_Z_0142_overlay.png").astype(int)
+m = cv2.imread(t + "/ovf/ID_0000_Z_0142_mask.png", 0) > 0
+inner = cv2.erode(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+tinted = (f[..., 1] > f[..., 0]) & (f[..., 1] > f[..., 2])
+print("ok" if (o[..., 0][grey] == a[grey]).all() and grey.mean() > 0.9
+      and tinted[inner].mean() > 0.99 and not tinted[~m].mean() > 0.02 else
+      "bad %.3f %.3f %.3f" % (grey.mean(), tinted[inner].mean(), tinted[~m].mean()))
+EOP
+[ "$run2" = 0 ] && [ "$rc" = 0 ] && [ "$(cat "$T/ov.txt")" = ok ] \
+    && ok "overlay: an 8-bit picture in its own grey levels; overlay_fill = 0.3 tints the mask green" \
+    || ko "overlay grey/fill" "$run2 $rc $(cat "$T/ov.txt")"
+
 run --help
 [ "$rc" = 0 ] && grep -q "Usage: kmseg" "$T/stdout" && ok "help" || ko "help" "rc $rc"
 run --version
@@ -326,7 +366,7 @@ cfg_error "mask rank beyond k_max" "s/^k = 2/k = auto\nk_max = 3/; s/^stages = .
     "mask.clusters" "k = auto, k_max = 3"
 cfg_error "k = auto without a range" "s/^k = 2/k = auto\nk_min = 4\nk_max = 4/" "kmeans.k_max" "k_min < k_max"
 cfg_error "truth placeholder misspelt" "s/^stages = .*/stages = read, reshape, kmeans, mask, evaluate, write/; s/^products = .*/products = mask/; \$a [evaluate]\ntruth = masks/{name}.png" \
-    "evaluate.truth" "the only placeholder is {stem}"
+    "evaluate.truth" "the placeholders are {stem} and {dir}"
 cfg_error "median 7 of rescaled HU" "s/^mode = color/mode = unchanged\nintercept = -1024/; s/^stages = .*/stages = read, denoise, reshape, kmeans, recolor, write/; \$a [denoise]\nmethod = median\nksize = 7" \
     "denoise.ksize" "median above 5 takes 8-bit images only"
 cfg_error "labels product without kmeans" "s/^stages = .*/stages = read, lung_mask, write/; s/^mode = color/mode = unchanged/; s/^products = .*/products = labels/" \
