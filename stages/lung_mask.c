@@ -63,6 +63,7 @@
 
 #include "hu_check.h"
 #include "kmeans.h"
+#include "lung_volume.h"
 #include "mask_ops.h"
 #include "opencv_c.h"
 #include "orient.h"
@@ -90,6 +91,8 @@ typedef struct lung_params {
     double display_hi;
     double min_volume;
     int orient;
+    double airway_hu;
+    bool rib_hull;
 } lung_params;
 
 typedef enum lung_orient { ORIENT_AUTO, ORIENT_STORED } lung_orient;
@@ -173,6 +176,15 @@ static const kms_param lung_table[] = {
      "the body's shape and where its bone lies (the spine and posterior "
      "ribs are at the back); stored: upright as stored (anterior at the "
      "top)"},
+    {"airway_hu", KMS_PARAM_DOUBLE, "-950", -1200, -500, NULL,
+     offsetof(lung_params, airway_hu),
+     "volumes: the trachea and main bronchi are followed down from the top "
+     "through voxels below this HU and cut out (-1200: not looked for)"},
+    {"rib_hull", KMS_PARAM_BOOL, "true", 0, 0, NULL,
+     offsetof(lung_params, rib_hull),
+     "volumes: per slice, each lung's convex hull is taken in on the rib "
+     "side (lateral and posterior bites: consolidation, nodules, dense "
+     "dependent lung), not towards the heart or the domes"},
     {0},
 };
 
@@ -1674,6 +1686,24 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
         goto out;
     if (as_is)
         hu = *src; /* a view: never freed here */
+    if (slices > 1) { /* volumes: in 3-D, lung_volume.c */
+        const kms_lung_volume_params vp = {
+            .threshold = fixed, .boundary = p->boundary,
+            .smooth_sigma = p->smooth_sigma, .fov_min = p->fov_min,
+            .posterior = p->posterior, .min_contrast = p->min_contrast,
+            .min_volume = p->min_volume, .close = p->close,
+            .reference_mm = p->reference_mm, .airway_hu = p->airway_hu,
+            .rib_hull = p->rib_hull};
+        kms_lung_volume_info info;
+        st = kms_lung_volume(&hu, slices, ctx->volume.voxel_mm, &vp,
+                             &ctx->mask, &ctx->lungs, &info, err);
+        if (as_is)
+            hu = (kms_image){0};
+        if (st == KMS_OK && info.slices_found == 0)
+            kms_context_note(ctx, "no lung found (empty mask; threshold "
+                             "%.0f HU)", info.T);
+        goto out;
+    }
     st = threshold_hu(p, ctx, &hu, slices, fixed, &job.T, err);
     pixel_mm(ctx, hu.width, job.scale);
     job.scale[0] /= p->reference_mm;
