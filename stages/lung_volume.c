@@ -390,6 +390,58 @@ static kms_status body_slice(grid *g, filler *f, int z, long *air_hist,
     return KMS_OK;
 }
 
+/* Voxels of slice z at an edge (a 4-neighbour of the other class) are
+ * decided as at the reference scale, as lung_mask's 2-D path does by
+ * resampling: dark when at least half of k x k points of the bilinear
+ * interpolant of hu (pixel centres, edges clamped) over the voxel lie below
+ * T. A voxel of -350 HU within lung is then lung, one of -480 against the
+ * chest wall is not: the reference masks' edge, not the voxel's value. */
+static void subvoxel(grid *g, int z, const kms_image *hu, double T, int k)
+{
+    uint8_t *prev = NULL;
+    for (int y = 0; y < g->h; y++) {
+        uint8_t *v = vrow(g, y, z);
+        const uint8_t *up = y > 0 ? vrow(g, y - 1, z) : NULL;
+        const uint8_t *dn = y + 1 < g->h ? vrow(g, y + 1, z) : NULL;
+        for (int x = 0; x < g->w; x++) {
+            uint8_t c = v[x] & 1;
+            bool edge = (x > 0 && (v[x - 1] & 1) != c) ||
+                        (x + 1 < g->w && (v[x + 1] & 1) != c) ||
+                        (up && (up[x] & 1) != c) || (dn && (dn[x] & 1) != c);
+            if (!edge)
+                continue;
+            int below = 0;
+            for (int j = 0; j < k; j++) {
+                double sy = y + (j + 0.5) / k - 0.5;
+                sy = sy < 0 ? 0 : sy > g->h - 1 ? g->h - 1 : sy;
+                int y0 = (int)floor(sy), y1 = y0 + 1 < g->h ? y0 + 1 : y0;
+                double fy = sy - y0;
+                const int16_t *r0 = kms_image_row(hu, y0);
+                const int16_t *r1 = kms_image_row(hu, y1);
+                for (int i = 0; i < k; i++) {
+                    double sx = x + (i + 0.5) / k - 0.5;
+                    sx = sx < 0 ? 0 : sx > g->w - 1 ? g->w - 1 : sx;
+                    int x0 = (int)floor(sx), x1 = x0 + 1 < g->w ? x0 + 1 : x0;
+                    double fx = sx - x0;
+                    double val = (1 - fy) * ((1 - fx) * r0[x0] + fx * r0[x1]) +
+                                 fy * ((1 - fx) * r1[x0] + fx * r1[x1]);
+                    below += val < T;
+                }
+            }
+            /* decided on the thresholds of the first pass: marked, then
+             * settled, so one voxel's change does not move its neighbours' */
+            v[x] = (uint8_t)(c | (2 * below >= k * k ? 0x10 : 0x20));
+        }
+        (void)prev;
+    }
+    for (int y = 0; y < g->h; y++) {
+        uint8_t *v = vrow(g, y, z);
+        for (int x = 0; x < g->w; x++)
+            if (v[x] & 0x30)
+                v[x] = (v[x] & 0x10) ? V_DARK : V_TISSUE;
+    }
+}
+
 static kms_status classify(grid *g, const kms_lung_volume_params *p, double T,
                            kms_image *clip, kms_image *blur, double *air_ref,
                            kms_error *err)
@@ -397,6 +449,9 @@ static kms_status classify(grid *g, const kms_lung_volume_params *p, double T,
     const int fov = (int)floor(p->fov_min);
     double sigma = p->smooth_sigma * p->reference_mm / g->mm[0];
     int ksize = 2 * (int)lround(2 * sigma) + 1;
+    /* coarse voxels: edges decided at the reference scale */
+    int sub = (int)lround(g->mm[0] / p->reference_mm);
+    sub = sub > 4 ? 4 : sub;
     long *air_hist = calloc(BINS, sizeof *air_hist), air = 0;
     filler f = {0};
     if (!air_hist)
@@ -417,6 +472,8 @@ static kms_status classify(grid *g, const kms_lung_volume_params *p, double T,
             for (int x = 0; x < g->w; x++)
                 v[x] = b[x] < t ? V_DARK : V_TISSUE;
         }
+        if (st == KMS_OK && sub > 1)
+            subvoxel(g, z, clip, T, sub);
         if (st == KMS_OK)
             st = body_slice(g, &f, z, air_hist, fov, err);
     }
@@ -848,9 +905,25 @@ static double chain_at(const int *t, const double *f, int m, int *k, int at)
     return f[*k] + u * (f[*k + 1] - f[*k]);
 }
 
+/* Lung (255) within n steps of (x, y) along (dx, dy). */
+static bool lung_within(const kms_image *m, int x, int y, int dx, int dy,
+                        int n)
+{
+    for (int i = 1; i <= n; i++) {
+        x += dx;
+        y += dy;
+        if (x < 0 || y < 0 || x >= m->width || y >= m->height)
+            return false;
+        if (((const uint8_t *)kms_image_row(m, y))[x] == 255)
+            return true;
+    }
+    return false;
+}
+
 /* Takes in the hull pixels of the mask m (0/255) lateral of every lung
  * pixel of their row or posterior of every one of their column. */
-static kms_status rib_hull(kms_image *m, int side, kms_error *err)
+static kms_status rib_hull(kms_image *m, int side, long min_area, int reach,
+                           kms_runs *runs, kms_error *err)
 {
     int w = m->width, h = m->height;
     int *xl = malloc((size_t)h * sizeof *xl), *xr = malloc((size_t)h * sizeof *xr);
@@ -899,15 +972,48 @@ static kms_status rib_hull(kms_image *m, int side, kms_error *err)
                 continue;
             /* a bite: beyond the lung towards the ribs, with lung on
              * both sides of it along the chest wall */
+            int in = side == KMS_LUNG_RIGHT ? 1 : -1; /* medial */
             bool lateral = xl[y] >= 0 &&
                            (side == KMS_LUNG_RIGHT ? x < xl[y] : x > xr[y]) &&
-                           yt[x] >= 0 && yt[x] < y && yb[x] > y;
-            bool posterior = yb[x] >= 0 && y > yb[x] && xl[y] >= 0 &&
-                             xl[y] < x && xr[y] > x;
-            if (lateral || posterior)
-                r[x] = 128; /* not seen as lung by the tests above */
+                           lung_within(m, x, y, in, 0, reach) &&
+                           lung_within(m, x, y, 0, -1, reach) &&
+                           lung_within(m, x, y, 0, 1, reach);
+            bool posterior = yb[x] >= 0 && y > yb[x] &&
+                             lung_within(m, x, y, 0, -1, reach) &&
+                             lung_within(m, x, y, -1, 0, reach) &&
+                             lung_within(m, x, y, 1, 0, reach);
+            if (lateral || posterior) /* 129: on the hull's edge */
+                r[x] = x == a || x == b || y == y0 || y == y1 ? 129 : 128;
         }
     }
+    /* bites of a voxel or two are partial volume at the pleura, not a
+     * lesion: only pieces of min_area pixels are taken */
+    kms_image add = {0};
+    st = kms_image_alloc(&add, w, h, 1, KMS_DEPTH_U8, err);
+    for (int y = y0; st == KMS_OK && y <= y1; y++) {
+        const uint8_t *r = kms_image_row(m, y);
+        uint8_t *a = kms_image_row(&add, y);
+        for (int x = 0; x < w; x++)
+            a[x] = r[x] == 128 || r[x] == 129;
+    }
+    if (st == KMS_OK)
+        st = kms_runs_find(runs, add.data, (ptrdiff_t)add.stride, w, h,
+                           KMS_RUNS_LABEL4, err);
+    for (int c = 1; st == KMS_OK && c <= runs->n_labels; c++) {
+        long area = 0;
+        bool edge = false;
+        for (size_t k = runs->first[c]; k < runs->first[c + 1]; k++) {
+            const kms_run *u = &runs->run[runs->at[k]];
+            const uint8_t *r = kms_image_row(m, u->y);
+            area += u->x1 - u->x0;
+            for (int x = u->x0; x < u->x1 && !edge; x++)
+                edge = r[x] == 129;
+        }
+        /* a bite opens onto the chest wall: it reaches the hull's edge */
+        if (area < min_area || !edge)
+            kms_runs_paint(runs, c, m, 0, 0, 0);
+    }
+    kms_image_free(&add);
     for (int y = y0; y <= y1; y++) {
         uint8_t *r = kms_image_row(m, y);
         for (int x = 0; x < w; x++)
@@ -953,6 +1059,16 @@ static kms_status fill_small_holes(kms_image *m, kms_runs *r, kms_error *err)
     return KMS_OK;
 }
 
+/* The deepest bite: lung lies this close on three sides of it. */
+static const double BITE_MM = 25;
+
+/* The smallest bite the rib-side hull takes: 16 mm^2 and 3 pixels. */
+static long bite_min(const grid *g)
+{
+    long n = lround(16.0 / (g->mm[0] * g->mm[1]));
+    return n > 3 ? n : 3;
+}
+
 static kms_status finish_side(const grid *g, const kms_lung_volume_params *p,
                               slice_buf *b, int z, int side, int radius,
                               kms_error *err)
@@ -982,7 +1098,8 @@ static kms_status finish_side(const grid *g, const kms_lung_volume_params *p,
             o[x - x0 + m] = s[x] == side ? 255 : 0;
     }
     if (p->rib_hull)
-        st = rib_hull(&b->roi, side, err);
+        st = rib_hull(&b->roi, side, bite_min(g),
+                      (int)lround(BITE_MM / g->mm[0]), &b->runs, err);
     const kms_image *res = &b->roi;
     if (st == KMS_OK && radius > 0) {
         st = kms_cv_morphology(&b->roi, &b->closed, KMS_CV_MORPH_CLOSE,
