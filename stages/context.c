@@ -139,3 +139,10 @@ void kms_sample_set_free(kms_sample_set *set)
     free(set->owned);
     set->owned = NULL;
 }
+
+kms_status kms_context_keep_original(kms_context *ctx, kms_error *err)
+{
+    if (ctx->original.data || !ctx->image.data)
+        return KMS_OK;
+    return kms_image_copy(&ctx->original, &ctx->image, err);
+}
