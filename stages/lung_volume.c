@@ -144,7 +144,34 @@ typedef struct filler {
     bool three_d;
     seed *s;
     size_t n, cap;
+    /* when log_on: the runs filled, (x0, x1 inclusive, y, z), so what was
+     * filled can be painted again without a second fill */
+    int32_t (*log)[4];
+    size_t n_log, cap_log;
+    bool log_on;
 } filler;
+
+/* Past this many runs logged, painting falls back on a second fill. */
+static const size_t LOG_MAX = (size_t)64 << 20 >> 4;
+
+static void log_run(filler *f, int l, int r, int y, int z)
+{
+    if (f->n_log == f->cap_log) {
+        size_t cap = f->cap_log ? 2 * f->cap_log : 65536;
+        void *m = cap <= LOG_MAX ? realloc(f->log, cap * sizeof *f->log) : NULL;
+        if (!m) {
+            f->log_on = false; /* not an error: painted by a fill */
+            return;
+        }
+        f->log = m;
+        f->cap_log = cap;
+    }
+    int32_t *e = f->log[f->n_log++];
+    e[0] = l;
+    e[1] = r;
+    e[2] = y;
+    e[3] = z;
+}
 
 static bool push(filler *f, int x, int y, int z)
 {
@@ -191,6 +218,8 @@ static kms_status fill(filler *f, int x, int y, int z, fill_stats *st,
             r++;
         for (int i = l; i <= r; i++)
             row[i] = (uint8_t)((row[i] & f->keep) | f->add);
+        if (f->log_on)
+            log_run(f, l, r, s.y, s.z);
         if (st) {
             long n = r - l + 1;
             long sum = 0;
@@ -305,93 +334,100 @@ static kms_status find_threshold(const grid *g, const kms_lung_volume_params *p,
 
 /* --- 2. dark, outside air, body per slice -------------------------------------- */
 
-static kms_status body_slice(grid *g, filler *f, int z, long *air_hist,
+/* Scratch of the per-slice passes, allocated once. */
+typedef struct slice_scratch {
+    kms_runs runs;
+    kms_image nb;       /* not outside, 0/1 */
+    long *count;        /* body pixels per row */
+} slice_scratch;
+
+static bool run_at_border(const kms_run *u, int w, int h)
+{
+    return u->y == 0 || u->y == h - 1 || u->x0 == 0 || u->x1 == w;
+}
+
+/* Outside air (dark components reaching the slice's border, 4-connected),
+ * the body (the not-outside component at or nearest the image's centre;
+ * other pieces, the table and arms, count as outside), its extent, and
+ * outside air's HU into air_hist (air: every 4th slice is plenty for a
+ * median). Components as runs (mask_ops.h): no pixel-by-pixel fill. */
+static kms_status body_slice(grid *g, slice_scratch *sc, int z, long *air_hist,
                              int fov, kms_error *err)
 {
-    kms_status st = KMS_OK;
-    /* outside air: dark pixels reached from the border */
-    *f = (filler){.g = g, .lo = V_DARK, .hi = V_DARK, .keep = 0, .add = V_OUT,
-                  .s = f->s, .cap = f->cap};
-    for (int x = 0; st == KMS_OK && x < g->w; x++) {
-        if (vrow(g, 0, z)[x] == V_DARK)
-            st = fill(f, x, 0, z, NULL, err);
-        if (st == KMS_OK && vrow(g, g->h - 1, z)[x] == V_DARK)
-            st = fill(f, x, g->h - 1, z, NULL, err);
-    }
-    for (int y = 0; st == KMS_OK && y < g->h; y++) {
-        if (vrow(g, y, z)[0] == V_DARK)
-            st = fill(f, 0, y, z, NULL, err);
-        if (st == KMS_OK && vrow(g, y, z)[g->w - 1] == V_DARK)
-            st = fill(f, g->w - 1, y, z, NULL, err);
-    }
+    kms_image view = {.width = g->w, .height = g->h, .channels = 1,
+                      .depth = KMS_DEPTH_U8, .stride = g->stride,
+                      .data = vrow(g, 0, z)};
+    kms_runs *r = &sc->runs;
+    kms_status st = kms_runs_find(r, view.data, (ptrdiff_t)view.stride, g->w,
+                                  g->h, KMS_RUNS_LABEL4, err);
     if (st != KMS_OK)
         return st;
-    /* the body: the non-outside piece nearest the image's centre */
-    int sx = -1, sy = -1;
-    for (int d = 0; sx < 0 && d <= g->w / 2; d++) {
-        int yc = g->h / 2;
-        for (int s = -1; s <= 1 && sx < 0; s += 2) {
-            int x = g->w / 2 + s * d;
-            if (x >= 0 && x < g->w && vrow(g, yc, z)[x] != V_OUT) {
-                sx = x;
-                sy = yc;
-            }
-        }
+    for (int c = 1; c <= r->n_labels; c++) {
+        bool border = false;
+        for (size_t k = r->first[c]; k < r->first[c + 1] && !border; k++)
+            border = run_at_border(&r->run[r->at[k]], g->w, g->h);
+        if (border)
+            kms_runs_paint(r, c, &view, 0, 0, V_OUT);
     }
-    for (int d = 0; sx < 0 && d <= g->h / 2; d++) {
-        int xc = g->w / 2;
-        for (int s = -1; s <= 1 && sx < 0; s += 2) {
-            int y = g->h / 2 + s * d;
-            if (y >= 0 && y < g->h && vrow(g, y, z)[xc] != V_OUT) {
-                sx = xc;
-                sy = y;
-            }
-        }
-    }
-    if (sx >= 0) {
-        *f = (filler){.g = g, .lo = V_TISSUE, .hi = V_DARK, .keep = 0xff,
-                      .add = V_MARK, .s = f->s, .cap = f->cap};
-        st = fill(f, sx, sy, z, NULL, err);
-    }
-    if (st != KMS_OK)
-        return st;
-    long *count = calloc((size_t)g->h, sizeof *count), most = 0, area = 0;
-    if (!count)
-        return nomem(err);
-    int x0 = g->w, x1 = -1;
     for (int y = 0; y < g->h; y++) {
-        uint8_t *v = vrow(g, y, z);
-        const int16_t *r = hrow(g, y, z);
-        for (int x = 0; x < g->w; x++) {
-            if (v[x] & V_MARK) {
-                v[x] &= (uint8_t)~V_MARK;
-                count[y]++;
-            } else if (v[x] != V_OUT) {
-                v[x] = V_OUT; /* table, arms: not the body */
-            } else if (r[x] > fov && r[x] < -500 && r[x] >= CENTRE_LO) {
-                air_hist[r[x] - CENTRE_LO]++;
-            }
-        }
-        most = count[y] > most ? count[y] : most;
-        area += count[y];
-    }
-    /* rows of straps and thin attachments are not the body's extent */
-    int y0 = g->h, y1 = -1;
-    for (int y = 0; y < g->h; y++) {
-        if (most == 0 || count[y] < most / 10)
-            continue;
-        y0 = y < y0 ? y : y0;
-        y1 = y;
         const uint8_t *v = vrow(g, y, z);
-        int a = 0, b = g->w - 1;
-        while (a < g->w && v[a] == V_OUT)
-            a++;
-        while (b > a && v[b] == V_OUT)
-            b--;
-        x0 = a < x0 ? a : x0;
-        x1 = b > x1 ? b : x1;
+        uint8_t *o = kms_image_row(&sc->nb, y);
+        for (int x = 0; x < g->w; x++)
+            o[x] = v[x] != V_OUT;
     }
-    free(count);
+    st = kms_runs_find(r, sc->nb.data, (ptrdiff_t)sc->nb.stride, g->w, g->h,
+                       KMS_RUNS_LABEL4, err);
+    if (st != KMS_OK)
+        return st;
+    /* the body: the piece with a run nearest the centre */
+    int body = 0;
+    double best = 1e30;
+    for (size_t k = 0; k < r->n; k++) {
+        const kms_run *u = &r->run[k];
+        double cx = 0.5 * g->w, dx = cx < u->x0 ? u->x0 - cx
+                                     : cx >= u->x1 ? cx - (u->x1 - 1) : 0;
+        double dy = u->y - 0.5 * g->h, d = dx * dx + dy * dy;
+        if (d < best) {
+            best = d;
+            body = u->label;
+        }
+    }
+    long most = 0, area = 0;
+    memset(sc->count, 0, (size_t)g->h * sizeof *sc->count);
+    for (int c = 1; c <= r->n_labels; c++) {
+        if (c != body) { /* table, arms: not the body */
+            kms_runs_paint(r, c, &view, 0, 0, V_OUT);
+            continue;
+        }
+        for (size_t k = r->first[c]; k < r->first[c + 1]; k++) {
+            const kms_run *u = &r->run[r->at[k]];
+            sc->count[u->y] += u->x1 - u->x0;
+        }
+    }
+    for (int y = 0; y < g->h; y++) {
+        most = sc->count[y] > most ? sc->count[y] : most;
+        area += sc->count[y];
+    }
+    if (z % 4 == 0)
+        for (int y = 0; y < g->h; y++) {
+            const uint8_t *v = vrow(g, y, z);
+            const int16_t *h = hrow(g, y, z);
+            for (int x = 0; x < g->w; x++)
+                if (v[x] == V_OUT && h[x] > fov && h[x] < -500 &&
+                    h[x] >= CENTRE_LO)
+                    air_hist[h[x] - CENTRE_LO]++;
+        }
+    /* rows of straps and thin attachments are not the body's extent */
+    int y0 = g->h, y1 = -1, x0 = g->w, x1 = -1;
+    for (size_t k = 0; body && k < r->n; k++) {
+        const kms_run *u = &r->run[k];
+        if (u->label != body || most == 0 || sc->count[u->y] < most / 10)
+            continue;
+        y0 = u->y < y0 ? u->y : y0;
+        y1 = u->y > y1 ? u->y : y1;
+        x0 = u->x0 < x0 ? u->x0 : x0;
+        x1 = u->x1 - 1 > x1 ? u->x1 - 1 : x1;
+    }
     g->area[z] = area;
     g->top[z] = (float)y0;
     g->height[z] = y1 >= y0 ? (float)(y1 - y0 + 1) : 0;
@@ -462,10 +498,11 @@ static kms_status classify(grid *g, const kms_lung_volume_params *p, double T,
     int sub = (int)lround(g->mm[0] / p->reference_mm);
     sub = sub > 4 ? 4 : sub;
     long *air_hist = calloc(BINS, sizeof *air_hist), air = 0;
-    filler f = {0};
-    if (!air_hist)
-        return nomem(err);
-    kms_status st = KMS_OK;
+    slice_scratch sc = {0};
+    sc.count = calloc((size_t)g->h, sizeof *sc.count);
+    kms_status st = air_hist && sc.count ? KMS_OK : nomem(err);
+    if (st == KMS_OK)
+        st = kms_image_alloc(&sc.nb, g->w, g->h, 1, KMS_DEPTH_U8, err);
     /* values below T: a blurred value is an integer, so below ceil(T) */
     int t = (int)ceil(T);
     for (int z = 0; st == KMS_OK && z < g->d; z++) {
@@ -484,7 +521,7 @@ static kms_status classify(grid *g, const kms_lung_volume_params *p, double T,
         if (st == KMS_OK && sub > 1)
             subvoxel(g, z, clip, T, sub);
         if (st == KMS_OK)
-            st = body_slice(g, &f, z, air_hist, fov, err);
+            st = body_slice(g, &sc, z, air_hist, fov, err);
     }
     long half = 0;
     for (int i = 0; i < BINS; i++)
@@ -498,7 +535,9 @@ static kms_status classify(grid *g, const kms_lung_volume_params *p, double T,
         }
     }
     free(air_hist);
-    free(f.s);
+    free(sc.count);
+    kms_runs_free(&sc.runs);
+    kms_image_free(&sc.nb);
     return st;
 }
 
@@ -647,6 +686,7 @@ static kms_status find_airways(grid *g, const kms_lung_volume_params *p,
 typedef struct comp {
     seed at;
     fill_stats s;
+    size_t log0, log1; /* its runs in the filler's log */
 } comp;
 
 static kms_status select_lungs(grid *g, const kms_lung_volume_params *p,
@@ -654,7 +694,7 @@ static kms_status select_lungs(grid *g, const kms_lung_volume_params *p,
                                kms_error *err)
 {
     filler f = {.g = g, .lo = V_DARK, .hi = V_DARK, .keep = 0, .add = V_SEEN,
-                .three_d = true};
+                .three_d = true, .log_on = true};
     comp *c = NULL;
     size_t n = 0, cap = 0;
     kms_status st = KMS_OK;
@@ -675,7 +715,9 @@ static kms_status select_lungs(grid *g, const kms_lung_volume_params *p,
                     cap = nc;
                 }
                 c[n].at = (seed){x, y, z};
+                c[n].log0 = f.n_log;
                 st = fill(&f, x, y, z, &c[n].s, err);
+                c[n].log1 = f.n_log;
                 n++;
             }
         }
@@ -696,19 +738,28 @@ static kms_status select_lungs(grid *g, const kms_lung_volume_params *p,
     *lung_voxels = 0;
     f.lo = f.hi = V_SEEN;
     f.add = V_LUNG;
+    bool logged = f.log_on;
+    f.log_on = false;
     for (size_t i = 0; st == KMS_OK && largest > 0 && i < n; i++) {
         const fill_stats *s = &c[i].s;
         double zc = s->sum_z / (double)s->n;
         bool keep = ok[i] && (double)s->n >= p->min_volume * (double)largest &&
                     zc >= c[big].s.z0;
-        if (keep) {
+        if (keep && logged) {
+            for (size_t k = c[i].log0; k < c[i].log1; k++) {
+                const int32_t *e = f.log[k];
+                memset(vrow(g, e[2], e[3]) + e[0], V_LUNG,
+                       (size_t)(e[1] - e[0] + 1));
+            }
+        } else if (keep) {
             st = fill(&f, c[i].at.x, c[i].at.y, c[i].at.z, NULL, err);
-            *lung_voxels += s->n;
         }
+        *lung_voxels += keep ? s->n : 0;
     }
     free(ok);
     free(c);
     free(f.s);
+    free(f.log);
     return st;
 }
 
