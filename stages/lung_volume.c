@@ -768,7 +768,10 @@ static kms_status select_lungs(grid *g, const kms_lung_volume_params *p,
 typedef struct slice_buf {
     kms_image lab;    /* the slice's work labels, copied */
     kms_image side;   /* 0, 1, 2 */
-    kms_image roi, closed;
+    kms_image roi;    /* a view of roi_buf */
+    uint8_t *roi_buf;
+    size_t roi_cap;
+    int box[3][4];    /* per side: x0, y0, x1, y1 (x1 < 0: none) */
     kms_runs runs;
     double *area, *low, *sumx; /* per 2-D piece */
     int cap;
@@ -895,6 +898,11 @@ static kms_status sides(const grid *g, slice_buf *b, int z, bool *split,
         left |= b->low[i] <= 0.1 * b->area[i];
     }
     memset(b->side.data, 0, b->side.stride * (size_t)g->h);
+    for (int v = 0; v < 3; v++) {
+        b->box[v][0] = g->w;
+        b->box[v][1] = g->h;
+        b->box[v][2] = b->box[v][3] = -1;
+    }
     for (int i = 1; i <= n; i++) {
         double share = b->low[i] / b->area[i];
         bool both = !(right && left) && b->area[i] >= 0.3 * total &&
@@ -922,10 +930,17 @@ static kms_status sides(const grid *g, slice_buf *b, int z, bool *split,
         for (size_t k = r->first[i]; k < r->first[i + 1]; k++) {
             const kms_run *u = &r->run[r->at[k]];
             uint8_t *s = kms_image_row(&b->side, u->y);
-            for (int x = u->x0; x < u->x1; x++)
-                s[x] = !both                ? one
-                       : x <= b->path[u->y] ? KMS_LUNG_RIGHT
-                                            : KMS_LUNG_LEFT;
+            for (int x = u->x0; x < u->x1; x++) {
+                uint8_t v = !both                ? one
+                            : x <= b->path[u->y] ? KMS_LUNG_RIGHT
+                                                 : KMS_LUNG_LEFT;
+                int *bx = b->box[v];
+                s[x] = v;
+                bx[0] = x < bx[0] ? x : bx[0];
+                bx[1] = u->y < bx[1] ? u->y : bx[1];
+                bx[2] = x > bx[2] ? x : bx[2];
+                bx[3] = u->y > bx[3] ? u->y : bx[3];
+            }
         }
     }
     return KMS_OK;
@@ -1133,24 +1148,26 @@ static kms_status finish_side(const grid *g, const kms_lung_volume_params *p,
                               slice_buf *b, int z, int side, int radius,
                               kms_error *err)
 {
-    int x0 = g->w, x1 = -1, y0 = g->h, y1 = -1;
-    for (int y = 0; y < g->h; y++) {
-        const uint8_t *s = kms_image_row(&b->side, y);
-        for (int x = 0; x < g->w; x++)
-            if (s[x] == side) {
-                x0 = x < x0 ? x : x0;
-                x1 = x > x1 ? x : x1;
-                y0 = y < y0 ? y : y0;
-                y1 = y;
-            }
-    }
+    const int *box = b->box[side];
+    int x0 = box[0], y0 = box[1], x1 = box[2], y1 = box[3];
     if (x1 < 0)
         return KMS_OK;
     int m = 2 * ((radius + 1) / 2) + 2;
     int rw = x1 - x0 + 1 + 2 * m, rh = y1 - y0 + 1 + 2 * m;
-    kms_status st = kms_image_alloc(&b->roi, rw, rh, 1, KMS_DEPTH_U8, err);
-    if (st != KMS_OK)
-        return st;
+    /* one buffer for every slice's boxes */
+    size_t need = (size_t)rw * (size_t)rh;
+    if (need > b->roi_cap) {
+        uint8_t *buf = realloc(b->roi_buf, need);
+        if (!buf)
+            return nomem(err);
+        b->roi_buf = buf;
+        b->roi_cap = need;
+    }
+    memset(b->roi_buf, 0, need);
+    b->roi = (kms_image){.width = rw, .height = rh, .channels = 1,
+                         .depth = KMS_DEPTH_U8, .stride = (size_t)rw,
+                         .data = b->roi_buf};
+    kms_status st = KMS_OK;
     for (int y = y0; y <= y1; y++) {
         const uint8_t *s = kms_image_row(&b->side, y);
         uint8_t *o = kms_image_row(&b->roi, y - y0 + m);
@@ -1178,12 +1195,11 @@ static kms_status finish_side(const grid *g, const kms_lung_volume_params *p,
             if (x < 0 || x >= g->w || !o[rx])
                 continue;
             /* inside the body, not the airway, not the other lung */
-            if (l[x] != V_OUT && l[x] != V_AIRWAY && (v[x] == 0 || v[x] == side))
+            if (!l[x] && (v[x] == 0 || v[x] == side))
                 v[x] = (uint8_t)side;
         }
     }
-    kms_image_free(&b->roi);
-    kms_image_free(&b->closed);
+    b->roi = (kms_image){0};
     return st;
 }
 
@@ -1197,29 +1213,25 @@ static kms_status finish_slices(grid *g, const kms_lung_volume_params *p,
         st = kms_image_alloc(&b.side, g->w, g->h, 1, KMS_DEPTH_U8, err);
     int radius = (int)lround(p->close * p->reference_mm / g->mm[0]);
     for (int z = 0; st == KMS_OK && z < g->d; z++) {
+        /* one pass: the lung as 255 (for its runs), where the sides may
+         * not grow (outside, airway) as 1, and the work labels cleared */
         long lung = 0;
-        for (int y = 0; y < g->h; y++) {
-            uint8_t *v = vrow(g, y, z);
-            uint8_t *l = kms_image_row(&b.lab, y);
-            for (int x = 0; x < g->w; x++) {
-                uint8_t is = v[x] == V_LUNG;
-                lung += is;
-                /* the lung as 255 for the runs; the rest keeps its label */
-                l[x] = is ? 255 : v[x];
-            }
-            memset(v, 0, (size_t)g->w);
-        }
-        if (lung == 0)
-            continue;
-        /* runs of the lung only */
         if (!only.data)
             st = kms_image_alloc_raw(&only, g->w, g->h, 1, KMS_DEPTH_U8, err);
         for (int y = 0; st == KMS_OK && y < g->h; y++) {
-            const uint8_t *l = kms_image_row(&b.lab, y);
+            uint8_t *v = vrow(g, y, z);
+            uint8_t *l = kms_image_row(&b.lab, y);
             uint8_t *o = kms_image_row(&only, y);
-            for (int x = 0; x < g->w; x++)
-                o[x] = l[x] == 255 ? 255 : 0;
+            for (int x = 0; x < g->w; x++) {
+                uint8_t is = v[x] == V_LUNG;
+                lung += is;
+                o[x] = is ? 255 : 0;
+                l[x] = v[x] == V_OUT || v[x] == V_AIRWAY;
+            }
+            memset(v, 0, (size_t)g->w);
         }
+        if (st != KMS_OK || lung == 0)
+            continue;
         kms_image keep = b.lab;
         b.lab = only;
         bool split = false;
@@ -1241,6 +1253,7 @@ static kms_status finish_slices(grid *g, const kms_lung_volume_params *p,
     free(b.path);
     free(b.cost);
     free(b.from);
+    free(b.roi_buf);
     return st;
 }
 
