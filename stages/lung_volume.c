@@ -187,16 +187,17 @@ static bool push(filler *f, int x, int y, int z)
     return true;
 }
 
-static inline bool matches(const filler *f, const uint8_t *v,
-                           const int16_t *h, int i)
-{
-    return v[i] >= f->lo && v[i] <= f->hi && (!f->level || h[i] < f->level);
-}
 
 static kms_status fill(filler *f, int x, int y, int z, fill_stats *st,
                        kms_error *err)
 {
     const grid *g = f->g;
+    /* locals: the byte writes below may alias anything */
+    const uint8_t lo = f->lo, span = (uint8_t)(f->hi - f->lo), keep = f->keep,
+                  add = f->add;
+    const int level = f->level, w = g->w, nn = f->three_d ? 4 : 2;
+#define MATCH(v, h, i)                                                         \
+    ((uint8_t)((v)[i] - lo) <= span && (!level || (h)[i] < level))
     if (st) {
         memset(st, 0, sizeof *st);
         st->z0 = g->d;
@@ -209,15 +210,15 @@ static kms_status fill(filler *f, int x, int y, int z, fill_stats *st,
         seed s = f->s[--f->n];
         uint8_t *row = vrow(g, s.y, s.z);
         const int16_t *hr = hrow(g, s.y, s.z);
-        if (!matches(f, row, hr, s.x))
+        if (!MATCH(row, hr, s.x))
             continue;
         int l = s.x, r = s.x;
-        while (l > 0 && matches(f, row, hr, l - 1))
+        while (l > 0 && MATCH(row, hr, l - 1))
             l--;
-        while (r + 1 < g->w && matches(f, row, hr, r + 1))
+        while (r + 1 < w && MATCH(row, hr, r + 1))
             r++;
         for (int i = l; i <= r; i++)
-            row[i] = (uint8_t)((row[i] & f->keep) | f->add);
+            row[i] = (uint8_t)((row[i] & keep) | add);
         if (f->log_on)
             log_run(f, l, r, s.y, s.z);
         if (st) {
@@ -238,19 +239,23 @@ static kms_status fill(filler *f, int x, int y, int z, fill_stats *st,
         }
         int nb[4][2] = {{s.y - 1, s.z}, {s.y + 1, s.z}, {s.y, s.z - 1},
                         {s.y, s.z + 1}};
-        for (int k = 0; k < (f->three_d ? 4 : 2); k++) {
+        for (int k = 0; k < nn; k++) {
             int ny = nb[k][0], nz = nb[k][1];
             if (ny < 0 || ny >= g->h || nz < 0 || nz >= g->d)
                 continue;
             const uint8_t *nr = vrow(g, ny, nz);
             const int16_t *nh = hrow(g, ny, nz);
-            for (int i = l; i <= r; i++)
-                if (matches(f, nr, nh, i) &&
-                    (i == l || !matches(f, nr, nh, i - 1)) &&
-                    !push(f, i, ny, nz))
+            bool prev = l > 0 && MATCH(nr, nh, l - 1);
+            for (int i = l; i <= r; i++) {
+                bool m = MATCH(nr, nh, i);
+                /* one seed per run; a run from left of l is seeded at l */
+                if (m && (!prev || i == l) && !push(f, i, ny, nz))
                     return nomem(err);
+                prev = m;
+            }
         }
     }
+#undef MATCH
     return KMS_OK;
 }
 
