@@ -1052,18 +1052,14 @@ static kms_status rib_hull(kms_image *m, int side, long min_area, int reach,
         for (int x = a < 0 ? 0 : a; x <= b && x < w; x++) {
             if (r[x])
                 continue;
-            /* a bite: beyond the lung towards the ribs, with lung on
-             * both sides of it along the chest wall */
+            /* a bite from the rib side: lung in front of it and medial
+             * of it (within a lesion's reach); behind it and lateral of it
+             * may be lung or the chest wall. The heart has no lung medial
+             * of it, the liver and spleen under a dome none in front. */
             int in = side == KMS_LUNG_RIGHT ? 1 : -1; /* medial */
-            bool lateral = xl[y] >= 0 &&
-                           (side == KMS_LUNG_RIGHT ? x < xl[y] : x > xr[y]) &&
-                           lung_within(m, x, y, in, 0, reach) &&
-                           lung_within(m, x, y, 0, -1, reach) &&
-                           lung_within(m, x, y, 0, 1, reach);
-            bool posterior = yb[x] >= 0 && y > yb[x] &&
-                             lung_within(m, x, y, 0, -1, reach) &&
-                             lung_within(m, x, y, -1, 0, reach) &&
-                             lung_within(m, x, y, 1, 0, reach);
+            bool bite = lung_within(m, x, y, 0, -1, reach) &&
+                        lung_within(m, x, y, in, 0, reach);
+            bool lateral = bite, posterior = false;
             if (lateral || posterior) /* 129: on the hull's edge */
                 r[x] = x == a || x == b || y == y0 || y == y1 ? 129 : 128;
         }

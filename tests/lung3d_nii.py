@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""NIfTI-1 helpers and checks for tests/lung3d_test.sh (no nibabel: gzip,
+struct and numpy). Arrays are in file order, indexed [k, j, i].
+
+  lung3d_nii.py dice MASK TRUTH [--sided]    whole (and right, left) Dice
+  lung3d_nii.py below MASK Z                 mask voxels in slices k < Z
+  lung3d_nii.py header MASK INPUT            dims, pixdim, qform, sform equal
+  lung3d_nii.py sides LUNGS                  right lung's world x > left's
+  lung3d_nii.py crop CT OUT K0 K1            slices K0..K1-1 as a new file
+  lung3d_nii.py paint CT TRUTH OUT PATCHES   lesions painted (see paint())
+  lung3d_nii.py patches MASK PATCHES TRUTH   lesion and effusion checks
+"""
+import gzip
+import struct
+import sys
+
+import numpy as np
+
+DTYPES = {2: np.uint8, 4: np.int16, 8: np.int32, 16: np.float32, 512: np.uint16}
+
+
+def read(path):
+    raw = gzip.open(path).read() if path.endswith(".gz") else open(path, "rb").read()
+    dims = struct.unpack("<8h", raw[40:56])
+    dt = struct.unpack("<h", raw[70:72])[0]
+    off = int(struct.unpack("<f", raw[108:112])[0])
+    dtype = DTYPES[dt]
+    n = dims[1] * dims[2] * dims[3]
+    a = np.frombuffer(raw[off:off + n * np.dtype(dtype).itemsize], dtype=dtype)
+    return bytearray(raw[:off]), a.reshape(dims[3], dims[2], dims[1]).copy()
+
+
+def write(path, hdr, a):
+    hdr = bytearray(hdr)
+    struct.pack_into("<3h", hdr, 42, a.shape[2], a.shape[1], a.shape[0])
+    code = {np.dtype(v): k for k, v in DTYPES.items()}[a.dtype]
+    struct.pack_into("<hh", hdr, 70, code, 8 * a.dtype.itemsize)
+    data = bytes(hdr) + np.ascontiguousarray(a).tobytes()
+    with (gzip.open(path, "wb") if path.endswith(".gz") else open(path, "wb")) as f:
+        f.write(data)
+
+
+def sform(hdr):
+    return np.array(struct.unpack("<12f", hdr[280:328])).reshape(3, 4)
+
+
+def dice(a, b):
+    s = a.sum() + b.sum()
+    return 2.0 * (a & b).sum() / s if s else 1.0
+
+
+def cmd_dice(args):
+    _, m = read(args[0])
+    _, t = read(args[1])
+    out = ["whole=%.4f" % dice(m > 0, t > 0)]
+    if "--sided" in args:
+        out += ["right=%.4f" % dice(m == 1, t == 1), "left=%.4f" % dice(m == 2, t == 2)]
+    print(" ".join(out))
+
+
+def cmd_below(args):
+    _, m = read(args[0])
+    print(int((m[:int(args[1])] > 0).sum()))
+
+
+def cmd_header(args):
+    a, _ = read(args[0])
+    b, _ = read(args[1])
+    same = (a[40:56] == b[40:56] and a[76:108] == b[76:108] and a[252:256] == b[252:256]
+            and a[256:328] == b[256:328] and a[123] == b[123])
+    print("same" if same else "differ")
+
+
+def cmd_sides(args):
+    hdr, m = read(args[0])
+    s = sform(hdr)
+    xs = []
+    for v in (1, 2):
+        k, j, i = np.nonzero(m == v)
+        if len(i) == 0:
+            print("missing side %d" % v)
+            return
+        xs.append((s[0] @ np.array([i.mean(), j.mean(), k.mean(), 1.0])))
+    # RAS: world x grows towards the patient's right
+    print("ok right %.1f left %.1f" % tuple(xs) if xs[0] > xs[1]
+          else "swapped right %.1f left %.1f" % tuple(xs))
+
+
+def cmd_crop(args):
+    hdr, a = read(args[0])
+    k0, k1 = int(args[2]), int(args[3])
+    write(args[1], hdr, a[k0:k1])
+
+
+def ball(shape, centre, r):
+    k, j, i = np.ogrid[:shape[0], :shape[1], :shape[2]]
+    # 3 mm voxels, isotropic: r in voxels; one slice above and below
+    return ((i - centre[2]) ** 2 + (j - centre[1]) ** 2 <= r * r) & (abs(k - centre[0]) <= 1)
+
+
+def paint(ct, truth, rng):
+    """Lesions inside the reference lung, against the pleura and in the
+    dependent lung, and an effusion-like patch outside it. In file order:
+    i grows towards the patient's right, j towards anterior (RAS)."""
+    lung = truth > 0
+    patches = np.zeros(ct.shape, np.uint8)  # 1 lesion, 2 effusion
+    out = ct.copy()
+    specs = [  # slice, side, where, HU range, radius
+        (28, 1, "lateral", (0, 60), 2.5),      # consolidation, right chest wall
+        (27, 2, "lateral", (-700, -300), 2.5),  # ground glass, left chest wall
+        (27, 1, "posterior", (0, 60), 2.5),    # dependent consolidation, right
+        (28, 2, "posterior", (-700, -300), 2.5),  # dependent ground glass, left
+    ]
+    for k, side, where, (lo, hi), r in specs:
+        j, i = np.nonzero(truth[k] == side)
+        if where == "lateral":
+            # the right lung's chest wall is at high i, the left's at low i
+            jm = int(np.median(j))
+            row = i[j == jm] if (j == jm).any() else i
+            c = (k, jm, row.max() if side == 1 else row.min())
+        else:  # posterior: lowest j (RAS j grows anterior)
+            sel = j == j.min()
+            c = (k, j.min(), int(np.median(i[sel])))
+        b = ball(ct.shape, c, r) & lung
+        out[b] = rng.integers(lo, hi + 1, size=int(b.sum()))
+        patches[b] = 1
+    # effusion-like: tissue behind the right lung's base, outside any lung
+    k = 26
+    j, i = np.nonzero(truth[k] == 1)
+    c = (k, max(j.min() - 3, 0), int(np.median(i[j == j.min()])))
+    b = ball(ct.shape, c, 3) & ~lung & (ct > -200)
+    out[b] = rng.integers(5, 25, size=int(b.sum()))
+    patches[b] = 2
+    return out, patches
+
+
+def cmd_paint(args):
+    hdr, ct = read(args[0])
+    _, truth = read(args[1])
+    out, patches = paint(ct, truth, np.random.default_rng(1))
+    write(args[2], hdr, out)
+    write(args[3], hdr, patches)
+    print("lesion=%d effusion=%d" % ((patches == 1).sum(), (patches == 2).sum()))
+
+
+def cmd_patches(args):
+    _, m = read(args[0])
+    _, p = read(args[1])
+    _, t = read(args[2])
+    m = m > 0
+    les, eff = p == 1, p == 2
+    print("lesion_in=%.4f effusion_in=%.4f dice=%.4f" % (
+        (m & les).sum() / max(les.sum(), 1), (m & eff).sum() / max(eff.sum(), 1),
+        dice(m, t > 0)))
+
+
+if __name__ == "__main__":
+    globals()["cmd_" + sys.argv[1]](sys.argv[2:])
