@@ -68,6 +68,8 @@ suite() { # BUILD_DIR LABEL
     run_cases "$label cli" bash tests/cli_test.sh "$dir/kmseg"
     echo "== [$label] lung CT"
     run_cases "$label lung" bash tests/lung_test.sh "$dir/kmseg"
+    echo "== [$label] lung CT volumes in 3-D"
+    run_cases "$label lung3d" bash tests/lung3d_test.sh "$dir/kmseg"
     echo "== [$label] lung CT turned, mirrored, zoomed"
     run_cases "$label orient" bash tests/orient_test.sh "$dir/kmseg"
     echo "== [$label] DICOM"

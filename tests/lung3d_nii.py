@@ -7,6 +7,8 @@ struct and numpy). Arrays are in file order, indexed [k, j, i].
   lung3d_nii.py header MASK INPUT            dims, pixdim, qform, sform equal
   lung3d_nii.py sides LUNGS                  right lung's world x > left's
   lung3d_nii.py crop CT OUT K0 K1            slices K0..K1-1 as a new file
+  lung3d_nii.py reorient CT OUT HOW          stored another way (swapij, flipk)
+  lung3d_nii.py same_after MASK2 HOW MASK    MASK2 stored back equals MASK
   lung3d_nii.py paint CT TRUTH OUT PATCHES   lesions painted (see paint())
   lung3d_nii.py patches MASK PATCHES TRUTH   lesion and effusion checks
 """
@@ -66,8 +68,12 @@ def cmd_below(args):
 def cmd_header(args):
     a, _ = read(args[0])
     b, _ = read(args[1])
-    same = (a[40:56] == b[40:56] and a[76:108] == b[76:108] and a[252:256] == b[252:256]
-            and a[256:328] == b[256:328] and a[123] == b[123])
+    # dims, voxel sizes, units, qform/sform codes and the sform; the
+    # quaternion (and qfac in pixdim[0]) only means something with a qform
+    qcode = struct.unpack("<h", a[252:254])[0]
+    same = (a[40:56] == b[40:56] and a[80:92] == b[80:92] and a[252:256] == b[252:256]
+            and a[280:328] == b[280:328] and a[123] == b[123]
+            and (qcode == 0 or (a[256:280] == b[256:280] and a[76:80] == b[76:80])))
     print("same" if same else "differ")
 
 
@@ -90,6 +96,41 @@ def cmd_crop(args):
     hdr, a = read(args[0])
     k0, k1 = int(args[2]), int(args[3])
     write(args[1], hdr, a[k0:k1])
+
+
+def reoriented(hdr, a, how):
+    """The same voxels stored another way, the sform saying so: "swapij"
+    exchanges the first two axes (nifti_io's general path), "flipk" reverses
+    the third (its in-place flips)."""
+    hdr = bytearray(hdr)
+    m = sform(hdr)
+    if how == "swapij":
+        a = a.transpose(0, 2, 1)
+        m[:, [0, 1]] = m[:, [1, 0]]
+        pix = list(struct.unpack("<8f", hdr[76:108]))
+        pix[1], pix[2] = pix[2], pix[1]
+        struct.pack_into("<8f", hdr, 76, *pix)
+    elif how == "flipk":
+        a = a[::-1]
+        m[:, 3] += m[:, 2] * (a.shape[0] - 1)
+        m[:, 2] = -m[:, 2]
+    struct.pack_into("<12f", hdr, 280, *m.flatten())
+    return hdr, np.ascontiguousarray(a)
+
+
+def cmd_reorient(args):
+    hdr, a = read(args[0])
+    hdr, a = reoriented(hdr, a, args[2])
+    write(args[1], hdr, a)
+
+
+def cmd_same_after(args):
+    """MASK_REORIENTED HOW MASK: the reoriented run's mask, stored back the
+    first way, equals the first run's."""
+    _, a = read(args[0])
+    _, b = read(args[2])
+    back = a.transpose(0, 2, 1) if args[1] == "swapij" else a[::-1]
+    print("same" if (back == b).all() else "differ in %d voxels" % int((back != b).sum()))
 
 
 def ball(shape, centre, r):
