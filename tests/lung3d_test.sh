@@ -31,8 +31,8 @@ fi
 "$KMSEG" run "$S/lung_volume.ini" -q -o "$T/vol" -s write.products=$PRODUCTS
 rc=$?
 dice=$(col "$T/vol/summary.csv" dice 2>/dev/null)
-# measured 0.9690 (0.9398 slice by slice before the 3-D method)
-[ $rc = 0 ] && ge "$dice" 0.965 && ok "sample volume: Dice $dice >= 0.965" \
+# measured 0.9731 (0.9398 slice by slice before the 3-D method)
+[ $rc = 0 ] && ge "$dice" 0.97 && ok "sample volume: Dice $dice >= 0.97" \
     || ko "sample volume Dice" "rc $rc dice '$dice'"
 below=$($NII below "$T/vol/ct_mask.nii.gz" 19)
 [ "$below" = 0 ] && ok "nothing in the 19 abdominal slices below the lungs (bowel and stomach gas)" \
@@ -60,9 +60,9 @@ done
 # --- sides ---------------------------------------------------------------------------
 if [ "$PRODUCTS" = mask,lungs ]; then
     d=$($NII dice "$T/vol/ct_lungs.nii.gz" "$TRUTH" --sided)
-    # measured right 0.9727, left 0.9624
-    ge "$(val "$d" right)" 0.965 && ge "$(val "$d" left)" 0.955 \
-        && ok "per side: $d (right >= 0.965, left >= 0.955)" || ko "per-side Dice" "$d"
+    # measured right 0.9765, left 0.9673 (the left lung: 1571 voxels of 3 mm)
+    ge "$(val "$d" right)" 0.97 && ge "$(val "$d" left)" 0.96 \
+        && ok "per side: $d (right >= 0.97, left >= 0.96)" || ko "per-side Dice" "$d"
     s=$($NII sides "$T/vol/ct_lungs.nii.gz")
     [ "${s%% *}" = ok ] && ok "label 1 is the patient's right lung in world (sform) coordinates: $s" \
         || ko "sides" "$s"
@@ -82,13 +82,13 @@ $NII paint "$S/volume/ct.nii.gz" "$TRUTH" "$T/painted.nii.gz" "$T/patches.nii.gz
 "$KMSEG" run "$S/lung_volume.ini" -q -i "$T/painted.nii.gz" -o "$T/painted" \
     -s write.products=mask -s "evaluate.truth=$S/volume/lung_mask.nii.gz"
 r=$($NII patches "$T/painted/painted_mask.nii.gz" "$T/patches.nii.gz" "$TRUTH")
-# measured: 0.82 of the lesion voxels in (0.44 without the rib-side hull; the
-# rest lie on the lung's edge at 3 mm), effusion 0, Dice 0.9659 against the
-# untouched truth. 0.98 is out of reach at 3 mm: the untouched volume gives 0.969.
-ge "$(val "$r" lesion_in)" 0.8 && ok "painted consolidation / ground glass at the pleura and dependent: $r" \
+# measured: 0.92 of the lesion voxels in (0.44 without the rib-side hull; the
+# rest lie on the lung's edge at 3 mm), effusion 0, Dice 0.9718 against the
+# untouched truth. 0.98 is out of reach at 3 mm: the untouched volume gives 0.973.
+ge "$(val "$r" lesion_in)" 0.9 && ok "painted consolidation / ground glass at the pleura and dependent: $r" \
     || ko "lesions" "$r"
 ge 0 "$(val "$r" effusion_in)" && ok "effusion-like patch behind the lung left out" || ko "effusion" "$r"
-ge "$(val "$r" dice)" 0.96 && ok "painted volume still matches the untouched truth (Dice >= 0.96)" \
+ge "$(val "$r" dice)" 0.965 && ok "painted volume still matches the untouched truth (Dice >= 0.965)" \
     || ko "painted Dice" "$r"
 
 # --- a volume without lung ------------------------------------------------------------------
