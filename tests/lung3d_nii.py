@@ -175,6 +175,45 @@ def paint(ct, truth, rng):
     return out, patches
 
 
+def cmd_bridge(args):
+    """CT TRUTH OUT BRIDGE: the two lungs joined in slices 26..29 by a band
+    of lung (-850 HU), 2 voxels thick, from the right lung's most medial
+    voxel to the left's: one 3-D component, which the sides must cut."""
+    hdr, ct = read(args[0])
+    _, truth = read(args[1])
+    out = ct.copy()
+    band = np.zeros(ct.shape, np.uint8)
+    for k in range(26, 30):
+        jr, ir = np.nonzero(truth[k] == 1)
+        jl, il = np.nonzero(truth[k] == 2)
+        a = (jr[ir.argmin()], ir.min())   # right lung: i grows to the right
+        b = (jl[il.argmax()], il.max())
+        for i in range(b[1], a[1] + 1):
+            j = int(round(b[0] + (a[0] - b[0]) * (i - b[1]) / max(a[1] - b[1], 1)))
+            band[k, j:j + 2, i] = 1
+    band[truth > 0] = 0
+    out[band > 0] = -850
+    write(args[2], hdr, out)
+    write(args[3], hdr, band)
+
+
+def cmd_bridge_check(args):
+    """LUNGS TRUTH BRIDGE: per-side Dice off the band, and where the band's
+    voxels went (both sides, each mostly on its own half)."""
+    _, m = read(args[0])
+    _, t = read(args[1])
+    _, b = read(args[2])
+    off = b == 0
+    r, l = dice((m == 1) & off, t == 1), dice((m == 2) & off, t == 2)
+    k, j, i = np.nonzero(b)
+    mid = (i.min() + i.max()) / 2.0
+    lab = m[k, j, i]
+    # RAS: the right half of the band is at high i
+    wrong = int(((lab == 1) & (i < mid - 3)).sum() + ((lab == 2) & (i > mid + 3)).sum())
+    print("right=%.4f left=%.4f band_right=%d band_left=%d band_wrong_side=%d"
+          % (r, l, int((lab == 1).sum()), int((lab == 2).sum()), wrong))
+
+
 def cmd_paint(args):
     hdr, ct = read(args[0])
     _, truth = read(args[1])
