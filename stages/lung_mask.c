@@ -44,8 +44,8 @@
  *     kept (lobes split by a fissure), others dropped;
  *  8. per lung side: holes filled (vessels), a closing of ~7 mm smooths the
  *     border and takes in vessels at it.
- * Volumes: slice by slice, then 3-D components far smaller than the lungs
- * are dropped. Design and measurements: README.md, "Lung masks".
+ * Volumes: in 3-D, by lung_volume.c (its header). Design and
+ * measurements: README.md, "Lung masks".
  *
  * Speed: masks are handled as runs of pixels per row (mask_ops.h), so
  * components, their statistics, the erosions that find their cores and
@@ -1724,27 +1724,6 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
         hu = (kms_image){0};
     if (st != KMS_OK)
         goto out;
-    /* volumes: pieces far smaller than the lungs are strays of one slice */
-    if (slices > 1 && p->min_volume > 0 && job.found > 0) {
-        int32_t *labels = NULL;
-        kms_component *c = NULL;
-        int n = 0;
-        st = kms_mask_label(&ctx->mask, slices, NULL, &labels, &c, &n, err);
-        bool *keep = st == KMS_OK ? calloc((size_t)n + 1, sizeof *keep) : NULL;
-        if (st == KMS_OK && keep) {
-            long largest = 0;
-            for (int i = 1; i <= n; i++)
-                largest = c[i].area > largest ? c[i].area : largest;
-            for (int i = 1; i <= n; i++)
-                keep[i] = (double)c[i].area >= p->min_volume * (double)largest;
-            kms_mask_keep_labels(&ctx->mask, labels, keep);
-        } else if (st == KMS_OK) {
-            st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-        }
-        free(labels);
-        free(c);
-        free(keep);
-    }
     /* a turn found from the image, not from a header: say so, as a wrong
      * one would cost a lung */
     if (st == KMS_OK && job.turned)
