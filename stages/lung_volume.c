@@ -1028,21 +1028,6 @@ static double chain_at(const int *t, const double *f, int m, int *k, int at)
     return f[*k] + u * (f[*k + 1] - f[*k]);
 }
 
-/* Lung (255) within n steps of (x, y) along (dx, dy). */
-static bool lung_within(const kms_image *m, int x, int y, int dx, int dy,
-                        int n)
-{
-    for (int i = 1; i <= n; i++) {
-        x += dx;
-        y += dy;
-        if (x < 0 || y < 0 || x >= m->width || y >= m->height)
-            return false;
-        if (((const uint8_t *)kms_image_row(m, y))[x] == 255)
-            return true;
-    }
-    return false;
-}
-
 /* Takes in the hull pixels of the mask m (0/255) lateral of every lung
  * pixel of their row or posterior of every one of their column. */
 static kms_status rib_hull(kms_image *m, int side, long min_area, int reach,
@@ -1050,17 +1035,15 @@ static kms_status rib_hull(kms_image *m, int side, long min_area, int reach,
 {
     int w = m->width, h = m->height;
     int *xl = malloc((size_t)h * sizeof *xl), *xr = malloc((size_t)h * sizeof *xr);
-    int *yb = malloc((size_t)w * sizeof *yb), *tl = malloc((size_t)h * sizeof *tl);
-    int *yt = malloc((size_t)w * sizeof *yt);
+    int *last = malloc((size_t)w * sizeof *last), *tl = malloc((size_t)h * sizeof *tl);
+    int *near = malloc((size_t)w * sizeof *near);
     int *tr = malloc((size_t)h * sizeof *tr);
     double *fl = malloc((size_t)h * sizeof *fl), *fr = malloc((size_t)h * sizeof *fr);
     kms_status st = KMS_OK;
-    if (!xl || !xr || !yb || !yt || !tl || !tr || !fl || !fr) {
+    if (!xl || !xr || !last || !near || !tl || !tr || !fl || !fr) {
         st = nomem(err);
         goto out;
     }
-    for (int x = 0; x < w; x++)
-        yb[x] = yt[x] = -1;
     int n = 0;
     for (int y = 0; y < h; y++) {
         const uint8_t *r = kms_image_row(m, y);
@@ -1070,9 +1053,6 @@ static kms_status rib_hull(kms_image *m, int side, long min_area, int reach,
                 if (xl[y] < 0)
                     xl[y] = x;
                 xr[y] = x;
-                yb[x] = y;
-                if (yt[x] < 0)
-                    yt[x] = y;
             }
         if (xl[y] >= 0) {
             tl[n] = tr[n] = y;
@@ -1086,10 +1066,25 @@ static kms_status rib_hull(kms_image *m, int side, long min_area, int reach,
     int y0 = tl[0], y1 = tl[n - 1];
     int ml = chain(tl, fl, n, 1), mr = chain(tr, fr, n, -1);
     int kl = 0, kr = 0;
+    const int in = side == KMS_LUNG_RIGHT ? 1 : -1; /* medial */
+    for (int x = 0; x < w; x++)
+        last[x] = -(1 << 29); /* the last lung row above, per column */
+    for (int y = 0; y < y0; y++) {
+        const uint8_t *r = kms_image_row(m, y);
+        for (int x = 0; x < w; x++)
+            last[x] = r[x] == 255 ? y : last[x];
+    }
     for (int y = y0; y <= y1; y++) {
         int a = (int)ceil(chain_at(tl, fl, ml, &kl, y) - 1e-9);
         int b = (int)floor(chain_at(tr, fr, mr, &kr, y) + 1e-9);
         uint8_t *r = kms_image_row(m, y);
+        /* the nearest lung pixel on the medial side, per pixel of the row */
+        int at = -(1 << 29);
+        for (int i = 0; i < w; i++) {
+            int x = in > 0 ? w - 1 - i : i;
+            near[x] = at;
+            at = r[x] == 255 ? x : at;
+        }
         for (int x = a < 0 ? 0 : a; x <= b && x < w; x++) {
             if (r[x])
                 continue;
@@ -1097,13 +1092,12 @@ static kms_status rib_hull(kms_image *m, int side, long min_area, int reach,
              * of it (within a lesion's reach); behind it and lateral of it
              * may be lung or the chest wall. The heart has no lung medial
              * of it, the liver and spleen under a dome none in front. */
-            int in = side == KMS_LUNG_RIGHT ? 1 : -1; /* medial */
-            bool bite = lung_within(m, x, y, 0, -1, reach) &&
-                        lung_within(m, x, y, in, 0, reach);
-            bool lateral = bite, posterior = false;
-            if (lateral || posterior) /* 129: on the hull's edge */
+            bool bite = y - last[x] <= reach && abs(near[x] - x) <= reach;
+            if (bite) /* 129: on the hull's edge */
                 r[x] = x == a || x == b || y == y0 || y == y1 ? 129 : 128;
         }
+        for (int x = 0; x < w; x++)
+            last[x] = r[x] == 255 ? y : last[x];
     }
     /* bites of a voxel or two are partial volume at the pleura, not a
      * lesion: only pieces of min_area pixels are taken */
@@ -1141,8 +1135,8 @@ static kms_status rib_hull(kms_image *m, int side, long min_area, int reach,
 out:
     free(xl);
     free(xr);
-    free(yb);
-    free(yt);
+    free(last);
+    free(near);
     free(tl);
     free(tr);
     free(fl);
