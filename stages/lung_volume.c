@@ -709,8 +709,10 @@ static kms_status select_lungs(grid *g, const kms_lung_volume_params *p,
         for (int y = 0; st == KMS_OK && y < g->h; y++) {
             const uint8_t *v = vrow(g, y, z);
             for (int x = 0; st == KMS_OK && x < g->w; x++) {
-                if (v[x] != V_DARK)
-                    continue;
+                const uint8_t *next = memchr(v + x, V_DARK, (size_t)(g->w - x));
+                if (!next)
+                    break;
+                x = (int)(next - v);
                 if (n == cap) {
                     size_t nc = cap ? 2 * cap : 256;
                     comp *m = realloc(c, nc * sizeof *m);
@@ -1347,15 +1349,18 @@ kms_status kms_lung_volume(const kms_image *hu, int nz,
         st = kms_image_alloc_raw(&out, g.w, hu->height, 1, KMS_DEPTH_U8, err);
     if (st != KMS_OK)
         goto out;
-    info->lung_voxels = 0;
+    long voxels = 0;
     for (int y = 0; y < hu->height; y++) {
         const uint8_t *v = kms_image_row(&work, y);
         uint8_t *o = kms_image_row(&out, y);
+        long row = 0;
         for (int x = 0; x < g.w; x++) {
             o[x] = v[x] ? 255 : 0;
-            info->lung_voxels += v[x] != 0;
+            row += v[x] != 0;
         }
+        voxels += row;
     }
+    info->lung_voxels = voxels;
     kms_image_free(lungs);
     kms_image_free(mask);
     kms_image_move(lungs, &work);
