@@ -8,61 +8,74 @@
  * memory is the input, the two outputs and a few slices.
  *
  *  1. T: `boundary` of the way from the dark to the bright centre of the
- *     exact 2-means of the whole volume's histogram (padding at or below
- *     fov_min as air, clipped to -1100..600, each slice through a 5x5
- *     Gaussian: the histogram of lung_mask's 2-D path, summed over the
- *     slices).
+ *     exact 2-means of the histogram lung_mask's 2-D path makes (padding
+ *     at or below fov_min as air, clipped to -1100..600, each slice through
+ *     a 5x5 Gaussian), summed over up to 32 evenly spread slices.
  *  2. Per slice: dark = below T (after a Gaussian of smooth_sigma reference
- *     pixels at the slice's own pixel size); outside air = dark pixels
+ *     pixels at the slice's own pixel size; coarse voxels' edges decided at
+ *     the reference scale, see subvoxel); outside air = dark pixels
  *     connected to the slice's border (4-connected, per slice: a gap in one
  *     slice's chest wall does not drain a whole lung); body = the
  *     non-outside piece at the image's centre (the table and other pieces
  *     are outside); its front-to-back extent and centre line; air_ref =
- *     median HU of outside air.
- *  3. Trachea and main bronchi: the air tube (mean below airway_hu,
- *     0.8..8 cm^2, in the front two thirds of the body, near its centre
- *     line) in the top slices of the body, followed down slice by slice
- *     through voxels below airway_hu (raw HU: -950 lies between air and
- *     lung parenchyma) that touch the slice above; a slice where the
- *     region grows past 1.6 times the previous one, or past 8 cm^2 in all,
- *     has leaked into lung and ends it. The lumens and a one-voxel ring
- *     (their wall at partial volume) are cut out, which also parts the
- *     lungs at the carina.
+ *     median HU of outside air. Components as runs (mask_ops.h).
+ *  3. Trachea and main bronchi: the air tube (mean below airway_hu + 100,
+ *     0.8..8 cm^2, in the front two thirds of the body, within 30 mm of its
+ *     centre line) in the top slice of the body, followed down slice by
+ *     slice through voxels below airway_hu (raw HU: -950 lies between air
+ *     and lung parenchyma) under the airway of the slice above; a slice
+ *     where the region grows past 1.6 times the previous one, or past
+ *     16 cm^2, has leaked into lung and ends it. The lumens and a one-voxel
+ *     ring (their wall at partial volume) are cut out, which also parts the
+ *     lungs at the carina. (Not exercised by the sample volume, which has
+ *     only the bases.)
  *  4. Candidates = dark voxels in the body as 3-D components (6-connected,
- *     a span flood fill: no label volume). Lungs are those that reach the
- *     dependent part (posterior) of the body in some slice, are denser than
- *     outside air (min_contrast: gas in bowel and stomach is air), are at
- *     least min_volume of the largest such and not mostly below it (gas
- *     under the diaphragm is another component: the diaphragm parts them
- *     in 3-D, where one slice cannot tell). A sliver at the base or the
- *     apex is kept because it connects to the lung above or below.
+ *     a span flood fill whose runs are logged: no label volume). Lungs are
+ *     those that reach the dependent part (posterior) of the body in some
+ *     slice, are denser than outside air (min_contrast: gas in bowel and
+ *     stomach is air), are at least min_volume of the largest such and not
+ *     mostly below it (gas under the diaphragm is another component: the
+ *     diaphragm parts them in 3-D, where one slice cannot tell). A sliver
+ *     at the base or the apex is kept because it connects to the lung
+ *     above or below. Thick slices: dome edges (dome_edges).
  *  5. Sides per slice: 2-D pieces of lung on one side of the body's centre
  *     line take that side (low x = the patient's right = 1); a piece that
  *     holds both lungs (joined at the anterior or posterior junction) is
  *     cut along a minimum-cost path from top to bottom near the centre
  *     line, lung voxels costing more the darker they are: the path follows
- *     the denser pleural line of the junction, not a straight line.
+ *     the thinnest, densest part of the junction, not a straight line.
  *  6. Per slice and side: the rib-side hull (below), a closing of `close`
- *     reference pixels (~7 mm) at the slice's own pixel size, holes filled
- *     (vessels), kept inside the body.
+ *     reference pixels (~7 mm) at the slice's own pixel size (5x5 ellipses
+ *     on bits), holes up to half the lung filled (vessels, lesions; not an
+ *     organ a crescent of lung wraps round), kept inside the body.
  *
  * Pathology. Consolidation, ground glass above T, dense dependent lung and
  * juxtapleural nodules are tissue-dense: they leave bites in the lung's
- * outline. Bites on the rib side (lateral or posterior) are what the lung
- * lost; concavities medial or anterior are the heart, mediastinum, the
- * liver and spleen under the domes. So per slice and side the convex hull
- * of the lung is taken in where a hull pixel lies lateral of every lung
- * pixel of its row (x below the row's lung for the right lung, above for
- * the left) or posterior of every lung pixel of its column. The heart
- * notch has lung lateral and posterior of it, the dome of the liver has
- * lung around it in its row and behind it in its column: neither is
- * taken. A closing does not do this (a bite wider than the disk stays
- * open, and a disk big enough takes the heart too). Tissue outside the
- * lung's outline (effusion under a smooth lung border, organs) is not in
- * any bite and is never taken. Limits: a bite that takes a lung's whole
- * lateral edge in a slice leaves no hull to fill; an effusion that makes
- * the lung's posterior border concave is taken in like dense lung.
- * Measured: lung_volume_test.sh / lung3d_test.sh and the commit notes.
+ * outline. Bites from the rib side are what the lung lost; concavities
+ * towards the heart, the mediastinum, the liver and spleen under the domes
+ * are anatomy. Per slice and side, a pixel of the lung's convex hull is
+ * taken in when there is lung in front of it (in its column) and medial of
+ * it (in its row) within 25 mm, behind and lateral of it being lung or the
+ * chest wall; the pieces so found must reach the hull's edge (open onto
+ * the chest wall) and be at least 16 mm^2. The heart has no lung medial of
+ * it; the liver and spleen under a dome have none in front within 25 mm;
+ * a gap in a thin lateral strip of lung (a diaphragm slip at the base) has
+ * its lung far away medially. A closing does not do this: a bite wider
+ * than the disk stays open, and a disk big enough takes the heart too.
+ * Tissue outside the lung's outline (an effusion under a smooth border, an
+ * organ) is in no bite and never taken. Measured (tests/lung3d_test.sh,
+ * lesions painted into the sample's 3 mm volume): 0.92 of the lesion
+ * voxels in the mask (0.44 without the hull), the effusion-like patch 0,
+ * the sample volume unchanged by the hull. Limits: a lesion that fills a
+ * thin strip of lung across its whole thickness has no lung medial of it
+ * and stays out; an effusion that makes the lung's border concave is
+ * taken in like dense lung; anterior bites are not filled.
+ *
+ * Measured on samples/volume (3 mm, lung bases): Dice 0.9731 whole, 0.9765
+ * right, 0.9673 left against TotalSegmentator's lobes (0.9398 whole slice
+ * by slice before). Speed (bench/bench_volume.py, 512 x 512 x 300 .nii,
+ * read + lung_mask + write, -j 1): ~2.9 s of CPU, peak RSS 442 MiB (2.95
+ * times the int16 voxels).
  */
 #include <math.h>
 #include <stddef.h>

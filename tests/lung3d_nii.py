@@ -214,6 +214,70 @@ def cmd_bridge_check(args):
           % (r, l, int((lab == 1).sum()), int((lab == 2).sum()), wrong))
 
 
+def cmd_phantom(args):
+    """OUT_CT OUT_TRUTH OUT_AIRWAY: a chest phantom with a trachea: body
+    (40 HU), two lungs (-850 HU) in slices 5..45, and a trachea (-1000 HU,
+    11 mm across) from the top slice down to a carina at slice 38, whose
+    bronchi run into the lungs' medial sides by slice 30. 0.7 x 0.7 x 2 mm,
+    stored in the canonical order (i towards the patient's left, j
+    posterior: an sform of -0.7, -0.7, 2). Truth: 1 right lung, 2 left;
+    airway: the lumens."""
+    rng = np.random.default_rng(3)
+    nz, ny, nx = 60, 200, 256
+    k, j, i = np.mgrid[:nz, :ny, :nx].astype(np.float32)
+    body = ((i - 128) / 118) ** 2 + ((j - 100) / 88) ** 2 <= 1
+    ct = np.where(body, 40, -1000).astype(np.float32)
+    truth = np.zeros((nz, ny, nx), np.uint8)
+    prof = np.clip(np.sin(np.pi * (k - 3) / 44), 0, 1)  # 0 outside 3..47
+    for side, cx in ((1, 72), (2, 184)):
+        ax, ay = 38 * np.sqrt(prof) + 1e-3, 58 * np.sqrt(prof) + 1e-3
+        lung = (((i - cx) / ax) ** 2 + ((j - 108) / ay) ** 2 <= 1) & (k >= 5) & (k <= 45)
+        truth[lung] = side
+        ct[lung] = -850
+    airway = np.zeros((nz, ny, nx), np.uint8)
+    for z in range(nz):
+        if z >= 38:
+            centres = [(128.0, 55.0, 8.0)]
+        elif z >= 30:
+            t = (38 - z) / 8.0
+            centres = [(128 - 40 * t, 55 + 20 * t, 5.0), (128 + 40 * t, 55 + 20 * t, 5.0)]
+        else:
+            centres = []
+        for cx, cy, r in centres:
+            lumen = ((i[z] - cx) ** 2 + (j[z] - cy) ** 2 <= r * r)
+            airway[z][lumen] = 1
+            ct[z][lumen] = -1000
+    truth[airway > 0] = 0
+    ct += rng.normal(0, 25, ct.shape)
+    ct = np.clip(np.round(ct), -1024, 3000).astype(np.int16)
+    hdr = bytearray(352)
+    struct.pack_into("<i", hdr, 0, 348)
+    struct.pack_into("<8h", hdr, 40, 3, nx, ny, nz, 1, 1, 1, 1)
+    struct.pack_into("<hh", hdr, 70, 4, 16)
+    struct.pack_into("<8f", hdr, 76, 1, 0.7, 0.7, 2.0, 0, 0, 0, 0)
+    struct.pack_into("<f", hdr, 108, 352.0)
+    struct.pack_into("<ff", hdr, 112, 1.0, 0.0)
+    hdr[123] = 10
+    struct.pack_into("<hh", hdr, 252, 0, 1)
+    struct.pack_into("<12f", hdr, 280, -0.7, 0, 0, 90, 0, -0.7, 0, 70, 0, 0, 2.0, 0)
+    hdr[344:348] = b"n+1\0"
+    write(args[0], hdr, ct)
+    write(args[1], hdr, truth)
+    write(args[2], hdr, airway)
+
+
+def cmd_airway_check(args):
+    """LUNGS TRUTH AIRWAY: mask voxels in the trachea above the carina (k >=
+    38), in all lumens, and per-side Dice."""
+    _, m = read(args[0])
+    _, t = read(args[1])
+    _, a = read(args[2])
+    trach = (a > 0) & (np.arange(a.shape[0])[:, None, None] >= 38)
+    print("trachea_in=%d lumen_in=%d right=%.4f left=%.4f" % (
+        int(((m > 0) & trach).sum()), int(((m > 0) & (a > 0)).sum()),
+        dice(m == 1, t == 1), dice(m == 2, t == 2)))
+
+
 def cmd_paint(args):
     hdr, ct = read(args[0])
     _, truth = read(args[1])
