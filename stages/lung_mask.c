@@ -182,9 +182,10 @@ static const kms_param lung_table[] = {
      "through voxels below this HU and cut out (-1200: not looked for)"},
     {"rib_hull", KMS_PARAM_BOOL, "true", 0, 0, NULL,
      offsetof(lung_params, rib_hull),
-     "volumes: per slice, each lung's convex hull is taken in on the rib "
-     "side (lateral and posterior bites: consolidation, nodules, dense "
-     "dependent lung), not towards the heart or the domes"},
+     "volumes: per slice, bites in each lung's outline from the rib side "
+     "(hull pixels with lung in front of them and medial of them within "
+     "25 mm: consolidation, nodules, dense dependent lung) are taken in; "
+     "the heart and the organs under the domes are not"},
     {0},
 };
 
