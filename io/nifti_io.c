@@ -600,6 +600,94 @@ static kms_status check_voxel_file(const char *path, const nifti_image *nim,
     return KMS_OK;
 }
 
+/* int16 voxels without scaling (most CT): their values are the image's. */
+static bool plain_int16(const nifti_image *nim)
+{
+    double slope = nim->scl_slope, inter = nim->scl_inter;
+    if (!isfinite(slope) || slope == 0)
+        return nim->datatype == DT_INT16;
+    return nim->datatype == DT_INT16 && slope == 1 &&
+           (inter == 0 || !isfinite(inter));
+}
+
+/* The file's axes are the canonical ones, each maybe reversed. */
+static bool flips_only(const volume_plan *plan)
+{
+    const int64_t *n = plan->n, *s = plan->lay.step;
+    return (s[0] == 1 || s[0] == -1) && (s[1] == n[0] || s[1] == -n[0]) &&
+           (s[2] == n[0] * n[1] || s[2] == -n[0] * n[1]);
+}
+
+static void swap_rows16(int16_t *a, int16_t *b, int16_t *tmp, size_t n)
+{
+    memcpy(tmp, a, n * sizeof *a);
+    memcpy(a, b, n * sizeof *a);
+    memcpy(b, tmp, n * sizeof *a);
+}
+
+/* int16 voxels whose axes only need reversing: read straight into the
+ * image and reversed in place, so the volume costs its own size once (a
+ * copy in file order and the reoriented one would be twice) and a pass of
+ * memory moves instead of a voxel-by-voxel gather. */
+static kms_status read_flipped16(const char *path, nifti_image **nim,
+                                 const volume_plan *plan, kms_volume *vol,
+                                 kms_error *err)
+{
+    const int64_t *n = plan->n, *s = plan->lay.step;
+    const size_t nx = (size_t)n[0], ny = (size_t)n[1], nz = (size_t)n[2];
+    kms_image img = {0};
+    int16_t *tmp = NULL;
+    nifti_layout *lay = malloc(sizeof *lay);
+    kms_status st = lay ? kms_image_alloc_raw(&img, (int)nx, (int)(ny * nz), 1,
+                                              KMS_DEPTH_S16, err)
+                        : kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
+                                        "out of memory");
+    if (st == KMS_OK && img.stride != nx * sizeof(int16_t))
+        st = kms_error_set(err, KMS_ERR_INTERNAL, path, 0, NULL,
+                           "unexpected row padding");
+    tmp = st == KMS_OK ? malloc(nx * ny * sizeof *tmp) : NULL;
+    if (st == KMS_OK && !tmp)
+        st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL, "out of memory");
+    if (st == KMS_OK)
+        st = read_voxels(path, *nim, img.data, plan->nvox * sizeof(int16_t),
+                         err);
+    if (st != KMS_OK)
+        goto out;
+    int16_t *v = img.data;
+    if ((*nim)->byteorder != nifti_short_order())
+        nifti_swap_Nbytes((int64_t)plan->nvox, 2, v);
+    if (s[0] < 0)
+        for (size_t r = 0; r < ny * nz; r++)
+            for (size_t a = 0, b = nx - 1; a < b; a++, b--) {
+                int16_t t = v[r * nx + a];
+                v[r * nx + a] = v[r * nx + b];
+                v[r * nx + b] = t;
+            }
+    if (s[1] < 0)
+        for (size_t z = 0; z < nz; z++)
+            for (size_t a = 0, b = ny - 1; a < b; a++, b--)
+                swap_rows16(v + (z * ny + a) * nx, v + (z * ny + b) * nx, tmp,
+                            nx);
+    if (s[2] < 0)
+        for (size_t a = 0, b = nz - 1; a < b; a++, b--)
+            swap_rows16(v + a * ny * nx, v + b * ny * nx, tmp, nx * ny);
+    *lay = plan->lay;
+    lay->nim = *nim;
+    *nim = NULL;
+    vol->header = lay;
+    lay = NULL;
+    kms_image_move(&vol->img, &img);
+    vol->nx = (int)nx;
+    vol->ny = (int)ny;
+    vol->nz = (int)nz;
+    memcpy(vol->voxel_mm, plan->mm, sizeof plan->mm);
+out:
+    free(lay);
+    free(tmp);
+    kms_image_free(&img);
+    return st;
+}
+
 kms_status kms_nifti_read(const char *path, size_t max_voxels, kms_volume *vol,
                           kms_error *err)
 {
@@ -671,6 +759,10 @@ kms_status kms_nifti_read(const char *path, size_t max_voxels, kms_volume *vol,
     size_t bytes = plan.nvox * (size_t)nim->nbyper;
     if ((st = check_voxel_file(path, nim, bytes, err)) != KMS_OK)
         goto out;
+    if (plain_int16(nim) && flips_only(&plan)) {
+        st = read_flipped16(path, &nim, &plan, vol, err);
+        goto out;
+    }
     raw = malloc(bytes);
     if (!raw) {
         st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
@@ -765,51 +857,124 @@ void kms_volume_free(kms_volume *vol)
     memset(vol, 0, sizeof *vol);
 }
 
-/* gzip (not zlib) framing, as .nii.gz readers expect, into memory so that
- * kms_output_write can store it atomically. */
-static kms_status gzip_buffer(const char *path, const unsigned char *in,
-                              size_t len, unsigned char **out, size_t *out_len,
+/* The mask's bytes in the file's voxel order: the reader's mapping the
+ * other way, as a start and a step in the mask per file axis (the mask's
+ * rows, slices after slices, lie `stride` apart). */
+typedef struct file_order {
+    const uint8_t *origin; /* the mask voxel of file voxel (0, 0, 0) */
+    ptrdiff_t d[3];        /* mask bytes per step along file axis 0, 1, 2 */
+    int64_t n[3];          /* the file's sizes */
+} file_order;
+
+static void file_order_init(file_order *fo, const kms_volume *vol,
+                            const kms_image *mask)
+{
+    const nifti_layout *lay = vol->header;
+    const int64_t n_in[3] = {lay->nim->nx, lay->nim->ny, lay->nim->nz};
+    const int64_t stride[3] = {1, n_in[0], n_in[0] * n_in[1]};
+    const int64_t nc[3] = {vol->nx, vol->ny, vol->nz};
+    const ptrdiff_t unit[3] = {1, (ptrdiff_t)mask->stride,
+                               (ptrdiff_t)mask->stride * vol->ny};
+    int64_t at[3] = {0, 0, 0}; /* canonical coordinates of file voxel 0 */
+    for (int a = 0; a < 3; a++) {
+        fo->n[a] = n_in[a];
+        for (int o = 0; o < 3; o++) {
+            int64_t s = lay->step[o];
+            if (s != stride[a] && s != -stride[a])
+                continue;
+            /* canonical axis o runs along file axis a */
+            fo->d[a] = s > 0 ? unit[o] : -unit[o];
+            at[o] = s > 0 ? 0 : nc[o] - 1;
+        }
+    }
+    fo->origin = (const uint8_t *)mask->data + at[0] * unit[0] +
+                 at[1] * unit[1] + at[2] * unit[2];
+}
+
+/* File slice k (file axis 2) into out, n[0] * n[1] bytes. */
+static void file_order_slice(const file_order *fo, int64_t k, uint8_t *out)
+{
+    for (int64_t j = 0; j < fo->n[1]; j++) {
+        const uint8_t *p = fo->origin + k * fo->d[2] + j * fo->d[1];
+        uint8_t *o = out + j * fo->n[0];
+        if (fo->d[0] == 1) {
+            memcpy(o, p, (size_t)fo->n[0]);
+        } else {
+            for (int64_t i = 0; i < fo->n[0]; i++, p += fo->d[0])
+                o[i] = *p;
+        }
+    }
+}
+
+/* gzip framing (as .nii.gz readers expect) of the header (buf, off bytes)
+ * and the mask in file order, a slice at a time (buf + off holds one), into
+ * a buffer grown as needed: kms_output_write then stores it atomically.
+ * Level 1: masks are long runs, which the fastest level packs nearly as
+ * well. */
+static kms_status gzip_slices(const char *path, unsigned char *buf,
+                              size_t off, const file_order *fo,
+                              unsigned char **out, size_t *out_len,
                               kms_error *err)
 {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+    if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
                      Z_DEFAULT_STRATEGY) != Z_OK)
         return kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
                              "cannot start zlib compression");
     kms_status st = KMS_OK;
-    size_t cap = deflateBound(&zs, len);
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
-                           "cannot allocate %zu bytes to compress", cap);
-        goto out;
+    size_t slice = (size_t)fo->n[0] * (size_t)fo->n[1];
+    size_t cap = 1 << 20, len = 0;
+    unsigned char *o = malloc(cap);
+    if (!o)
+        st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL, "out of memory");
+    for (int64_t k = -1; st == KMS_OK && k < fo->n[2]; k++) {
+        /* the header first, then each slice */
+        const unsigned char *in = k < 0 ? buf : buf + off;
+        size_t left = k < 0 ? off : slice;
+        if (k >= 0)
+            file_order_slice(fo, k, buf + off);
+        int flush = k + 1 == fo->n[2] ? Z_FINISH : Z_NO_FLUSH;
+        int zr = Z_OK;
+        do {
+            if (cap - len < 65536) {
+                unsigned char *m = realloc(o, 2 * cap);
+                if (!m) {
+                    st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
+                                       "out of memory");
+                    break;
+                }
+                o = m;
+                cap *= 2;
+            }
+            uInt ai = (uInt)(left < CHUNK ? left : CHUNK);
+            uInt ao = (uInt)(cap - len < CHUNK ? cap - len : CHUNK);
+            zs.next_in = in;
+            zs.avail_in = ai;
+            zs.next_out = o + len;
+            zs.avail_out = ao;
+            zr = deflate(&zs, ai == left ? flush : Z_NO_FLUSH);
+            in += ai - zs.avail_in;
+            left -= ai - zs.avail_in;
+            len += ao - zs.avail_out;
+        } while (zr == Z_OK && (left > 0 || zs.avail_out == 0 ||
+                                (flush == Z_FINISH)));
+        if (st == KMS_OK && zr != Z_OK && zr != Z_STREAM_END &&
+            !(zr == Z_BUF_ERROR && left == 0))
+            st = kms_error_set(err, KMS_ERR_INTERNAL, path, 0, NULL,
+                               "zlib compression failed (%d)", zr);
+        if (st == KMS_OK && flush == Z_FINISH && zr != Z_STREAM_END)
+            st = kms_error_set(err, KMS_ERR_INTERNAL, path, 0, NULL,
+                               "zlib compression did not finish (%d)", zr);
     }
-    size_t in_left = len, out_left = cap;
-    zs.next_in = in;
-    zs.next_out = buf;
-    int zr;
-    do {
-        uInt ai = (uInt)(in_left < CHUNK ? in_left : CHUNK);
-        uInt ao = (uInt)(out_left < CHUNK ? out_left : CHUNK);
-        zs.avail_in = ai;
-        zs.avail_out = ao;
-        zr = deflate(&zs, ai == in_left ? Z_FINISH : Z_NO_FLUSH);
-        in_left -= ai - zs.avail_in;
-        out_left -= ao - zs.avail_out;
-    } while (zr == Z_OK);
-    if (zr != Z_STREAM_END) {
-        st = kms_error_set(err, KMS_ERR_INTERNAL, path, 0, NULL,
-                           "zlib compression failed (%d)", zr);
-        goto out;
-    }
-    *out = buf;
-    *out_len = cap - out_left;
-    buf = NULL;
-out:
     deflateEnd(&zs);
-    free(buf);
-    return st;
+    if (st != KMS_OK) {
+        free(o);
+        return st;
+    }
+    *out = o;
+    *out_len = len;
+    return KMS_OK;
 }
 
 kms_status kms_nifti_write_mask(const char *dir, const char *name,
@@ -865,10 +1030,15 @@ kms_status kms_nifti_write_mask(const char *dir, const char *name,
     h.iname_offset = (int64_t)off;
 
     size_t nvox = (size_t)vol->nx * (size_t)vol->ny * (size_t)vol->nz;
-    buf = calloc(1, off + nvox);
+    bool compress = kms_ends_with(name, ".gz");
+    /* compressed: the header and one file-order slice at a time through
+     * deflate (a mask is mostly runs: the output is small); else the file */
+    size_t slice = (size_t)lay->nim->nx * (size_t)lay->nim->ny;
+    size_t cap = compress ? off + slice : off + nvox;
+    buf = calloc(1, cap);
     if (!buf) {
         st = kms_error_set(err, KMS_ERR_NOMEM, path, 0, NULL,
-                           "cannot allocate %zu bytes for the mask", off + nvox);
+                           "cannot allocate %zu bytes for the mask", cap);
         goto out;
     }
     int rc;
@@ -888,26 +1058,16 @@ kms_status kms_nifti_write_mask(const char *dir, const char *name,
                            "cannot build the NIfTI header");
         goto out;
     }
-    /* canonical -> file order: the reader's mapping, the other way */
-    unsigned char *data = buf + off;
-    for (int z = 0; z < vol->nz; z++) {
-        for (int y = 0; y < vol->ny; y++) {
-            const unsigned char *row = kms_image_row(mask, z * vol->ny + y);
-            int64_t at = lay->base + y * lay->step[1] + z * lay->step[2];
-            for (int x = 0; x < vol->nx; x++, at += lay->step[0])
-                data[at] = row[x];
-        }
-    }
-
-    if (kms_ends_with(name, ".gz")) {
+    file_order fo;
+    file_order_init(&fo, vol, mask);
+    if (compress) {
         size_t gz_len = 0;
-        st = gzip_buffer(path, buf, off + nvox, &gz, &gz_len, err);
-        if (st != KMS_OK)
-            goto out;
-        free(buf); /* not needed any more */
-        buf = NULL;
-        st = kms_output_write(dir, name, gz, gz_len, protect, err);
+        st = gzip_slices(path, buf, off, &fo, &gz, &gz_len, err);
+        if (st == KMS_OK)
+            st = kms_output_write(dir, name, gz, gz_len, protect, err);
     } else {
+        for (int64_t k = 0; k < fo.n[2]; k++)
+            file_order_slice(&fo, k, buf + off + (size_t)k * slice);
         st = kms_output_write(dir, name, buf, off + nvox, protect, err);
     }
 out:

@@ -80,6 +80,8 @@ suite() { # BUILD_DIR LABEL
     run_cases "$label lung_pathology" bash tests/lung_pathology_test.sh "$dir/kmseg"
     echo "== [$label] right and left lungs"
     run_cases "$label sides" bash tests/sides_test.sh "$dir/kmseg"
+    echo "== [$label] lung CT volumes in 3-D"
+    run_cases "$label lung3d" bash tests/lung3d_test.sh "$dir/kmseg"
     echo "== [$label] lung CT turned, mirrored, zoomed"
     run_cases "$label orient" bash tests/orient_test.sh "$dir/kmseg"
     echo "== [$label] DICOM"

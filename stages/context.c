@@ -161,3 +161,10 @@ bool kms_context_lung_sizes(const kms_context *ctx, double size[2],
     size[1] = (double)count[KMS_LUNG_LEFT] * unit;
     return true;
 }
+
+kms_status kms_context_keep_original(kms_context *ctx, kms_error *err)
+{
+    if (ctx->original.data || !ctx->image.data)
+        return KMS_OK;
+    return kms_image_copy(&ctx->original, &ctx->image, err);
+}

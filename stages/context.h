@@ -162,6 +162,12 @@ static inline void kms_context_claim_hu(kms_context *ctx)
     ctx->display_hi = 150;
 }
 
+/* A stage that changes ctx->image calls this first: the image as read is
+ * kept in ctx->original (once; read leaves it empty, so a pipeline that
+ * never changes the image holds it once, not twice: a CT volume is
+ * hundreds of MiB). */
+kms_status kms_context_keep_original(kms_context *ctx, kms_error *err);
+
 /* Adds a warning to ctx->note (after the earlier ones, "; " between),
  * printf-style; what does not fit is cut. */
 void kms_context_note(kms_context *ctx, const char *fmt, ...)

@@ -120,6 +120,9 @@ static kms_status denoise_run(const void *params, kms_context *ctx,
     const denoise_params *p = params;
     if (p->method == DENOISE_NONE)
         return KMS_OK;
+    kms_status st = kms_context_keep_original(ctx, err);
+    if (st != KMS_OK)
+        return st;
     return kms_map_slices(&ctx->image, ctx->slices, filter_slice, (void *)p,
                           err);
 }

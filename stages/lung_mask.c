@@ -57,8 +57,8 @@
  *     them are taken in (lung_pathology_test.sh).
  * 2-D slices: the sides come back to the input's grid with the mask (a
  * resampled slice: each side's share of a pixel by area, the larger one).
- * Volumes: slice by slice, then 3-D components far smaller than the lungs
- * are dropped. Design and measurements: README.md, "Lung masks".
+ * Volumes: in 3-D, by lung_volume.c (its header). Design and
+ * measurements: README.md, "Lung masks".
  *
  * Speed: masks are handled as runs of pixels per row (mask_ops.h), so
  * components, their statistics, the erosions that find their cores and
@@ -78,6 +78,7 @@
 #include "kmeans.h"
 #include "lung_pathology.h"
 #include "lung_sides.h"
+#include "lung_volume.h"
 #include "mask_ops.h"
 #include "opencv_c.h"
 #include "orient.h"
@@ -108,6 +109,8 @@ typedef struct lung_params {
     double display_hi;
     double min_volume;
     int orient;
+    double airway_hu;
+    bool rib_hull;
 } lung_params;
 
 typedef enum lung_orient {
@@ -212,6 +215,16 @@ static const kms_param lung_table[] = {
      "(neurological display). Right and left (lungs): a slice without a "
      "header is taken as radiological display; one stored mirrored needs "
      "orient = mirrored, or gets its sides swapped"},
+    {"airway_hu", KMS_PARAM_DOUBLE, "-950", -1200, -500, NULL,
+     offsetof(lung_params, airway_hu),
+     "volumes: the trachea and main bronchi are followed down from the top "
+     "through voxels below this HU and cut out (-1200: not looked for)"},
+    {"rib_hull", KMS_PARAM_BOOL, "true", 0, 0, NULL,
+     offsetof(lung_params, rib_hull),
+     "volumes: per slice, bites in each lung's outline from the rib side "
+     "(hull pixels with lung in front of them and medial of them within "
+     "25 mm: consolidation, nodules, dense dependent lung) are taken in; "
+     "the heart and the organs under the domes are not"},
     {0},
 };
 
@@ -1801,6 +1814,24 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
         goto out;
     if (as_is)
         hu = *src; /* a view: never freed here */
+    if (slices > 1) { /* volumes: in 3-D, lung_volume.c */
+        const kms_lung_volume_params vp = {
+            .threshold = fixed, .boundary = p->boundary,
+            .smooth_sigma = p->smooth_sigma, .fov_min = p->fov_min,
+            .posterior = p->posterior, .min_contrast = p->min_contrast,
+            .min_volume = p->min_volume, .close = p->close,
+            .reference_mm = p->reference_mm, .airway_hu = p->airway_hu,
+            .rib_hull = p->rib_hull};
+        kms_lung_volume_info info;
+        st = kms_lung_volume(&hu, slices, ctx->volume.voxel_mm, &vp,
+                             &ctx->mask, &ctx->lungs, &info, err);
+        if (as_is)
+            hu = (kms_image){0};
+        if (st == KMS_OK && info.slices_found == 0)
+            kms_context_note(ctx, "no lung found (empty mask; threshold "
+                             "%.0f HU)", info.T);
+        goto out;
+    }
     st = threshold_hu(p, ctx, &hu, slices, fixed, &job.T, err);
     pixel_mm(ctx, hu.width, job.scale);
     job.scale[0] /= p->reference_mm;
@@ -1827,27 +1858,6 @@ static kms_status lung_run(const void *params, kms_context *ctx, kms_error *err)
     if (job.want_sides) {
         kms_image_free(&ctx->lungs);
         kms_image_move(&ctx->lungs, &job.sides);
-    }
-    /* volumes: pieces far smaller than the lungs are strays of one slice */
-    if (slices > 1 && p->min_volume > 0 && job.found > 0) {
-        int32_t *labels = NULL;
-        kms_component *c = NULL;
-        int n = 0;
-        st = kms_mask_label(&ctx->mask, slices, NULL, &labels, &c, &n, err);
-        bool *keep = st == KMS_OK ? calloc((size_t)n + 1, sizeof *keep) : NULL;
-        if (st == KMS_OK && keep) {
-            long largest = 0;
-            for (int i = 1; i <= n; i++)
-                largest = c[i].area > largest ? c[i].area : largest;
-            for (int i = 1; i <= n; i++)
-                keep[i] = (double)c[i].area >= p->min_volume * (double)largest;
-            kms_mask_keep_labels(&ctx->mask, labels, keep);
-        } else if (st == KMS_OK) {
-            st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-        }
-        free(labels);
-        free(c);
-        free(keep);
     }
     /* a turn found from the image, not from a header: say so, as a wrong
      * one would cost a lung */

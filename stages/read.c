@@ -283,8 +283,10 @@ static kms_status read_run(const void *params, kms_context *ctx, kms_error *err)
     ctx->input_width = ctx->image.width;
     ctx->input_height = ctx->image.height;
     ctx->input_depth = ctx->image.depth;
-    st = apply_options(p, ctx, err);
-    return st == KMS_OK ? kms_image_copy(&ctx->original, &ctx->image, err) : st;
+    /* the image as read: stages that change ctx->image keep a copy in
+     * ctx->original first (kms_context_keep_original) */
+    kms_image_free(&ctx->original);
+    return apply_options(p, ctx, err);
 }
 
 const kms_stage_class kms_stage_read = {

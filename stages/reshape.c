@@ -222,7 +222,9 @@ static kms_status reshape_run(const void *params, kms_context *ctx,
     const reshape_params *p = params;
     kms_image *img = &ctx->image;
     int slices = ctx->slices > 1 ? ctx->slices : 1;
-    kms_status st = to_features(p, img, err);
+    kms_status st = kms_context_keep_original(ctx, err);
+    if (st == KMS_OK)
+        st = to_features(p, img, err);
     if (st != KMS_OK)
         return st;
     bool resize = p->width ? p->width != img->width || p->height * slices != img->height

@@ -189,7 +189,9 @@ static kms_status window_run(const void *params, kms_context *ctx,
     kms_image *img = &ctx->image;
     double lo, hi;
     bool explicit_bounds;
-    kms_status st = bounds(p, &lo, &hi, &explicit_bounds, err);
+    kms_status st = kms_context_keep_original(ctx, err);
+    if (st == KMS_OK)
+        st = bounds(p, &lo, &hi, &explicit_bounds, err);
     if (st != KMS_OK)
         return st;
     /* An 8-bit picture is already in display units: an HU window means

@@ -354,10 +354,10 @@ START_TEST(test_read_intercept_to_s16)
     kms_context ctx;
     const char *const kv[] = {"intercept=-1024", NULL};
     read_ramp(1000, false, 0, 0, 0, kv, &ctx);
-    ck_assert_int_eq(ctx.original.depth, KMS_DEPTH_S16);
+    ck_assert_int_eq(kms_context_as_read(&ctx)->depth, KMS_DEPTH_S16);
     ck_assert(ctx.hu);
-    ck_assert_int_eq(((int16_t *)kms_image_row(&ctx.original, 0))[0], -24);
-    ck_assert_int_eq(((int16_t *)kms_image_row(&ctx.original, 3))[7], 7);
+    ck_assert_int_eq(((int16_t *)kms_image_row(kms_context_as_read(&ctx), 0))[0], -24);
+    ck_assert_int_eq(((int16_t *)kms_image_row(kms_context_as_read(&ctx), 3))[7], 7);
     kms_context_clear(&ctx);
 }
 END_TEST
@@ -367,8 +367,8 @@ START_TEST(test_read_slope_to_f32)
     kms_context ctx;
     const char *const kv[] = {"slope=0.5", "intercept=-1", NULL};
     read_ramp(0, false, 0, 0, 0, kv, &ctx);
-    ck_assert_int_eq(ctx.original.depth, KMS_DEPTH_F32); /* 0.5 steps */
-    ck_assert_float_eq(((float *)kms_image_row(&ctx.original, 0))[1], -0.5f);
+    ck_assert_int_eq(kms_context_as_read(&ctx)->depth, KMS_DEPTH_F32); /* 0.5 steps */
+    ck_assert_float_eq(((float *)kms_image_row(kms_context_as_read(&ctx), 0))[1], -0.5f);
     ck_assert_float_eq(((float *)kms_image_row(&ctx.image, 3))[7], 14.5f);
     kms_context_clear(&ctx);
 }
@@ -449,7 +449,7 @@ START_TEST(test_read_depths_claim_hu)
         free(buf);
         kms_context ctx;
         ck_assert_int_eq(run_read(path, NULL, &ctx, &err), KMS_OK);
-        ck_assert_int_eq(ctx.original.depth, as_read[i]);
+        ck_assert_int_eq(kms_context_as_read(&ctx)->depth, as_read[i]);
         ck_assert(ctx.hu);
         kms_context_clear(&ctx);
         kms_image_free(&img);
