@@ -124,7 +124,8 @@ r = next(csv.DictReader(open(sys.argv[2] + "/summary.csv")))
 bad = []
 if dt != 2: bad.append("datatype %d" % dt)
 # the geometry: dims, pixdim, qform/sform codes and the sform rows
-if ct[40:56] != lb[40:56] or ct[76:108] != lb[76:108] or ct[252:256] != lb[252:256] \
+# (pixdim[0], qfac, may be written as 0 for 1: both mean a right-handed qform)
+if ct[40:56] != lb[40:56] or ct[80:108] != lb[80:108] or ct[252:256] != lb[252:256] \
         or ct[280:328] != lb[280:328]:
     bad.append("geometry differs from the input's")
 if set(np.unique(lungs)) - {0, 1, 2}: bad.append("values")
@@ -133,17 +134,18 @@ for v, c in ((1, "lung_right_ml"), (2, "lung_left_ml")):
     want = (lungs == v).sum() * 27 / 1000  # 3 mm voxels
     if not r[c] or abs(float(r[c]) - want) > 0.006: bad.append(f"{c} '{r[c]}' != {want:.2f}")
 if r["lung_right_cm2"]: bad.append("cm2 of a volume")
-# the patient's right lung lies at world x < the left's (RAS: x grows to the left)
+# the patient's right lung lies at larger world x than the left (NIfTI's
+# world is RAS+: x grows towards the patient's right)
 srow = np.array(struct.unpack_from("<12f", lb, 280)).reshape(3, 4)
 def world_x(v):
     z, y, x = np.nonzero(lungs == v)
     return (srow[0, 0] * x + srow[0, 1] * y + srow[0, 2] * z + srow[0, 3]).mean()
-if (lungs == 1).any() and (lungs == 2).any() and not world_x(1) < world_x(2):
-    bad.append("right lung not at smaller world x")
+if not ((lungs == 1).any() and (lungs == 2).any() and world_x(1) > world_x(2)):
+    bad.append("right lung not at larger world x")
 print("; ".join(bad) if bad else "ok")
 EOP
 [ $rc = 0 ] && [ "$(cat "$T/vol.txt")" = ok ] \
-    && ok "volume: _lungs.nii.gz uint8 in the input's geometry, right at smaller RAS x, ml by side" \
+    && ok "volume: _lungs.nii.gz uint8 in the input's geometry, right at larger RAS x, ml by side" \
     || ko "volume lungs" "rc $rc $(cat "$T/vol.txt") $(head -3 "$T/vol.err")"
 
 e2e_done
