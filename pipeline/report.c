@@ -750,9 +750,9 @@ static void bar_chart(FILE *f, const char *title, const double *v, size_t n,
         fputs("</rect>", f);
     }
     /* axis labels: bottom and top values */
-    fprintf(f, "<text x=\"2\" y=\"%.0f\">%.3g%s</text>", T + plot_h,
+    fprintf(f, "<text x=\"2\" y=\"%.0f\">%.4g%s</text>", T + plot_h,
             lg ? pow(10, y0) : y0, unit);
-    fprintf(f, "<text x=\"2\" y=\"%.0f\">%.3g%s</text>", T + 10,
+    fprintf(f, "<text x=\"2\" y=\"%.0f\">%.4g%s</text>", T + 10,
             lg ? pow(10, y1) : y1, unit);
     if (isfinite(ref) && (!lg || ref > 0)) {
         double y = lg ? log10(ref) : ref;
