@@ -301,6 +301,7 @@ static const char style[] =
     "table.rows th[aria-sort=descending]::after{content:' \\25BC'}"
     "table.rows td{padding:3px 8px;border-bottom:1px solid #e3e3e3;"
     "vertical-align:top;max-width:32em;overflow-wrap:anywhere}"
+    "table.rows td.in{min-width:14em}"
     "table.rows td.n{text-align:right;font-variant-numeric:tabular-nums;"
     "white-space:nowrap}"
     "tr.error td{background:#fdecee}tr.skipped td{color:#555}"
@@ -446,6 +447,8 @@ static void write_table(FILE *f, const table *t)
             const char *v = w->cells[c];
             if (strcmp(t->cols[c].name, "status") == 0)
                 fputs("<td class=\"st\">", f);
+            else if (c == 0)
+                fputs("<td class=\"in\">", f);
             else
                 fputs(t->cols[c].num ? "<td class=\"n\">" : "<td>", f);
             html(f, v);
@@ -482,9 +485,43 @@ static void write_table(FILE *f, const table *t)
     fputs("</tbody></table>\n", f);
 }
 
-static kms_status write_page(const page *p, const char *name, const char *lead,
-                             const char *extra, const table *t, kms_error *err)
+/* The folder all inputs share ("/data/study/"), cut from the input column
+ * so names can be read; written into *prefix (empty: none shared). */
+static void strip_common_folder(table *t, char *prefix, size_t len)
 {
+    size_t n = 0;
+    prefix[0] = '\0';
+    for (size_t r = 0; r < t->n_rows; r++) {
+        const char *s = t->rows[r].cells[0];
+        if (!s)
+            return;
+        if (r == 0) {
+            const char *slash = strrchr(s, '/');
+            n = slash ? (size_t)(slash - s) + 1 : 0;
+            continue;
+        }
+        size_t k = 0;
+        while (k < n && s[k] == t->rows[0].cells[0][k])
+            k++;
+        while (k > 0 && s[k - 1] != '/')
+            k--;
+        n = k;
+    }
+    if (n == 0 || n >= len)
+        return;
+    memcpy(prefix, t->rows[0].cells[0], n);
+    prefix[n] = '\0';
+    for (size_t r = 0; r < t->n_rows; r++) {
+        char *s = t->rows[r].cells[0];
+        memmove(s, s + n, strlen(s + n) + 1);
+    }
+}
+
+static kms_status write_page(const page *p, const char *name, const char *lead,
+                             const char *extra, table *t, kms_error *err)
+{
+    char folder[4096];
+    strip_common_folder(t, folder, sizeof folder);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -492,7 +529,13 @@ static kms_status write_page(const page *p, const char *name, const char *lead,
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     kms_status st = write_head(f, p, err);
     if (st == KMS_OK) {
-        fprintf(f, "<p class=\"lead\">%s</p>\n", lead); /* built of numbers */
+        fprintf(f, "<p class=\"lead\">%s", lead); /* built of numbers */
+        if (folder[0]) {
+            fputs(" Inputs in <code>", f);
+            html(f, folder);
+            fputs("</code>.", f);
+        }
+        fputs("</p>\n", f);
         if (extra)
             fputs(extra, f);
         write_table(f, t);
@@ -625,7 +668,7 @@ kms_status kms_report_run(const kms_batch *b, const kms_pipeline *pl,
     char *text;
     size_t len;
     csv c;
-    table t = {.thumb_width = 128};
+    table t = {.thumb_width = 96};
     kms_status st = read_file(path, &text, &len, err);
     if (st != KMS_OK)
         return st;
@@ -663,6 +706,8 @@ kms_status kms_report_run(const kms_batch *b, const kms_pipeline *pl,
         w->status = strcmp(s, "error") == 0     ? "error"
                     : strcmp(s, "skipped") == 0 ? "skipped"
                                                 : "ok";
+        if (w->status[0] == 'e')
+            w->order = -1; /* failures before the worst Dice */
         ok += w->status[0] == 'o';
         failed += w->status[0] == 'e';
         skipped += w->status[0] == 's';
@@ -698,7 +743,7 @@ kms_status kms_report_run(const kms_batch *b, const kms_pipeline *pl,
         if (scored && used > 0 && (size_t)used < sizeof lead)
             snprintf(lead + used, sizeof lead - (size_t)used,
                      " Dice mean <b>%.4f</b>, min <b>%.4f</b> over %d inputs "
-                     "with truth (worst first).",
+                     "with truth (failures and the worst Dice first).",
                      dice_sum / scored, dice_min, scored);
         st = write_page(&p, name, lead, NULL, &t, err);
     }
@@ -815,7 +860,7 @@ static kms_status report_compare(const page *p, const csv *c,
     static const char *const from[] = {
         "input", NULL, "k", "native_ms", "opencv_ms", NULL,
         "native_wcss", "opencv_wcss", NULL, "ari", NULL};
-    table t = {.thumb_title = "labels that differ (red)", .thumb_width = 128};
+    table t = {.thumb_title = "labels that differ (red)", .thumb_width = 96};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         add_col(&t, names[i], i >= 2 && i <= 9);
     size_t n = c->n_rows ? c->n_rows - 1 : 0;

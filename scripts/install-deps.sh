@@ -20,6 +20,8 @@ if [ "${1:-}" = "--test" ]; then
     # the fuzz targets: clang with libFuzzer (the runtime is only a
     # Recommends of clang, and recommends are not installed)
     packages="$packages clang libclang-rt-14-dev"
+    # the report test opens report.html in a headless browser
+    packages="$packages chromium"
 fi
 if [ "${1:-}" = "--coverage" ]; then
     packages="$packages gcovr"

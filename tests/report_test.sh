@@ -68,7 +68,7 @@ else
     ko "report content" "missing lazy thumbnails, versions, config or Dice"
 fi
 # worst Dice first: the first row's Dice is the smallest
-first=$(grep -o '<tr class="r [^>]*><td>[^<]*</td><td class="st">[^<]*</td><td class="n">[0-9.]*' "$O/report.html" \
+first=$(grep -o '<tr class="r [^>]*><td class="in">[^<]*</td><td class="st">[^<]*</td><td class="n">[0-9.]*' "$O/report.html" \
     | head -1 | grep -o '[0-9.]*$')
 min=$(cut -d, -f10 "$O/summary.csv" | tail -n +2 | sort -n | head -1)
 [ -n "$first" ] && [ "$first" = "$min" ] && ok "worst Dice first ($first)" \
@@ -132,7 +132,7 @@ echo garbage >"$T/bad/broken.tif"
 "$KMSEG" run "$SAMPLES/lung_ct.ini" -q -i "$T/bad" -o "$T/badout" 2>/dev/null
 rc=$?
 if [ $rc = 1 ] && [ "$(rows "$T/badout/report.html")" = 2 ] \
-    && grep -q '<tr class="r error"><td>[^<]*broken.tif' "$T/badout/report.html"; then
+    && grep -q '<tr class="r error"><td class="in">[^<]*broken.tif' "$T/badout/report.html"; then
     ok "a failed input: the report is written, its row says error"
 else
     ko "report with a failure" "rc $rc"
@@ -186,15 +186,22 @@ for i in range(5000):
 open(os.path.join(b, "out", "summary.csv"), "w").write("\n".join(rows) + "\n")
 EOF
 big=(run "$SAMPLES/lung_ct.ini" -q -j 2 --no-timings --resume -i "$B/in" -o "$B/out")
-t0=$(date +%s%N)
-"$KMSEG" "${big[@]}" --no-report
-t1=$(date +%s%N)
-"$KMSEG" "${big[@]}"
-rc=$?
-t2=$(date +%s%N)
-ms=$(( ((t2 - t1) - (t1 - t0)) / 1000000 ))
+# the fastest of 3 runs each way: the cores are shared
+best_with=999999 best_without=999999
+for _ in 1 2 3; do
+    t0=$(date +%s%N)
+    "$KMSEG" "${big[@]}" --no-report
+    t1=$(date +%s%N)
+    "$KMSEG" "${big[@]}"
+    rc=$?
+    t2=$(date +%s%N)
+    without=$(( (t1 - t0) / 1000000 )) with=$(( (t2 - t1) / 1000000 ))
+    [ $without -lt $best_without ] && best_without=$without
+    [ $with -lt $best_with ] && best_with=$with
+done
+ms=$((best_with - best_without))
 size=$(stat -c %s "$B/out/report.html" 2>/dev/null || echo 0)
-echo "5,000 rows: report.html $size bytes, generated in about $ms ms (run with it $(( (t2 - t1) / 1000000 )) ms, without $(( (t1 - t0) / 1000000 )) ms)"
+echo "5,000 rows: report.html $size bytes, generated in about $ms ms (run with it $best_with ms, without $best_without ms)"
 if [ $rc = 0 ] && [ "$(rows "$B/out/report.html")" = 5000 ] && [ "$size" -lt 5000000 ] && [ "$ms" -lt 1000 ]; then
     ok "5,000 rows: $size bytes, about $ms ms"
 else
