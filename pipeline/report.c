@@ -301,7 +301,7 @@ static const char style[] =
     "table.rows th[aria-sort=descending]::after{content:' \\25BC'}"
     "table.rows td{padding:3px 8px;border-bottom:1px solid #e3e3e3;"
     "vertical-align:top;max-width:32em;overflow-wrap:anywhere}"
-    "table.rows td.in{min-width:14em}"
+    "table.rows td.in{min-width:14em}table.rows td.msg{min-width:20em}"
     "table.rows td.n{text-align:right;font-variant-numeric:tabular-nums;"
     "white-space:nowrap}"
     "tr.error td{background:#fdecee}tr.skipped td{color:#555}"
@@ -420,8 +420,40 @@ static kms_status write_head(FILE *f, const page *p, kms_error *err)
     return st;
 }
 
+/* The picture of a row and links to its other products. */
+static void write_pictures(FILE *f, const table *t, const row *w)
+{
+    fputs("<td class=\"pic\">", f);
+    if (w->thumb) {
+        fputs("<a href=\"", f);
+        url(f, w->thumb);
+        fputs("\"><img src=\"", f);
+        url(f, w->thumb);
+        fprintf(f, "\" loading=\"lazy\" width=\"%d\" alt=\"\"></a>",
+                t->thumb_width);
+    }
+    /* the other products, by what follows the stem */
+    for (char *l = w->links; l && *l;) {
+        char *end = strchr(l, '\n');
+        size_t n = end ? (size_t)(end - l) : strlen(l);
+        char name[KMS_PRODUCT_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s", (int)n, l);
+        const char *us = strrchr(name, '_');
+        fputs("<a class=\"p\" href=\"", f);
+        url(f, name);
+        fputs("\">", f);
+        html(f, us ? us + 1 : name);
+        fputs("</a>", f);
+        l += n + (end != NULL);
+    }
+    fputs("</td>", f);
+}
+
+/* The picture column comes after status (the second column), in sight
+ * however wide the table is. */
 static void write_table(FILE *f, const table *t)
 {
+    size_t pic_after = t->n_cols > 1 ? 1 : 0;
     fputs("<div class=\"pager\" id=\"pager\" hidden>"
           "<button data-p=\"first\">&laquo; first</button>"
           "<button data-p=\"prev\">&lsaquo; previous</button>"
@@ -433,11 +465,11 @@ static void write_table(FILE *f, const table *t)
         fputs(t->cols[c].num ? "<th data-num=\"1\">" : "<th>", f);
         html(f, t->cols[c].name);
         fputs("</th>", f);
-    }
-    if (t->thumb_title) {
-        fputs("<th class=\"nosort\">", f);
-        html(f, t->thumb_title);
-        fputs("</th>", f);
+        if (c == pic_after && t->thumb_title) {
+            fputs("<th class=\"nosort\">", f);
+            html(f, t->thumb_title);
+            fputs("</th>", f);
+        }
     }
     fputs("</tr></thead>\n<tbody>\n", f);
     for (size_t r = 0; r < t->n_rows; r++) {
@@ -449,36 +481,15 @@ static void write_table(FILE *f, const table *t)
                 fputs("<td class=\"st\">", f);
             else if (c == 0)
                 fputs("<td class=\"in\">", f);
+            else if (strcmp(t->cols[c].name, "error") == 0 ||
+                     strcmp(t->cols[c].name, "note") == 0)
+                fputs("<td class=\"msg\">", f);
             else
                 fputs(t->cols[c].num ? "<td class=\"n\">" : "<td>", f);
             html(f, v);
             fputs("</td>", f);
-        }
-        if (t->thumb_title) {
-            fputs("<td class=\"pic\">", f);
-            if (w->thumb) {
-                fputs("<a href=\"", f);
-                url(f, w->thumb);
-                fputs("\"><img src=\"", f);
-                url(f, w->thumb);
-                fprintf(f, "\" loading=\"lazy\" width=\"%d\" alt=\"\"></a>",
-                        t->thumb_width);
-            }
-            /* the other products, by what follows the stem */
-            for (char *l = w->links; l && *l;) {
-                char *end = strchr(l, '\n');
-                size_t n = end ? (size_t)(end - l) : strlen(l);
-                char name[KMS_PRODUCT_NAME_MAX];
-                snprintf(name, sizeof name, "%.*s", (int)n, l);
-                const char *us = strrchr(name, '_');
-                fputs("<a class=\"p\" href=\"", f);
-                url(f, name);
-                fputs("\">", f);
-                html(f, us ? us + 1 : name);
-                fputs("</a>", f);
-                l += n + (end != NULL);
-            }
-            fputs("</td>", f);
+            if (c == pic_after && t->thumb_title)
+                write_pictures(f, t, w);
         }
         fputs("</tr>\n", f);
     }
@@ -652,9 +663,9 @@ static const struct {
     {"input", false}, {"status", false}, {"dice", true}, {"iou", true},
     {"dice_right", true}, {"dice_left", true}, {"lung_right_ml", true},
     {"lung_left_ml", true}, {"lung_right_cm2", true}, {"lung_left_cm2", true},
-    {"note", false}, {"error", false}, {"k", true}, {"backend", false},
-    {"wcss", true}, {"width", true}, {"height", true}, {"slices", true},
-    {"ms_kmeans", true}, {"ms_total", true},
+    {"note", false}, {"error", false}, {"k", true}, {"wcss", true},
+    {"width", true}, {"height", true}, {"slices", true}, {"ms_kmeans", true},
+    {"ms_total", true}, {"backend", false},
 };
 
 kms_status kms_report_run(const kms_batch *b, const kms_pipeline *pl,
