@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "opencv_c.h"
 #include "path.h"
 #include "summary.h"
@@ -158,7 +157,12 @@ static void pipeline_input(resolver *r, char *buf, size_t len)
         /* too long for one line, or a name with a comma: a list file */
         char path[PATH_MAX + 64];
         kms_path_join(path, sizeof path, r->out_dir, INPUT_LIST_NAME);
-        snprintf(buf, len, "@%s", path);
+        /* relative paths of a config start at its folder, the output
+         * folder here: the short name when the whole one does not fit */
+        snprintf(buf, len, "@%s",
+                 strlen(path) + strlen("input = @") <= INI_LINE_MAX
+                     ? path
+                     : INPUT_LIST_NAME);
         free(r->input_list);
         r->input_list = lines;
     }
@@ -175,7 +179,12 @@ static void each_key(resolver *r, key_fn fn, void *arg)
         if (strcmp(p->name, "input") == 0)
             pipeline_input(r, value, sizeof value);
         else if (strcmp(p->name, "output") == 0)
-            snprintf(value, sizeof value, "%s", r->out_dir);
+            /* "." is the folder of the resolved config: the same folder,
+             * when its whole name is too long for one line */
+            snprintf(value, sizeof value, "%s",
+                     strlen(r->out_dir) + strlen("output = ") <= INI_LINE_MAX
+                         ? r->out_dir
+                         : ".");
         else
             kms_param_format(p, &pl->params, value, sizeof value);
         fn("pipeline", p->name, value, arg);
@@ -370,11 +379,38 @@ static kms_status write_facts(const kms_batch *b, const kms_provenance *prov,
 /* --- --resume: the same products? ------------------------------------------- */
 
 typedef struct check {
-    const kms_config *previous;
-    const char *section;      /* of the first difference */
-    char key[128];
+    const char *previous;     /* the previous resolved config's text */
+    char key[128];            /* the first difference */
     char was[KMS_STR_MAX + 64], is[KMS_STR_MAX + 64];
 } check;
+
+/* The value of section.key in text as write_key wrote it ("key = value"
+ * lines under "[section]"), into buf; false when it is not there. Read
+ * here rather than through inih, which refuses lines past 200 characters
+ * (a deep output folder) and would make every --resume fail. */
+static bool previous_value(const char *text, const char *section,
+                           const char *key, char *buf, size_t len)
+{
+    bool in_section = strcmp(section, "pipeline") == 0; /* its header is
+                                                           written first */
+    size_t klen = strlen(key), slen = strlen(section);
+    for (const char *line = text; line && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        if (line[0] == '[')
+            in_section = n == slen + 2 && strncmp(line + 1, section, slen) == 0 &&
+                         line[n - 1] == ']';
+        else if (in_section && n >= klen + 3 && strncmp(line, key, klen) == 0 &&
+                 strncmp(line + klen, " = ", 3) == 0) {
+            snprintf(buf, len, "%.*s", (int)(n - klen - 3), line + klen + 3);
+            return true;
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return false;
+}
 
 static void check_key(const char *section, const char *key, const char *value,
                       void *arg)
@@ -382,11 +418,12 @@ static void check_key(const char *section, const char *key, const char *value,
     check *c = arg;
     if (!key || c->key[0] || !kms_key_alters_products(section, key))
         return;
-    const kms_config_entry *e = kms_config_get(c->previous, section, key);
-    if (e && strcmp(e->value, value) == 0)
+    bool found = previous_value(c->previous, section, key, c->was, sizeof c->was);
+    if (found && strcmp(c->was, value) == 0)
         return;
     snprintf(c->key, sizeof c->key, "%s.%s", section, key);
-    snprintf(c->was, sizeof c->was, "%s", e ? e->value : "(not set)");
+    if (!found)
+        snprintf(c->was, sizeof c->was, "(not set)");
     snprintf(c->is, sizeof c->is, "%s", value);
 }
 
@@ -396,23 +433,25 @@ static kms_status check_resume(resolver *r, const char *path, bool force,
     struct stat sb;
     if (stat(path, &sb) != 0)
         return KMS_OK; /* no earlier run here, or one from before provenance */
-    kms_config previous;
-    kms_error load_err;
-    if (kms_config_load(&previous, path, &load_err) != KMS_OK) {
+    char *text = NULL;
+    size_t cap = 0;
+    FILE *f = fopen(path, "r");
+    ssize_t got = f ? getdelim(&text, &cap, '\0', f) : -1;
+    if (f)
+        fclose(f);
+    if (got < 0) {
+        free(text);
         if (force) {
             *redo_all = true;
             return KMS_OK;
         }
-        char line[2600];
-        kms_error_format(&load_err, line, sizeof line);
-        return kms_error_set(err, KMS_ERR_CONFIG, NULL, 0, "--resume",
-                             "the previous run's config cannot be read (%s): "
-                             "add --force to redo every input",
-                             line);
+        return kms_error_set(err, KMS_ERR_IO, path, 0, "--resume",
+                             "the previous run's config cannot be read: add "
+                             "--force to redo every input");
     }
-    check c = {.previous = &previous};
+    check c = {.previous = text};
     each_key(r, check_key, &c);
-    kms_config_free(&previous);
+    free(text);
     free(r->input_list);
     r->input_list = NULL;
     if (!c.key[0])

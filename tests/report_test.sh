@@ -96,6 +96,23 @@ else
     ko "resolved config reload" "rc $rc, $n products, same $same: $(cat "$T/err.txt")"
 fi
 
+# a deep output folder and an input list too long for one INI line
+deep=$T/$(printf 'd%.0s' $(seq 1 120))/$(printf 'e%.0s' $(seq 1 100))
+ins=()
+for n in 00 01 02 03 04; do ins+=(-i "$T/in/slice_$n.tif"); done
+"$KMSEG" run "$SAMPLES/lung_ct.ini" -q --no-timings "${ins[@]}" -o "$deep" 2>"$T/err.txt"
+rc1=$?
+"$KMSEG" run "$SAMPLES/lung_ct.ini" -q --no-timings "${ins[@]}" -o "$deep" --resume 2>>"$T/err.txt"
+rc2=$?
+"$KMSEG" run "$deep/kmseg.resolved.ini" -q --no-timings -o "$T/deep_again" 2>>"$T/err.txt"
+rc3=$?
+if [ $rc1$rc2$rc3 = 000 ] && grep -q '^input = @kmseg.inputs.txt$' "$deep/kmseg.resolved.ini" \
+    && [ "$(wc -l <"$deep/kmseg.inputs.txt")" = 5 ] && cmp -s "$deep/summary.csv" "$T/deep_again/summary.csv"; then
+    ok "a deep output folder and a long -i list: --resume and the reload work (inputs in kmseg.inputs.txt)"
+else
+    ko "deep folder" "rc $rc1 $rc2 $rc3: $(cat "$T/err.txt")"
+fi
+
 # --- --resume against the previous run's config -------------------------------------
 common=(run "$SAMPLES/lung_ct.ini" --no-timings -i "$T/in" -o "$O" -s "evaluate.truth=$T/masks/{stem}.png")
 before=$(stat -c %Y "$O/slice_00_mask.png")
