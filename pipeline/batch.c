@@ -497,7 +497,7 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
         /* from summary.csv as written: with --resume, every row */
         kms_error rerr;
         kms_error_clear(&rerr);
-        if (kms_report_run(&b, pl, opt, summary, &rerr) != KMS_OK)
+        if (kms_report_run(&b, pl, opt, summary, res->skipped, &rerr) != KMS_OK)
             kms_batch_report(&rerr);
     }
     if (st == KMS_OK && !opt->quiet)

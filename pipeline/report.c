@@ -670,7 +670,7 @@ static const struct {
 
 kms_status kms_report_run(const kms_batch *b, const kms_pipeline *pl,
                           const kms_batch_options *opt,
-                          const char *summary_name, kms_error *err)
+                          const char *summary_name, int kept, kms_error *err)
 {
     page p = {b, pl, opt, "kmseg run"};
     char path[4096 + 160], name[128];
@@ -748,9 +748,18 @@ kms_status kms_report_run(const kms_batch *b, const kms_pipeline *pl,
         char lead[512];
         int used = snprintf(lead, sizeof lead,
                             "<b>%zu</b> inputs: <b>%d</b> ok, <b%s>%d</b> "
-                            "failed, <b>%d</b> skipped (resumed).",
-                            n, ok, failed ? " class=\"bad\"" : "", failed,
-                            skipped);
+                            "failed",
+                            n, ok, failed ? " class=\"bad\"" : "", failed);
+        if (skipped && used > 0 && (size_t)used < sizeof lead)
+            used += snprintf(lead + used, sizeof lead - (size_t)used,
+                             ", <b>%d</b> skipped", skipped);
+        if (kept && used > 0 && (size_t)used < sizeof lead)
+            used += snprintf(lead + used, sizeof lead - (size_t)used,
+                             "; <b>%d</b> of them kept from the previous run "
+                             "(--resume)",
+                             kept);
+        if (used > 0 && (size_t)used + 1 < sizeof lead)
+            lead[used++] = '.', lead[used] = '\0';
         if (scored && used > 0 && (size_t)used < sizeof lead)
             snprintf(lead + used, sizeof lead - (size_t)used,
                      " Dice mean <b>%.4f</b>, min <b>%.4f</b> over %d inputs "

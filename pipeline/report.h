@@ -13,11 +13,12 @@
 #include "pipeline.h"
 
 /* report.html of a run (report.shard-I-of-N.html for a shard), from
- * summary_name as written in the output folder: with --resume every row.
- * Needs opt->provenance. */
+ * summary_name as written in the output folder: with --resume every row
+ * (kept: how many rows --resume kept from the previous run). Needs
+ * opt->provenance. */
 kms_status kms_report_run(const kms_batch *b, const kms_pipeline *pl,
                           const kms_batch_options *opt,
-                          const char *summary_name, kms_error *err);
+                          const char *summary_name, int kept, kms_error *err);
 
 /* compare.html or elbow.html from the command's CSV (csv, len) and its
  * failed inputs (errors: input NUL message NUL, each). */
