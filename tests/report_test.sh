@@ -273,6 +273,13 @@ if grep -qF '<title>kmseg report: 5000 rows</title>' "$T/dom_big.html" && [ "$sh
 else
     ko "browser paging" "shown $shown; $(grep -o '<title>[^<]*</title>' "$T/dom_big.html")"
 fi
+# the filter box: 100 of the 5,000 names hold "case_001"
+sed 's|</body>|<script>var q=document.getElementById("filter");q.value="case_001";q.dispatchEvent(new Event("input"));document.title+=" / "+document.getElementById("pageinfo").textContent;</script></body>|' \
+    "$B/out/report.html" >"$B/out/filtered.html"
+browser --dump-dom "file://$B/out/filtered.html" >"$T/dom_filtered.html"
+grep -qF '<title>kmseg report: 5000 rows / rows 1–100 of 100 (filtered from 5000), page 1 of 1</title>' "$T/dom_filtered.html" \
+    && ok "browser: the filter box keeps the 100 matching rows" \
+    || ko "filter" "$(grep -o '<title>[^<]*</title>' "$T/dom_filtered.html")"
 # a script error shows on the page (the check above would see it)
 sed 's|</script>|</script><script>undefined_function_x();</script>|' "$O/report.html" >"$O/broken.html"
 browser --dump-dom "file://$O/broken.html" >"$T/dom_broken.html"
