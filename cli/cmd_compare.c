@@ -193,7 +193,7 @@ int kms_cmd_compare(const kms_pipeline *pl, const kms_batch_options *opt)
     kms_each each = {"compared", "compare.csv",
                      "input,k,native_ms,opencv_ms,native_wcss,opencv_wcss,"
                      "opencv_compactness,label_agreement,ari",
-                     compare_input, &cs, 0, 0};
+                     compare_input, &cs, 0, 0, KMS_REPORT_COMPARE};
     int status = kms_batch_each(pl, opt, &each);
     if (cs.n > 0) {
         qsort(cs.speedups, (size_t)cs.n, sizeof *cs.speedups, cmp_double);

@@ -113,6 +113,6 @@ int kms_cmd_elbow(const kms_pipeline *pl, const kms_batch_options *opt,
         return 2;
     }
     kms_each each = {"elbow for", "elbow.csv", "input,k,wcss,knee", elbow_input, &es,
-                     0, 0};
+                     0, 0, KMS_REPORT_ELBOW};
     return kms_batch_each(pl, opt, &each);
 }

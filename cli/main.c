@@ -11,6 +11,7 @@
 #include "opencv_c.h"
 #include "options.h"
 #include "path.h"
+#include "provenance.h"
 #include "summary.h"
 
 #ifndef KMS_VERSION
@@ -44,7 +45,11 @@ static const char usage_text[] =
     "  -j, --jobs N          inputs in parallel (default: all cores); products\n"
     "                        are the same bytes whatever N is\n"
     "  --progress WHEN       auto (on a terminal), always, never\n"
-    "  --resume              skip inputs whose products all exist already\n"
+    "  --resume              skip inputs whose products all exist already;\n"
+    "                        refused (exit 2) when a key that alters products\n"
+    "                        differs from the previous run's\n"
+    "  --force               with --resume after such a change: redo every input\n"
+    "  --no-report           no report.html (compare.html, elbow.html)\n"
     "  --shard I/N           only inputs i with i mod N = I (I from 0); the\n"
     "                        summary is summary.shard-I-of-N.csv\n"
     "  --no-timings          leave ms_* empty in summary.csv (same bytes on\n"
@@ -66,7 +71,8 @@ static const char usage_text[] =
     "stopped by SIGINT (Ctrl-C) or SIGTERM (finished inputs and summary.csv\n"
     "are kept; --resume goes on).\n"
     "Outputs: {stem}_recolor.png, {stem}_labels.png, ... and summary.csv in\n"
-    "the output folder; see README.md.\n";
+    "the output folder, with report.html, kmseg.resolved.ini (every key the\n"
+    "run used; kmseg loads it again) and kmseg.run.txt; see README.md.\n";
 
 static void print_error(const kms_error *err)
 {
@@ -84,6 +90,10 @@ static int cmd_pipeline(kms_command cmd, int argc, char **argv)
     kms_pipeline pl = {0};
     kms_error err;
     kms_error_clear(&err);
+    /* getopt permutes argv: the command line as typed, for provenance */
+    char **typed = calloc((size_t)argc + 2, sizeof *typed);
+    if (typed)
+        memcpy(typed, argv - 1, ((size_t)argc + 1) * sizeof *typed);
     int status = kms_cli_options_parse(&o, cmd, argc, argv, usage_text);
     if (status >= 0)
         goto out;
@@ -95,6 +105,11 @@ static int cmd_pipeline(kms_command cmd, int argc, char **argv)
             goto fail;
     if (kms_pipeline_build(&pl, &cfg, &err) != KMS_OK)
         goto fail;
+    /* the resolved config, versions and command line go with the outputs */
+    static const char *const names[] = {"run", "compare", "elbow"};
+    kms_provenance prov = {KMS_VERSION, names[cmd], o.config,
+                           typed ? argc + 1 : 0, typed};
+    o.batch.provenance = &prov;
     kms_batch_install_signals();
     switch (cmd) {
     case KMS_CMD_RUN: status = kms_cmd_run(&pl, &o.batch); break;
@@ -110,6 +125,7 @@ out:
     kms_pipeline_free(&pl);
     kms_config_free(&cfg);
     kms_cli_options_free(&o);
+    free(typed);
     return status;
 }
 

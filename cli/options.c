@@ -39,7 +39,7 @@ static int usage_error_errno(const char *fmt, const char *arg)
 }
 
 enum { OPT_K = 256, OPT_PROGRESS, OPT_RESUME, OPT_SHARD, OPT_NO_TIMINGS,
-       OPT_STAGE_TIMES, OPT_MAX_PIXELS };
+       OPT_STAGE_TIMES, OPT_MAX_PIXELS, OPT_NO_REPORT, OPT_FORCE };
 
 /* One option; PARSED, or the exit status. */
 static int parse_one(kms_cli_options *o, kms_command cmd, int c,
@@ -81,6 +81,8 @@ static int parse_one(kms_cli_options *o, kms_command cmd, int c,
     case OPT_RESUME: b->resume = true; return PARSED;
     case OPT_NO_TIMINGS: b->timings = false; return PARSED;
     case OPT_STAGE_TIMES: b->stage_times = true; return PARSED;
+    case OPT_NO_REPORT: b->report = false; return PARSED;
+    case OPT_FORCE: b->force = true; return PARSED;
     case OPT_SHARD:
         if (sscanf(arg, "%d/%d%c", &b->shard_index, &b->shard_count, &tail) != 2 ||
             b->shard_count < 1 || b->shard_index < 0 ||
@@ -127,6 +129,8 @@ int kms_cli_options_parse(kms_cli_options *o, kms_command cmd, int argc,
         {"stage-times", no_argument, NULL, OPT_STAGE_TIMES},
         {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
         {"k", required_argument, NULL, OPT_K},
+        {"no-report", no_argument, NULL, OPT_NO_REPORT},
+        {"force", no_argument, NULL, OPT_FORCE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "opencv_c.h"
+#include "provenance.h"
+#include "report.h"
 #include "summary.h"
 #include "clock.h"
 #include "path.h"
@@ -45,6 +47,7 @@ void kms_batch_options_default(kms_batch_options *opt)
     opt->jobs = 0;
     opt->progress = KMS_PROGRESS_AUTO;
     opt->timings = true;
+    opt->report = true;
 }
 
 static int cores(void)
@@ -421,6 +424,18 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
     kms_status st = kms_batch_open(&b, pl, opt, err);
     if (st != KMS_OK)
         return st;
+    /* the previous run's config against this one's (--resume), then this
+     * one's, before anything runs */
+    kms_batch_options eff = *opt;
+    bool redo_all = false;
+    st = kms_provenance_start(&b, pl, opt, &redo_all, err);
+    if (st != KMS_OK) {
+        kms_batch_close(&b);
+        return st;
+    }
+    if (redo_all)
+        eff.resume = false; /* --force: every input again */
+    opt = &eff;
     char summary[128];
     kms_summary_name(summary, sizeof summary, opt->shard_index, opt->shard_count);
     size_t n = b.inputs.n;
@@ -478,6 +493,13 @@ kms_status kms_batch_run(const kms_pipeline *pl, const kms_batch_options *opt,
     st = kms_summary_write(b.out_dir, summary, sh.rows, n, opt->timings,
                            &b.protect, err);
     kms_journal_close(&journal, b.out_dir, summary, st == KMS_OK);
+    if (st == KMS_OK && opt->report && opt->provenance) {
+        /* from summary.csv as written: with --resume, every row */
+        kms_error rerr;
+        kms_error_clear(&rerr);
+        if (kms_report_run(&b, pl, opt, summary, res->skipped, &rerr) != KMS_OK)
+            kms_batch_report(&rerr);
+    }
     if (st == KMS_OK && !opt->quiet)
         print_end(res, sh.rows, n, kms_progress_elapsed(&sh.progress), b.out_dir,
                   summary);
@@ -495,6 +517,14 @@ out:
     return st;
 }
 
+static void record_error(FILE *f, const char *input, const kms_error *err)
+{
+    char line[2600];
+    kms_error_format(err, line, sizeof line);
+    fwrite(input, 1, strlen(input) + 1, f);
+    fwrite(line, 1, strlen(line) + 1, f);
+}
+
 int kms_batch_each(const kms_pipeline *pl, const kms_batch_options *opt,
                    kms_each *each)
 {
@@ -506,11 +536,25 @@ int kms_batch_each(const kms_pipeline *pl, const kms_batch_options *opt,
         kms_batch_report(&err);
         return 2;
     }
-    char *csv = NULL;
-    size_t csv_len = 0;
+    bool redo_all; /* only run resumes */
+    if (kms_provenance_start(&b, pl, opt, &redo_all, &err) != KMS_OK) {
+        kms_batch_report(&err);
+        kms_batch_close(&b);
+        return 2;
+    }
+    char *csv = NULL, *errors = NULL;
+    size_t csv_len = 0, errors_len = 0;
     FILE *f = open_memstream(&csv, &csv_len);
-    if (!f) {
+    /* the failed inputs for the report: input NUL error NUL, each */
+    FILE *ef = open_memstream(&errors, &errors_len);
+    if (!f || !ef) {
         fprintf(stderr, "kmseg: error: out of memory\n");
+        if (f)
+            fclose(f);
+        if (ef)
+            fclose(ef);
+        free(csv);
+        free(errors);
         kms_batch_close(&b);
         return 2;
     }
@@ -519,6 +563,7 @@ int kms_batch_each(const kms_pipeline *pl, const kms_batch_options *opt,
         const kms_input *in = &b.inputs.items[i];
         if (in->error) {
             kms_batch_report(in->error);
+            record_error(ef, in->path, in->error);
             each->failed++;
             continue;
         }
@@ -534,9 +579,11 @@ int kms_batch_each(const kms_pipeline *pl, const kms_batch_options *opt,
         if (!err.file[0])
             snprintf(err.file, sizeof err.file, "%s", in->path);
         kms_batch_report(&err);
+        record_error(ef, in->path, &err);
         each->failed++;
     }
     fclose(f);
+    fclose(ef);
     if (kms_batch_write(&b, each->csv_name, csv, csv_len, &err) != KMS_OK) {
         kms_batch_report(&err);
         each->failed++;
@@ -544,7 +591,14 @@ int kms_batch_each(const kms_pipeline *pl, const kms_batch_options *opt,
     if (!opt->quiet)
         fprintf(stderr, "kmseg: %s %d inputs, %d failed; %s in %s\n",
                 each->what, each->done, each->failed, each->csv_name, b.out_dir);
+    if (each->report != KMS_REPORT_NONE && opt->report && opt->provenance) {
+        kms_error_clear(&err);
+        if (kms_report_each(&b, pl, opt, each->report, csv, csv_len, errors,
+                            errors_len, &err) != KMS_OK)
+            kms_batch_report(&err);
+    }
     free(csv);
+    free(errors);
     kms_batch_close(&b);
     if (kms_batch_stop)
         return kms_batch_stop_status();

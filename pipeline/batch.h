@@ -28,9 +28,16 @@ typedef struct kms_batch_options {
     bool timings;              /* ms_* columns in summary.csv */
     bool stage_times;          /* print the time spent in each stage */
     size_t max_pixels;         /* of one input; 0: KMS_MAX_PIXELS_DEFAULT */
+    /* the run's facts (versions, command line): with them the resolved
+     * config and the facts are written (provenance.h); NULL: neither */
+    const struct kms_provenance *provenance;
+    bool report;               /* report.html (needs provenance) */
+    bool force;                /* --resume after a change that alters
+                                  products: redo every input */
 } kms_batch_options;
 
-/* Defaults: all cores, progress on a terminal, timings on, no shards. */
+/* Defaults: all cores, progress on a terminal, timings on, no shards, a
+ * report. */
 void kms_batch_options_default(kms_batch_options *opt);
 
 typedef struct kms_batch_result {
@@ -82,6 +89,13 @@ void kms_batch_report(const kms_error *err);
 kms_status kms_batch_write(const kms_batch *b, const char *name,
                            const void *buf, size_t len, kms_error *err);
 
+/* The report of an input-by-input command (report.h). */
+typedef enum kms_report_kind {
+    KMS_REPORT_NONE,
+    KMS_REPORT_COMPARE, /* compare.csv: speed-up and agreement */
+    KMS_REPORT_ELBOW    /* elbow.csv: the knee and the plots */
+} kms_report_kind;
+
 /* An input-by-input command (compare, elbow): fn works on one input, set up
  * by kms_batch_context, and appends its rows to csv. */
 typedef kms_status (*kms_each_fn)(const kms_pipeline *pl, const kms_batch *b,
@@ -95,6 +109,7 @@ typedef struct kms_each {
     kms_each_fn fn;
     void *arg;
     int done, failed;       /* out */
+    kms_report_kind report; /* what its report shows */
 } kms_each;
 
 /* Runs each->fn over the inputs in order, reporting failures, then writes

@@ -23,6 +23,8 @@ if [ "${1:-}" = "--test" ]; then
     # the Slurm test: README's job array on a one-node Slurm it starts
     # (slurmctld, slurmd, sbatch; munge for authentication)
     packages="$packages slurm-wlm munge"
+    # the report test opens report.html in a headless browser
+    packages="$packages chromium"
 fi
 if [ "${1:-}" = "--coverage" ]; then
     packages="$packages gcovr"

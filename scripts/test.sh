@@ -88,6 +88,8 @@ suite() { # BUILD_DIR LABEL
     run_cases "$label dicom" bash tests/dicom_test.sh "$dir/kmseg"
     echo "== [$label] batches"
     run_cases "$label batch" bash tests/batch_test.sh "$dir/kmseg"
+    echo "== [$label] report.html and provenance"
+    run_cases "$label report" bash tests/report_test.sh "$dir/kmseg"
     echo "== [$label] units of CT values"
     run_cases "$label units" bash tests/units_test.sh "$dir/kmseg"
     echo "== [$label] hostile inputs"

@@ -296,3 +296,88 @@ void kms_param_describe(const kms_param *param, char *buf, size_t len)
     }
     abort();
 }
+
+/* The shortest %g text that reads back as v exactly (0.55, not
+ * 0.55000000000000004). */
+static void format_double(double v, char *buf, size_t len)
+{
+    for (int digits = 6; digits <= 17; digits++) {
+        snprintf(buf, len, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+/* The bits of flags as choice names: a choice is named when all its bits
+ * are set and it adds one not named yet, so "all"-like choices and single
+ * ones both parse back to the same bits. */
+static void format_flags(const kms_param *param, unsigned flags, char *buf,
+                         size_t len)
+{
+    unsigned named = 0;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (const kms_choice *c = param->choices; c && c->name; c++) {
+        unsigned v = (unsigned)c->value;
+        if (!v || (flags & v) != v || !(v & ~named))
+            continue;
+        named |= v;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+                         c->name);
+        if (n < 0 || (size_t)n >= len - used)
+            return;
+        used += (size_t)n;
+    }
+    if (!used)
+        snprintf(buf, len, "none");
+}
+
+void kms_param_format(const kms_param *param, const void *params, char *buf,
+                      size_t len)
+{
+    const void *src = (const char *)params + param->offset;
+    switch (param->type) {
+    case KMS_PARAM_INT: {
+        int v = *(const int *)src;
+        const char *word = kms_choice_name(param->choices, v);
+        /* a word only where the number would be out of range (k = auto) */
+        if (word && ((double)v < param->min || (double)v > param->max))
+            snprintf(buf, len, "%s", word);
+        else
+            snprintf(buf, len, "%d", v);
+        return;
+    }
+    case KMS_PARAM_DOUBLE:
+        format_double(*(const double *)src, buf, len);
+        return;
+    case KMS_PARAM_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)src ? "true" : "false");
+        return;
+    case KMS_PARAM_CHOICE: {
+        const char *word = kms_choice_name(param->choices, *(const int *)src);
+        snprintf(buf, len, "%s", word ? word : "?");
+        return;
+    }
+    case KMS_PARAM_FLAGS:
+        format_flags(param, *(const unsigned *)src, buf, len);
+        return;
+    case KMS_PARAM_RATIO: {
+        const kms_ratio *r = src;
+        char num[40], den[40];
+        format_double(r->num, num, sizeof num);
+        format_double(r->den, den, sizeof den);
+        if (r->den == 1)
+            snprintf(buf, len, "%s", num);
+        else
+            snprintf(buf, len, "%s/%s", num, den);
+        return;
+    }
+    case KMS_PARAM_STRING:
+    case KMS_PARAM_LIST:
+    case KMS_PARAM_PATH:
+    case KMS_PARAM_PATH_LIST:
+        snprintf(buf, len, "%s", (const char *)src);
+        return;
+    }
+    abort();
+}

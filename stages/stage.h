@@ -187,6 +187,12 @@ const kms_param *kms_param_find(const kms_param *table, const char *name);
 /* The name of value in choices, or NULL. */
 const char *kms_choice_name(const kms_choice *choices, int value);
 
+/* Writes the value of param in params as text that kms_param_parse reads
+ * back to the same value (numbers with 17 digits, choices by name): the
+ * resolved config of a run. Paths are written as stored. */
+void kms_param_format(const kms_param *param, const void *params, char *buf,
+                      size_t len);
+
 /* Writes "int 1..256", "one of: a, b", ... for `kmseg stages`. */
 void kms_param_describe(const kms_param *param, char *buf, size_t len);
 
