@@ -11,14 +11,6 @@ PY=/usr/bin/python3
 PYD=/usr/lib/python3/dist-packages/pydicom/data/test_files
 D=$T/dcm
 
-# column NAME of the summary.csv row whose input contains PATTERN
-col() { # FILE PATTERN NAME
-    $PY - "$@" <<'EOP'
-import csv, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if sys.argv[2] in r["input"]]
-print(rows[0][sys.argv[3]] if rows else "")
-EOP
-}
 
 G=$T/geo # series whose geometry is easy to get wrong (not in $D: the tree count)
 if ! $PY "$ROOT/tests/dicom_gen.py" "$S/volume/ct.nii.gz" "$D" "$G" >"$T/gen.log" 2>&1; then

@@ -7,14 +7,6 @@ source "$(dirname "$0")/e2e_lib.sh"
 S=$SAMPLES
 PY=/usr/bin/python3
 
-# column NAME of summary.csv row whose input contains PATTERN
-col() { # FILE PATTERN NAME
-    $PY - "$@" <<'EOP'
-import csv, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if sys.argv[2] in r["input"]]
-print(rows[0][sys.argv[3]] if rows else "")
-EOP
-}
 
 # --- slices: truth split by side (each component by the side of the image
 # its centre lies on: radiological display, the patient's right on the left)
