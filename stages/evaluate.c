@@ -145,36 +145,19 @@ static kms_status evaluate_run(const void *params, kms_context *ctx,
         kms_image_free(&truth);
         return st;
     }
-    /* sides: which values the truth holds */
+    /* one pass: which values the truth holds (whether it has sides is
+     * known only at the end), each side's counts where the lungs have
+     * sides, and the binary counts */
     bool holds[256] = {false};
-    for (int y = 0; y < truth.height; y++) {
-        const uint8_t *t = kms_image_row(&truth, y);
-        for (int x = 0; x < truth.width; x++)
-            holds[t[x]] = true;
-    }
-    int other = 0;
-    for (int v = 3; v < 256 && !other; v++)
-        other = holds[v] ? v : 0;
-    bool sided = p->sides == SIDES_YES ||
-                 (p->sides == SIDES_AUTO && holds[KMS_LUNG_LEFT] && !other);
-    if (sided && other) {
-        kms_image_free(&truth);
-        return kms_error_set(err, KMS_ERR_INPUT, path, 0, "evaluate.sides",
-                             "the truth holds %d: a truth with sides holds 0, "
-                             "1 (the right lung) and 2 (the left)", other);
-    }
-    if (sided && !ctx->lungs.data) {
-        kms_context_note(ctx, "the truth has sides but the mask has none "
-                              "(lung_mask finds them)");
-        sided = false;
-    }
     long both = 0, in_mask = 0, in_truth = 0;
     long side_both[2] = {0}, side_mask[2] = {0}, side_truth[2] = {0};
+    bool lungs = ctx->lungs.data && p->sides != SIDES_NO;
     for (int y = 0; y < truth.height; y++) {
         uint8_t *t = kms_image_row(&truth, y);
         const uint8_t *m = kms_image_row(&ctx->mask, y);
-        const uint8_t *l = sided ? kms_image_row(&ctx->lungs, y) : NULL;
+        const uint8_t *l = lungs ? kms_image_row(&ctx->lungs, y) : NULL;
         for (int x = 0; x < truth.width; x++) {
+            holds[t[x]] = true;
             if (l) {
                 for (int side = 0; side < 2; side++) {
                     bool in_t = t[x] == side + 1, in_l = l[x] == side + 1;
@@ -188,6 +171,22 @@ static kms_status evaluate_run(const void *params, kms_context *ctx,
             in_mask += m[x] != 0;
             both += t[x] && m[x];
         }
+    }
+    int other = 0;
+    for (int v = 3; v < 256 && !other; v++)
+        other = holds[v] ? v : 0;
+    bool sided = p->sides == SIDES_YES ||
+                 (p->sides == SIDES_AUTO && holds[KMS_LUNG_LEFT] && !other);
+    if (sided && other) {
+        kms_image_free(&truth);
+        return kms_error_set(err, KMS_ERR_INPUT, path, 0, "evaluate.sides",
+                             "the truth holds %d: a truth with sides holds 0, "
+                             "1 (the right lung) and 2 (the left)", other);
+    }
+    if (sided && !lungs) {
+        kms_context_note(ctx, "the truth has sides but the mask has none "
+                              "(lung_mask finds them)");
+        sided = false;
     }
     long either = in_mask + in_truth - both;
     /* two empty masks agree, but that says nothing of the method: no

@@ -526,12 +526,10 @@ static kms_status make_product(const write_params *p, unsigned kind,
     case KMS_PRODUCT_RECOLOR: return recolor_u8(ctx, out, err);
     case KMS_PRODUCT_LABELS: return labels_u8(ctx, out, err);
     case KMS_PRODUCT_RECOLOR_RAW: return kms_image_copy(out, &ctx->recolor, err);
-    case KMS_PRODUCT_MASK: return kms_image_copy(out, &ctx->mask, err);
     case KMS_PRODUCT_OVERLAY: return overlay(ctx, p->overlay_fill, out, err);
-    case KMS_PRODUCT_LUNGS: return kms_image_copy(out, &ctx->lungs, err);
     case KMS_PRODUCT_LABELS_COLOR: return labels_color(ctx, out, err);
     }
-    abort();
+    abort(); /* mask and lungs are written from the context (no image made) */
 }
 
 static kms_status encode_products(const write_params *p, const kms_context *ctx,

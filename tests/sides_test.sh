@@ -99,19 +99,14 @@ EOP
 # --- the volume: _lungs.nii.gz in the input's geometry, ml by side
 "$KMSEG" run "$S/lung_volume.ini" -q -o "$T/vol" -s write.products="mask, lungs" 2>"$T/vol.err"
 rc=$?
-$PY - "$S/volume/ct.nii.gz" "$T/vol" <<'EOP' >"$T/vol.txt"
-import csv, gzip, struct, sys, numpy as np
-def nii(path):
-    b = gzip.open(path).read()
-    dim = struct.unpack_from("<8h", b, 40)
-    dt = struct.unpack_from("<h", b, 70)[0]
-    off = int(struct.unpack_from("<f", b, 108)[0])
-    n = dim[1] * dim[2] * dim[3]
-    dtype = {2: np.uint8, 4: np.int16}[dt]
-    return b, np.frombuffer(b, dtype, n, off).reshape(dim[3], dim[2], dim[1]), dt
-ct, _, _ = nii(sys.argv[1])
-lb, lungs, dt = nii(sys.argv[2] + "/ct_lungs.nii.gz")
-_, mask, _ = nii(sys.argv[2] + "/ct_mask.nii.gz")
+$PY - "$S/volume/ct.nii.gz" "$T/vol" "$ROOT/tests" <<'EOP' >"$T/vol.txt"
+import csv, struct, sys, numpy as np
+sys.path.insert(0, sys.argv[3])
+from lung3d_nii import read, sform
+ct, _ = read(sys.argv[1])
+lb, lungs = read(sys.argv[2] + "/ct_lungs.nii.gz")
+_, mask = read(sys.argv[2] + "/ct_mask.nii.gz")
+dt = struct.unpack_from("<h", lb, 70)[0]
 r = next(csv.DictReader(open(sys.argv[2] + "/summary.csv")))
 bad = []
 if dt != 2: bad.append("datatype %d" % dt)
@@ -128,7 +123,7 @@ for v, c in ((1, "lung_right_ml"), (2, "lung_left_ml")):
 if r["lung_right_cm2"]: bad.append("cm2 of a volume")
 # the patient's right lung lies at larger world x than the left (NIfTI's
 # world is RAS+: x grows towards the patient's right)
-srow = np.array(struct.unpack_from("<12f", lb, 280)).reshape(3, 4)
+srow = sform(lb)
 def world_x(v):
     z, y, x = np.nonzero(lungs == v)
     return (srow[0, 0] * x + srow[0, 1] * y + srow[0, 2] * z + srow[0, 3]).mean()
