@@ -220,7 +220,8 @@ static bool int_bounds(const float *x, const uint8_t *valid, size_t n,
 }
 
 /* Counting table of integer samples in [lo, hi] (range = hi - lo + 1 <=
- * MAX_INT_RANGE); left-out samples count in slot 0 with weight 0. Neighbouring
+ * MAX_INT_RANGE); left-out samples count as lo, and the caller takes them
+ * off again (no test in the loop). Neighbouring
  * samples often share a value, and one table would make each count wait
  * for the last; four take turns. */
 #define COUNT_INTEGERS(name, type, conv)                                       \
@@ -233,17 +234,12 @@ static bool int_bounds(const float *x, const uint8_t *valid, size_t n,
         int32_t idx[BLOCK];                                                    \
         for (size_t i = 0; i < n; i += BLOCK) {                                \
             size_t m = n - i < BLOCK ? n - i : BLOCK, j = 0;                   \
-            if (valid) {                                                       \
-                for (size_t k = 0; k < m; k++) {                               \
-                    int32_t v = valid[i + k] ? conv(x[i + k]) - lo : 0;        \
-                    idx[k] = v;                                                \
-                }                                                              \
-                for (; j < m; j++)                                             \
-                    c[j & 3][idx[j]] += valid[i + j] != 0;                     \
-                continue;                                                      \
-            }                                                                  \
-            for (size_t k = 0; k < m; k++) /* vectorises */                   \
-                idx[k] = conv(x[i + k]) - lo;                                  \
+            if (valid)                                                         \
+                for (size_t k = 0; k < m; k++)                                 \
+                    idx[k] = conv(valid[i + k] ? x[i + k] : (type)lo) - lo;    \
+            else                                                               \
+                for (size_t k = 0; k < m; k++) /* vectorises */               \
+                    idx[k] = conv(x[i + k]) - lo;                              \
             for (; j + 4 <= m; j += 4)                                         \
                 for (int t = 0; t < 4; t++)                                    \
                     c[t][idx[j + t]]++;                                        \
@@ -715,10 +711,20 @@ static kms_status nomem(kms_status st, kms_error *err)
     return st;
 }
 
-/* Labels through the integer table's lut; left-out samples get 0 here. */
+/* GCC would vectorise the table look-ups into lane-by-lane extracts and
+ * inserts, slower than plain loads. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_VECTORISE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define NO_VECTORISE
+#endif
+
+/* Labels through the integer table's lut; left-out samples get lo's here
+ * (label_left_out corrects them). */
 #define LABEL_LUT(name, type)                                                  \
-    static void name(const type *x, const uint8_t *valid, size_t n,           \
-                     int32_t lo, const int32_t *lut, int32_t *labels)         \
+    NO_VECTORISE static void name(const type *x, const uint8_t *valid,        \
+                                  size_t n, int32_t lo, const int32_t *lut,   \
+                                  int32_t *labels)                            \
     {                                                                          \
         if (!valid) {                                                          \
             for (size_t i = 0; i < n; i++)                                     \
@@ -726,39 +732,40 @@ static kms_status nomem(kms_status st, kms_error *err)
             return;                                                            \
         }                                                                      \
         for (size_t i = 0; i < n; i++)                                         \
-            labels[i] = valid[i] ? lut[(int32_t)x[i] - lo] : 0;                \
+            labels[i] = lut[(int32_t)(valid[i] ? x[i] : (type)lo) - lo];       \
     }
 LABEL_LUT(label_floats, float)
 LABEL_LUT(label_s16, int16_t)
 #undef LABEL_LUT
 
 /* The left-out samples (valid[i] == 0) to the nearest of the k centres,
- * as kms_kmeans_quantize labels them, run by run. */
-static kms_status label_left_out(const float *x, const uint8_t *valid,
-                                 size_t n, const float *centers, int k,
-                                 int32_t *labels, kms_error *err)
+ * as kms_kmeans_quantize labels them; a run of one value costs one search. */
+static void label_left_out(const float *x, const uint8_t *valid, size_t n,
+                           const float *centers, int k, int32_t *labels)
 {
-    size_t i = 0;
-    while (i < n) {
+    uint32_t last = 0;
+    int32_t label = kms_quantize_nearest1(x[0], centers, k);
+    memcpy(&last, x, sizeof last);
+    for (size_t i = 0; i < n;) {
         const uint8_t *z = memchr(valid + i, 0, n - i);
         if (!z)
             break;
-        size_t e = i = (size_t)(z - valid);
-        while (e < n && !valid[e])
-            e++;
-        kms_status st = kms_kmeans_quantize(x + i, e - i, 1, centers, k,
-                                            labels + i, 1, err);
-        if (st != KMS_OK)
-            return st;
-        i = e;
+        for (i = (size_t)(z - valid); i < n && !valid[i]; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, sizeof u);
+            if (u != last) {
+                label = kms_quantize_nearest1(x[i], centers, k);
+                last = u;
+            }
+            labels[i] = label;
+        }
     }
-    return KMS_OK;
 }
 
 /* Integer samples: counting table, optimum, labels through the lut. One of
  * x (floats) and s (int16) is given. */
 static kms_status int_run(const float *x, const int16_t *s,
-                          const uint8_t *valid, size_t n, int32_t lo,
+                          const uint8_t *valid, size_t n, size_t npad, int32_t lo,
                           int32_t hi, int k, int32_t *labels, float *centers,
                           double *compactness)
 {
@@ -776,6 +783,7 @@ static kms_status int_run(const float *x, const int16_t *s,
         count_floats(x, valid, n, lo, range, count);
     else
         count_s16(s, valid, n, lo, range, count);
+    count[0] -= (uint32_t)npad; /* the left-out samples, counted as lo */
     if ((st = table_from_counts(count, lo, range, &t)) != KMS_OK
         || (st = optimum(&t, k, first, centers, &total, &used)) != KMS_OK)
         goto out;
@@ -874,8 +882,8 @@ static kms_status masked_run(const float *x, const uint8_t *valid, size_t n,
     int32_t lo, hi;
     kms_status st;
     if (int_bounds(x, valid, n, &lo, &hi) && (int64_t)hi - lo < MAX_INT_RANGE)
-        st = int_run(x, NULL, valid, n, lo, hi, k, labels, centers,
-                     compactness);
+        st = int_run(x, NULL, valid, n, n - nvalid, lo, hi, k, labels,
+                     centers, compactness);
     else if ((st = check_finite_valid(x, valid, n, err)) != KMS_OK)
         return st;
     else
@@ -913,7 +921,7 @@ static kms_status masked_run(const float *x, const uint8_t *valid, size_t n,
         free(ly);
     }
     if (st == KMS_OK && valid && labels && nvalid < n)
-        st = label_left_out(x, valid, n, centers, k, labels, err);
+        label_left_out(x, valid, n, centers, k, labels);
     return nomem(st, err);
 }
 
@@ -1010,7 +1018,7 @@ kms_status kms_kmeans_optimal_s16(const int16_t *samples, size_t n, int k,
         lo = samples[i] < lo ? samples[i] : lo;
         hi = samples[i] > hi ? samples[i] : hi;
     }
-    return nomem(int_run(NULL, samples, NULL, n, lo, hi, k, labels, centers,
+    return nomem(int_run(NULL, samples, NULL, n, 0, lo, hi, k, labels, centers,
                          compactness),
                  err);
 }
