@@ -219,12 +219,40 @@ static bool int_bounds(const float *x, const uint8_t *valid, size_t n,
     return true;
 }
 
+/* idx[k] = (int32_t)v - lo for the m samples at x, v the sample where
+ * valid, lo where not: four lanes at a time (the flags widened to lane
+ * masks), so the left-out samples cost no branch. */
+static void masked_index(const float *x, const uint8_t *valid, size_t m,
+                         int32_t lo, int32_t *idx)
+{
+    size_t k = 0;
+#ifdef __SSE2__
+    const __m128 flo = _mm_set1_ps((float)lo);
+    const __m128i ilo = _mm_set1_epi32(lo);
+    for (; k + 4 <= m; k += 4) {
+        int32_t f;
+        memcpy(&f, valid + k, sizeof f);
+        __m128i pad = _mm_cmpeq_epi8(_mm_cvtsi32_si128(f),
+                                     _mm_setzero_si128());
+        pad = _mm_unpacklo_epi16(_mm_unpacklo_epi8(pad, pad),
+                                 _mm_unpacklo_epi8(pad, pad));
+        __m128 pm = _mm_castsi128_ps(pad);
+        __m128 v = _mm_or_ps(_mm_and_ps(pm, flo),
+                             _mm_andnot_ps(pm, _mm_loadu_ps(x + k)));
+        _mm_storeu_si128((__m128i *)(void *)(idx + k),
+                         _mm_sub_epi32(_mm_cvttps_epi32(v), ilo));
+    }
+#endif
+    for (; k < m; k++)
+        idx[k] = (int32_t)(valid[k] ? x[k] : (float)lo) - lo;
+}
+
 /* Counting table of integer samples in [lo, hi] (range = hi - lo + 1 <=
  * MAX_INT_RANGE); left-out samples count as lo, and the caller takes them
  * off again (no test in the loop). Neighbouring
  * samples often share a value, and one table would make each count wait
  * for the last; four take turns. */
-#define COUNT_INTEGERS(name, type, conv)                                       \
+#define COUNT_INTEGERS(name, type, conv, masked)                                     \
     static void name(const type *x, const uint8_t *valid, size_t n,           \
                      int32_t lo, size_t range, uint32_t *count)               \
     {                                                                          \
@@ -235,8 +263,7 @@ static bool int_bounds(const float *x, const uint8_t *valid, size_t n,
         for (size_t i = 0; i < n; i += BLOCK) {                                \
             size_t m = n - i < BLOCK ? n - i : BLOCK, j = 0;                   \
             if (valid)                                                         \
-                for (size_t k = 0; k < m; k++)                                 \
-                    idx[k] = conv(valid[i + k] ? x[i + k] : (type)lo) - lo;    \
+                masked(x + i, valid + i, m, lo, idx);                          \
             else                                                               \
                 for (size_t k = 0; k < m; k++) /* vectorises */               \
                     idx[k] = conv(x[i + k]) - lo;                              \
@@ -251,8 +278,15 @@ static bool int_bounds(const float *x, const uint8_t *valid, size_t n,
     }
 #define CONV_F(v) ((int32_t)(v))
 #define CONV_S(v) ((int32_t)(v))
-COUNT_INTEGERS(count_floats, float, CONV_F)
-COUNT_INTEGERS(count_s16, int16_t, CONV_S)
+COUNT_INTEGERS(count_floats, float, CONV_F, masked_index)
+/* int16 samples come without flags (kms_kmeans_optimal_s16) */
+static void masked_s16(const int16_t *x, const uint8_t *valid, size_t m,
+                       int32_t lo, int32_t *idx)
+{
+    for (size_t k = 0; k < m; k++)
+        idx[k] = (valid[k] ? x[k] : lo) - lo;
+}
+COUNT_INTEGERS(count_s16, int16_t, CONV_S, masked_s16)
 #undef COUNT_INTEGERS
 #undef CONV_F
 #undef CONV_S
@@ -721,7 +755,7 @@ static kms_status nomem(kms_status st, kms_error *err)
 
 /* Labels through the integer table's lut; left-out samples get lo's here
  * (label_left_out corrects them). */
-#define LABEL_LUT(name, type)                                                  \
+#define LABEL_LUT(name, type, masked)                                                \
     NO_VECTORISE static void name(const type *x, const uint8_t *valid,        \
                                   size_t n, int32_t lo, const int32_t *lut,   \
                                   int32_t *labels)                            \
@@ -731,11 +765,17 @@ static kms_status nomem(kms_status st, kms_error *err)
                 labels[i] = lut[(int32_t)x[i] - lo];                           \
             return;                                                            \
         }                                                                      \
-        for (size_t i = 0; i < n; i++)                                         \
-            labels[i] = lut[(int32_t)(valid[i] ? x[i] : (type)lo) - lo];       \
+        enum { BLOCK = 512 };                                                  \
+        int32_t idx[BLOCK];                                                    \
+        for (size_t i = 0; i < n; i += BLOCK) {                                \
+            size_t m = n - i < BLOCK ? n - i : BLOCK;                          \
+            masked(x + i, valid + i, m, lo, idx);                              \
+            for (size_t k = 0; k < m; k++)                                     \
+                labels[i + k] = lut[idx[k]];                                   \
+        }                                                                      \
     }
-LABEL_LUT(label_floats, float)
-LABEL_LUT(label_s16, int16_t)
+LABEL_LUT(label_floats, float, masked_index)
+LABEL_LUT(label_s16, int16_t, masked_s16)
 #undef LABEL_LUT
 
 /* The left-out samples (valid[i] == 0) to the nearest of the k centres,
