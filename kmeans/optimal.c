@@ -27,6 +27,11 @@
 
 enum { MAX_INT_RANGE = 65536 };
 
+/* Integer floats: up to this many clusters the labels come from compare
+ * passes, above it from the value -> cluster table (measured: a compare
+ * pass per boundary costs about a third of the table's scalar look-ups). */
+enum { FEW_COMPARES = 3 };
+
 /* Sorted distinct values with their counts. */
 typedef struct distinct {
     size_t d;
@@ -827,7 +832,11 @@ static kms_status int_run(const float *x, const int16_t *s,
     if ((st = table_from_counts(count, lo, range, &t)) != KMS_OK
         || (st = optimum(&t, k, first, centers, &total, &used)) != KMS_OK)
         goto out;
-    if (labels) {
+    if (labels && x && used <= FEW_COMPARES) {
+        /* one or two boundaries: compare passes (four lanes) beat the
+         * table's one look-up per sample; the same labels */
+        label_samples(x, n, &t, first, used, labels);
+    } else if (labels) {
         if (!(lut = int_lut(&t, first, used))) {
             st = KMS_ERR_NOMEM;
             goto out;
@@ -863,7 +872,11 @@ static kms_status hash_run(const float *x, const uint8_t *valid, size_t n,
     if (st != KMS_OK || (st = table_from_hash(&h, &t)) != KMS_OK
         || (st = optimum(&t, k, first, centers, &total, &used)) != KMS_OK)
         goto out;
-    if (labels) {
+    if (labels && used <= 8) {
+        /* up to seven boundaries: compare passes (four lanes) beat a hash
+         * probe per sample; the same labels */
+        label_samples(x, n, &t, first, used, labels);
+    } else if (labels) {
         if (!(h.label = malloc(sizeof *h.label * (h.mask + 1)))) {
             st = KMS_ERR_NOMEM;
             goto out;
