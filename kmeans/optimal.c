@@ -10,9 +10,19 @@
  * 2017), so each row is a divide-and-conquer in O(d log d).
  *
  * The distinct-value table comes from a counting table when the samples are
- * integers spanning at most 65536 values (CT Hounsfield units: O(n)), from
- * a radix sort of the float bits otherwise (exact for any float), or
- * straight from a caller's histogram; the rest is the same for all three. */
+ * integers spanning at most 65536 values (CT Hounsfield units: O(n); int16
+ * samples go straight in, kms_kmeans_optimal_s16), from a hash of the float
+ * bits when the distinct values are few beside n (x / 7.3 of HU), from a
+ * radix sort of the float bits otherwise (exact for any float), or straight
+ * from a caller's histogram; the rest is the same for all four. Labels: a
+ * value -> cluster table on the integer path (compare passes for one or
+ * two boundaries), compare passes or hash look-ups on the hash path, and
+ * compare passes or a binary search on the sort path: every one of them
+ * gives a sample the first cluster whose largest value is >= it.
+ *
+ * The masked entry (kms_kmeans_optimal_masked) leaves samples out by a flag
+ * array instead of a copy, and labels them with the nearest centre as
+ * kms_kmeans_quantize does (kmseg's kmeans stage: padding of a CT). */
 #include "kmeans_internal.h"
 
 #ifdef __SSE2__
@@ -326,11 +336,13 @@ typedef struct fhash {
     uint32_t *key, *count;
     int32_t *label;
     size_t mask, used;
+    int shift; /* 64 - log2(size) */
 } fhash;
 
 static inline size_t fhash_slot(const fhash *h, uint32_t key)
 {
-    size_t s = (size_t)((key * 2654435761u) >> 7) & h->mask;
+    /* Fibonacci hashing: the top bits of the product */
+    size_t s = (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15ull) >> h->shift);
     while (h->key[s] && h->key[s] != key)
         s = (s + 1) & h->mask;
     return s;
@@ -343,15 +355,40 @@ static void fhash_free(fhash *h)
     free(h->label);
 }
 
-/* KMS_ERR_INTERNAL when more than limit distinct values (or a NaN/inf). */
+/* Doubles the table (load at most one half), keys and counts moved. */
+static kms_status fhash_grow(fhash *h)
+{
+    fhash g = {0};
+    size_t size = 2 * (h->mask + 1);
+    g.mask = size - 1;
+    g.shift = h->shift - 1;
+    g.used = h->used;
+    g.key = calloc(size, sizeof *g.key);
+    g.count = calloc(size, sizeof *g.count);
+    if (!g.key || !g.count) {
+        fhash_free(&g);
+        return KMS_ERR_NOMEM;
+    }
+    for (size_t s = 0; s <= h->mask; s++)
+        if (h->key[s]) {
+            size_t t = fhash_slot(&g, h->key[s]);
+            g.key[t] = h->key[s];
+            g.count[t] = h->count[s];
+        }
+    fhash_free(h);
+    *h = g;
+    return KMS_OK;
+}
+
+/* KMS_ERR_INTERNAL when more than limit distinct values (or a NaN/inf).
+ * The table starts small and doubles: few values stay in the L1 cache. */
 static kms_status fhash_build(const float *x, const uint8_t *valid, size_t n,
                               size_t limit, fhash *h)
 {
-    size_t size = 64;
-    while (size < 2 * limit)
-        size *= 2;
+    size_t size = 1024;
     memset(h, 0, sizeof *h);
     h->mask = size - 1;
+    h->shift = 64 - 10;
     h->key = calloc(size, sizeof *h->key);
     h->count = calloc(size, sizeof *h->count);
     if (!h->key || !h->count)
@@ -371,6 +408,12 @@ static kms_status fhash_build(const float *x, const uint8_t *valid, size_t n,
             if (!h->key[slot]) {
                 if (++h->used > limit)
                     return KMS_ERR_INTERNAL;
+                if (2 * h->used > h->mask + 1) {
+                    kms_status st = fhash_grow(h);
+                    if (st != KMS_OK)
+                        return st;
+                    slot = fhash_slot(h, key);
+                }
                 h->key[slot] = key;
             }
             last = key;
