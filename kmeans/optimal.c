@@ -264,10 +264,10 @@ static void masked_index(const float *x, const uint8_t *valid, size_t m,
 
 /* Counting table of integer samples in [lo, hi] (range = hi - lo + 1 <=
  * MAX_INT_RANGE); left-out samples count as lo, and the caller takes them
- * off again (no test in the loop). Neighbouring
- * samples often share a value, and one table would make each count wait
- * for the last; four take turns. */
-#define COUNT_INTEGERS(name, type, conv, masked)                                     \
+ * off again (no test in the loop). Neighbouring samples often share a
+ * value, and one table would make each count wait for the last; four take
+ * turns. */
+#define COUNT_INTEGERS(name, type, conv, masked)                               \
     static void name(const type *x, const uint8_t *valid, size_t n,           \
                      int32_t lo, size_t range, uint32_t *count)               \
     {                                                                          \
@@ -803,7 +803,7 @@ static kms_status nomem(kms_status st, kms_error *err)
 
 /* Labels through the integer table's lut; left-out samples get lo's here
  * (label_left_out corrects them). */
-#define LABEL_LUT(name, type, masked)                                                \
+#define LABEL_LUT(name, type, masked)                                          \
     NO_VECTORISE static void name(const type *x, const uint8_t *valid,        \
                                   size_t n, int32_t lo, const int32_t *lut,   \
                                   int32_t *labels)                            \
