@@ -369,112 +369,16 @@ static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
 }
 
 /* --- PNG of a mask ----------------------------------------------------------
- * Masks (8-bit, one channel, long runs of 0 and 255) are encoded here rather
- * than by libpng through OpenCV, whose filter search costs more than the
- * rest of the lung pipeline's writing: filter "none" on every row and zlib's
- * run-length strategy (Z_RLE), which is made for exactly such data. A normal
- * PNG; zlib does the compression and the checksums. */
-
-static uint8_t *put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-    return p + 4;
-}
-
-/* A chunk around data already at p + 8; returns the end. */
-static uint8_t *close_chunk(uint8_t *p, const char *type, size_t len)
-{
-    put_be32(p, (uint32_t)len);
-    memcpy(p + 4, type, 4);
-    uLong crc = crc32(0L, p + 4, (uInt)(len + 4));
-    return put_be32(p + 8 + len, (uint32_t)crc);
-}
-
-/* The zlib stream of the rows, each after its filter byte, into out (cap
- * bytes); 0 when it does not fit or zlib fails. Filter 0 (none) feeds the
- * rows as they are; 1 (sub, for one byte per pixel) through row, a scratch
- * row of img->width bytes. */
-static size_t deflate_rows(const kms_image *img, int filter, int level,
-                           int strategy, uint8_t *row, uint8_t *out, size_t cap)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, level, Z_DEFLATED, 15, 8, strategy) != Z_OK)
-        return 0;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
-    const Bytef filter_byte = (Bytef)filter;
-    int rc = Z_OK;
-    for (int y = 0; y < img->height && rc == Z_OK; y++) {
-        const uint8_t *src = kms_image_row(img, y);
-        if (filter == 1) {
-            row[0] = src[0];
-            for (int x = 1; x < img->width; x++)
-                row[x] = (uint8_t)(src[x] - src[x - 1]);
-            src = row;
-        }
-        z.next_in = (Bytef *)&filter_byte;
-        z.avail_in = 1;
-        rc = deflate(&z, Z_NO_FLUSH);
-        z.next_in = (Bytef *)src;
-        z.avail_in = (uInt)img->width;
-        if (rc == Z_OK)
-            rc = deflate(&z, Z_NO_FLUSH);
-    }
-    if (rc == Z_OK)
-        rc = deflate(&z, Z_FINISH);
-    size_t len = rc == Z_STREAM_END ? (size_t)z.total_out : 0;
-    deflateEnd(&z);
-    return len;
-}
-
-/* A PNG of an 8-bit one-channel image: grey (n_palette 0) or indices into
- * palette (n_palette RGB triples). */
-static kms_status encode_png8(const kms_image *img, const uint8_t *palette,
-                              int n_palette, int filter, int level,
-                              int strategy, unsigned char **bytes, size_t *len,
-                              kms_error *err)
-{
-    static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
-                                         '\n'};
-    size_t raw = (size_t)img->height * ((size_t)img->width + 1);
-    size_t cap = deflateBound(NULL, (uLong)raw) + 64;
-    size_t head = 128 + 3 * (size_t)n_palette; /* signature, chunk heads */
-    uint8_t *buf = malloc(cap + head + (size_t)img->width), *p = buf;
-    if (!buf)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-    memcpy(p, signature, sizeof signature);
-    p += sizeof signature;
-    uint8_t *d = put_be32(put_be32(p + 8, (uint32_t)img->width),
-                          (uint32_t)img->height);
-    /* 8 bits, colour type 0 (grey) or 3 (palette) */
-    memcpy(d, (const uint8_t[5]){8, n_palette ? 3 : 0, 0, 0, 0}, 5);
-    p = close_chunk(p, "IHDR", 13);
-    if (n_palette) {
-        memcpy(p + 8, palette, 3 * (size_t)n_palette);
-        p = close_chunk(p, "PLTE", 3 * (size_t)n_palette);
-    }
-    size_t idat = deflate_rows(img, filter, level, strategy,
-                               buf + cap + head, p + 8, cap);
-    if (idat == 0) {
-        free(buf);
-        return kms_error_set(err, KMS_ERR_INTERNAL, NULL, 0, NULL,
-                             "zlib could not compress the image");
-    }
-    p = close_chunk(p, "IDAT", idat);
-    p = close_chunk(p, "IEND", 0);
-    *bytes = buf;
-    *len = (size_t)(p - buf);
-    return KMS_OK;
-}
+ * Masks (8-bit, one channel, long runs of 0 and 255) are encoded by
+ * kms_png_encode8 rather than by libpng through OpenCV, whose filter search
+ * costs more than the rest of the lung pipeline's writing: filter "none" on
+ * every row and zlib's run-length strategy (Z_RLE), which is made for
+ * exactly such data. */
 
 static kms_status encode_mask_png(const kms_image *img, unsigned char **bytes,
                                   size_t *len, kms_error *err)
 {
-    return encode_png8(img, NULL, 0, 0, 1, Z_RLE, bytes, len, err);
+    return kms_png_encode8(img, NULL, 0, 0, 1, Z_RLE, bytes, len, err);
 }
 
 /* --- the overlay as an indexed PNG ------------------------------------------
@@ -614,10 +518,10 @@ static kms_status encode_overlay_indexed(const kms_image *img, bool small,
                         ? index_colours(img, &idx, palette, &n, err)
                         : KMS_OK;
     if (st == KMS_OK && n > 0)
-        st = small ? encode_png8(&idx, palette, n, 1, 1, Z_HUFFMAN_ONLY, bytes,
-                                 len, err)
-                   : encode_png8(&idx, palette, n, 0, 0, Z_DEFAULT_STRATEGY,
-                                 bytes, len, err);
+        st = small ? kms_png_encode8(&idx, palette, n, 1, 1, Z_HUFFMAN_ONLY,
+                                     bytes, len, err)
+                   : kms_png_encode8(&idx, palette, n, 0, 0, Z_DEFAULT_STRATEGY,
+                                     bytes, len, err);
     else if (st == KMS_OK)
         st = kms_cv_imencode(".png", img, NULL, 0, bytes, len, err);
     kms_image_free(&idx);
