@@ -198,56 +198,53 @@ static uint8_t *close_chunk(uint8_t *p, const char *type, size_t len)
 }
 
 /* The zlib stream of the rows, each after its filter byte, into out (cap
- * bytes); 0 when it does not fit or zlib fails. Filter 0 (none) feeds the
- * rows as they are; 1 (sub, for one byte per pixel) through row, a scratch
- * row of img->width bytes. */
+ * bytes); 0 when it does not fit or zlib fails. Filter 0 (none) keeps the
+ * rows as they are, 1 (sub) takes each byte less the one before. The rows
+ * go to zlib as one buffer (raw: height x (width + 1) bytes) in one call:
+ * half the time of a call per row, and the same stream (zlib's choices do
+ * not depend on how its input is cut). */
 static size_t deflate_rows(const kms_image *img, int filter, int level,
-                           int strategy, uint8_t *row, uint8_t *out, size_t cap)
+                           int strategy, uint8_t *raw, uint8_t *out, size_t cap)
 {
+    const int w = img->width;
+    uint8_t *d = raw;
+    for (int y = 0; y < img->height; y++) {
+        const uint8_t *src = kms_image_row(img, y);
+        *d++ = (uint8_t)filter;
+        if (filter == 1 && w > 0) {
+            d[0] = src[0];
+            for (int x = 1; x < w; x++)
+                d[x] = (uint8_t)(src[x] - src[x - 1]);
+        } else {
+            memcpy(d, src, (size_t)w);
+        }
+        d += w;
+    }
     z_stream z;
     memset(&z, 0, sizeof z);
     if (deflateInit2(&z, level, Z_DEFLATED, 15, 8, strategy) != Z_OK)
         return 0;
+    z.next_in = raw;
+    z.avail_in = (uInt)(d - raw);
     z.next_out = out;
     z.avail_out = (uInt)cap;
-    const Bytef filter_byte = (Bytef)filter;
-    int rc = Z_OK;
-    for (int y = 0; y < img->height && rc == Z_OK; y++) {
-        const uint8_t *src = kms_image_row(img, y);
-        if (filter == 1) {
-            row[0] = src[0];
-            for (int x = 1; x < img->width; x++)
-                row[x] = (uint8_t)(src[x] - src[x - 1]);
-            src = row;
-        }
-        z.next_in = (Bytef *)&filter_byte;
-        z.avail_in = 1;
-        rc = deflate(&z, Z_NO_FLUSH);
-        z.next_in = (Bytef *)src;
-        z.avail_in = (uInt)img->width;
-        if (rc == Z_OK)
-            rc = deflate(&z, Z_NO_FLUSH);
-    }
-    if (rc == Z_OK)
-        rc = deflate(&z, Z_FINISH);
+    int rc = deflate(&z, Z_FINISH);
     size_t len = rc == Z_STREAM_END ? (size_t)z.total_out : 0;
     deflateEnd(&z);
     return len;
 }
 
-/* A PNG of an 8-bit one-channel image: grey (n_palette 0) or indices into
- * palette (n_palette RGB triples). */
 kms_status kms_png_encode8(const kms_image *img, const uint8_t *palette,
-                              int n_palette, int filter, int level,
-                              int strategy, unsigned char **bytes, size_t *len,
-                              kms_error *err)
+                           int n_palette, int filter, int level,
+                           int strategy, unsigned char **bytes, size_t *len,
+                           kms_error *err)
 {
     static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
                                          '\n'};
     size_t raw = (size_t)img->height * ((size_t)img->width + 1);
     size_t cap = deflateBound(NULL, (uLong)raw) + 64;
     size_t head = 128 + 3 * (size_t)n_palette; /* signature, chunk heads */
-    uint8_t *buf = malloc(cap + head + (size_t)img->width), *p = buf;
+    uint8_t *buf = malloc(cap + head + raw), *p = buf; /* + the rows */
     if (!buf)
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
     memcpy(p, signature, sizeof signature);
