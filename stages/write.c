@@ -227,6 +227,8 @@ static int overlay_slice(const kms_context *ctx)
 {
     int slices = ctx->slices > 1 ? ctx->slices : 1, rows = ctx->mask.height / slices;
     int best = slices / 2;
+    if (slices == 1)
+        return 0; /* a slice: no need to count */
     long best_area = 0;
     for (int z = 0; z < slices; z++) {
         long area = 0;
@@ -255,8 +257,8 @@ static kms_status overlay_layer(const kms_image *src, int y0, int rows,
                                 kms_error *err)
 {
     kms_image part = {0};
-    kms_status st = kms_image_alloc(&part, src->width, rows, 1, KMS_DEPTH_U8,
-                                    err);
+    kms_status st = kms_image_alloc_raw(&part, src->width, rows, 1,
+                                        KMS_DEPTH_U8, err);
     for (int y = 0; st == KMS_OK && y < rows; y++) {
         const uint8_t *s = kms_image_row(src, y0 + y);
         uint8_t *d = kms_image_row(&part, y);
