@@ -250,21 +250,47 @@ static int overlay_slice(const kms_context *ctx)
  * on either side (a 2 x 20000 picture would otherwise become gigabytes). */
 enum { OVERLAY_MIN_WIDTH = 512, OVERLAY_MAX_SIDE = 4096 };
 
+/* A layer's box: pixels [x0, x1) x [y0, y1) hold all it has set (x0 ==
+ * x1: none). */
+typedef struct layer_box {
+    int x0, y0, x1, y1;
+} layer_box;
+
 /* Rows [y0, y0 + rows) of a U8 mask or label image as 0/255 where it is
- * nonzero (value 0) or equals value, enlarged scale times (nearest). */
+ * nonzero (value 0) or equals value, enlarged scale times (nearest), and
+ * the box of its set pixels. */
 static kms_status overlay_layer(const kms_image *src, int y0, int rows,
                                 int value, int scale, kms_image *out,
-                                kms_error *err)
+                                layer_box *at, kms_error *err)
 {
     kms_image part = {0};
     kms_status st = kms_image_alloc_raw(&part, src->width, rows, 1,
                                         KMS_DEPTH_U8, err);
+    const int w = src->width;
+    *at = (layer_box){w, rows, 0, 0};
     for (int y = 0; st == KMS_OK && y < rows; y++) {
         const uint8_t *s = kms_image_row(src, y0 + y);
         uint8_t *d = kms_image_row(&part, y);
-        for (int x = 0; x < src->width; x++)
+        uint8_t any = 0;
+        for (int x = 0; x < w; x++) {
             d[x] = (value ? s[x] == value : s[x] != 0) ? 255 : 0;
+            any |= d[x];
+        }
+        if (!any)
+            continue;
+        int a = 0, b = w;
+        while (!d[a])
+            a++;
+        while (!d[b - 1])
+            b--;
+        *at = (layer_box){a < at->x0 ? a : at->x0, y < at->y0 ? y : at->y0,
+                          b > at->x1 ? b : at->x1, y + 1};
     }
+    if (at->x0 >= at->x1)
+        *at = (layer_box){0, 0, 0, 0};
+    else
+        *at = (layer_box){at->x0 * scale, at->y0 * scale, at->x1 * scale,
+                          at->y1 * scale};
     if (st == KMS_OK && scale > 1)
         st = kms_cv_resize(&part, out, part.width * scale, part.height * scale,
                            0, 0, KMS_CV_INTER_NEAREST, err);
@@ -291,14 +317,25 @@ static void fill_layer(kms_image *out, const kms_image *layer,
     }
 }
 
-/* An outline of layer in colour, after filling it when fill > 0. */
+/* An outline of layer in colour, after filling it when fill > 0: within
+ * its box grown by a pixel, where all of it lies (OpenCV's contours of a
+ * view are those of the whole, moved: it pads views with background, not
+ * with the pixels around them), so the contours search a fraction of the
+ * image. */
 static kms_status draw_layer(kms_image *out, const kms_image *layer,
-                             const double colour[4], double fill,
-                             kms_error *err)
+                             const layer_box *at, const double colour[4],
+                             double fill, kms_error *err)
 {
+    if (at->x0 >= at->x1)
+        return KMS_OK; /* nothing set: no outline */
+    int x0 = at->x0 > 0 ? at->x0 - 1 : 0, y0 = at->y0 > 0 ? at->y0 - 1 : 0;
+    int x1 = at->x1 < out->width ? at->x1 + 1 : out->width;
+    int y1 = at->y1 < out->height ? at->y1 + 1 : out->height;
+    kms_image o = kms_image_roi(out, x0, y0, x1 - x0, y1 - y0);
+    kms_image l = kms_image_roi(layer, x0, y0, x1 - x0, y1 - y0);
     if (fill > 0)
-        fill_layer(out, layer, colour, fill);
-    return kms_cv_draw_outline(out, layer, colour, 1, err);
+        fill_layer(&o, &l, colour, fill);
+    return kms_cv_draw_outline(&o, &l, colour, 1, err);
 }
 
 static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
@@ -313,6 +350,7 @@ static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
     const kms_image *src = kms_context_as_read(ctx);
     kms_image image = kms_image_rows(src, z * rows, rows);
     kms_image layer = {0};
+    layer_box at;
     kms_status st = display_bgr(ctx, &image, out, err);
     if (st == KMS_OK && out->depth != KMS_DEPTH_U8)
         st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "write.products",
@@ -328,25 +366,27 @@ static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
         st = kms_cv_resize(out, out, out->width * scale, out->height * scale,
                            0, 0, KMS_CV_INTER_NEAREST, err);
     if (st == KMS_OK && ctx->evaluated) {
-        st = overlay_layer(&ctx->truth, z * rows, rows, 0, scale, &layer, err);
+        st = overlay_layer(&ctx->truth, z * rows, rows, 0, scale, &layer, &at,
+                           err);
         if (st == KMS_OK)
-            st = kms_cv_draw_outline(out, &layer, magenta, 1, err);
+            st = draw_layer(out, &layer, &at, magenta, 0, err);
     }
     bool sides = ctx->lungs.data != NULL;
     if (st == KMS_OK && sides) {
         st = overlay_layer(&ctx->lungs, z * rows, rows, KMS_LUNG_RIGHT, scale,
-                           &layer, err);
+                           &layer, &at, err);
         if (st == KMS_OK)
-            st = draw_layer(out, &layer, orange, fill, err);
+            st = draw_layer(out, &layer, &at, orange, fill, err);
         if (st == KMS_OK)
             st = overlay_layer(&ctx->lungs, z * rows, rows, KMS_LUNG_LEFT,
-                               scale, &layer, err);
+                               scale, &layer, &at, err);
         if (st == KMS_OK)
-            st = draw_layer(out, &layer, sky_blue, fill, err);
+            st = draw_layer(out, &layer, &at, sky_blue, fill, err);
     } else if (st == KMS_OK) {
-        st = overlay_layer(&ctx->mask, z * rows, rows, 0, scale, &layer, err);
+        st = overlay_layer(&ctx->mask, z * rows, rows, 0, scale, &layer, &at,
+                           err);
         if (st == KMS_OK)
-            st = draw_layer(out, &layer, green, fill, err);
+            st = draw_layer(out, &layer, &at, green, fill, err);
     }
     kms_image_free(&layer);
     if (st == KMS_OK) {
