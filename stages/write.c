@@ -456,6 +456,29 @@ static unsigned hash_slot(const uint32_t *keys, uint32_t key)
     return h;
 }
 
+/* Are the 8 BGR pixels at p grey (b = g = r)? p[24] must be readable: byte
+ * i is compared with byte i + 1, 8 at a time, for the i that are a blue or
+ * a green. */
+static bool grey8(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    static const uint64_t lanes[3] = {0xFFFF00FFFF00FFFFull,
+                                      0xFF00FFFF00FFFF00ull,
+                                      0x00FFFF00FFFF00FFull};
+    uint64_t diff = 0;
+    for (int k = 0; k < 3; k++) {
+        uint64_t a, b;
+        memcpy(&a, p + 8 * k, 8);
+        memcpy(&b, p + 8 * k + 1, 8);
+        diff |= (a ^ b) & lanes[k];
+    }
+    return diff == 0;
+#else
+    (void)p;
+    return false; /* the pixel by pixel path */
+#endif
+}
+
 /* Indices into a palette of at most 256 colours, or *n_out = 0 when the
  * image has more. One pass keeps the grey level of grey pixels (nearly all)
  * and the places of the others; the palette known, a table maps the grey
@@ -476,7 +499,17 @@ static kms_status index_colours(const kms_image *bgr, kms_image *idx,
     for (int y = 0; st == KMS_OK && y < bgr->height; y++) {
         const uint8_t *s = kms_image_row(bgr, y);
         uint8_t *d = kms_image_row(idx, y);
-        for (int x = 0; x < bgr->width; x++, s += 3) {
+        const int w = bgr->width;
+        for (int x = 0; x < w; x++, s += 3) {
+            if (x + 8 < w && grey8(s)) { /* the common case, 8 at once */
+                for (int i = 0; i < 8; i++) {
+                    d[x + i] = s[3 * i];
+                    seen[s[3 * i]] = 1;
+                }
+                x += 7;
+                s += 21;
+                continue;
+            }
             uint8_t b = s[0];
             d[x] = b;
             if (b == s[1] && b == s[2]) {
