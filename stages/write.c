@@ -22,9 +22,10 @@ typedef struct write_params {
     int overlay_format; /* overlay_format */
 } write_params;
 
-/* All three hold the same pixels (lossless). On 512 x 512 CT overlays
- * (notes/floor.md): fast 263 KB, small 187 KB and 3 ms more, rgb 520 KB
- * and 10 ms more than fast. */
+/* All three hold the same pixels (lossless). On the 512 x 512 CT overlays
+ * of the shared slices: fast 263 KB, small 187 KB and about 3 ms more, rgb
+ * 520 KB and 10-15 ms more than fast (bench/bench_pipeline.py's full_rgb
+ * against full). */
 enum overlay_format {
     OVERLAY_FAST,  /* palette PNG, zlib stored (no compression) */
     OVERLAY_SMALL, /* palette PNG, Huffman-coded (zlib's fastest coding) */
@@ -527,7 +528,7 @@ static kms_status index_colours(const kms_image *bgr, kms_image *idx,
                 places = grown;
                 cap_places = cap;
             }
-            places[n_places++] = (uint32_t)y * (uint32_t)bgr->width + (uint32_t)x;
+            places[n_places++] = (uint32_t)y * (uint32_t)w + (uint32_t)x;
             uint32_t key = (uint32_t)b << 16 | (uint32_t)s[1] << 8 | s[2];
             unsigned h = hash_slot(table, key);
             if (table[h])
@@ -676,7 +677,8 @@ static kms_status add_product(const write_params *p, product_set *set,
     } else if ((kind == KMS_PRODUCT_MASK || kind == KMS_PRODUCT_LUNGS) &&
                img->channels == 1 && img->depth == KMS_DEPTH_U8) {
         st = encode_mask_png(img, &it->bytes, &it->len, err);
-    } else if (kind == KMS_PRODUCT_OVERLAY && p->overlay_format != OVERLAY_RGB) {
+    } else if (kind == KMS_PRODUCT_OVERLAY &&
+               p->overlay_format != OVERLAY_RGB) {
         st = encode_overlay_indexed(img, p->overlay_format == OVERLAY_SMALL,
                                     &it->bytes, &it->len, err);
     } else {
@@ -734,8 +736,9 @@ static kms_status encode_products(const write_params *p, const kms_context *ctx,
         else
             st = make_product(p, kind, ctx, &img, err);
         if (st == KMS_OK)
-            st = add_product(p, set, ctx, kind, view ? (kms_image *)view : &img,
-                             view != NULL, err);
+            st = add_product(p, set, ctx, kind,
+                             view ? (kms_image *)view : &img, view != NULL,
+                             err);
         if (!view)
             kms_image_free(&img);
     }
