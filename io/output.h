@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "image.h"
@@ -37,5 +38,13 @@ kms_status kms_output_write(const char *dir, const char *name, const void *buf,
                             size_t len, const kms_file_set *protect,
                             kms_error *err);
 
+/* A PNG of an 8-bit one-channel image into *bytes (malloc'ed, *len bytes):
+ * grey when n_palette is 0, else indices into palette (n_palette RGB
+ * triples, at most 256). Rows are filtered with filter (0 none, 1 sub) and
+ * compressed by zlib with level and strategy (Z_RLE, ...): the same
+ * arguments give the same bytes. */
+kms_status kms_png_encode8(const kms_image *img, const uint8_t *palette,
+                           int n_palette, int filter, int level, int strategy,
+                           unsigned char **bytes, size_t *len, kms_error *err);
 
 #endif

@@ -368,11 +368,17 @@ static kms_status morph(const kms_image *src, kms_image *dst, int op,
                              iterations, err);
 }
 
-static double median_of_histogram(const long *hist, long count)
+/* Outside air's HU are counted in HIST_WAYS histograms, pixel x into
+ * x % HIST_WAYS: air is nearly one value, and increments of one bin in a
+ * row wait for each other. Their sum is the histogram. */
+enum { HIST_BINS = HU_HI - HU_LO + 1, HIST_WAYS = 4 };
+
+static double median_of_histogram(const uint32_t *hist, long count)
 {
     long half = (count + 1) / 2, seen = 0;
-    for (int v = 0; v <= HU_HI - HU_LO; v++) {
-        seen += hist[v];
+    for (int v = 0; v < HIST_BINS; v++) {
+        for (int k = 0; k < HIST_WAYS; k++)
+            seen += hist[k * HIST_BINS + v];
         if (seen >= half)
             return v + HU_LO;
     }
@@ -415,15 +421,16 @@ static kms_status find_dark(slice_work *s, kms_error *err)
     return st;
 }
 
-/* HU of r[x0 .. x1) above fov into the histogram; how many. */
-static long count_air(const int16_t *r, int x0, int x1, int fov, long *hist)
+/* HU of r[x0 .. x1) above fov into the histograms; how many. */
+static long count_air(const int16_t *r, int x0, int x1, int fov,
+                      uint32_t *hist)
 {
     long n = 0;
     for (int x = x0; x < x1; x++) {
         if (r[x] <= fov)
             continue;
         int v = r[x] < HU_LO ? HU_LO : r[x] > HU_HI ? HU_HI : r[x];
-        hist[v - HU_LO]++;
+        hist[(x % HIST_WAYS) * HIST_BINS + v - HU_LO]++;
         n++;
     }
     return n;
@@ -552,9 +559,9 @@ static kms_status lungs_at_border(const slice_work *s, const kms_runs *d,
  * but for lungs cut by the border (lungs_at_border).
  * They leave the candidate mask, and their HU go into the histogram
  * (padding left out); returns how many did, *area the outside's size. */
-static kms_status find_outside(slice_work *s, const kms_image *raw, long *hist,
-                               long *air, long *area, bool *lung_at_border,
-                               kms_error *err)
+static kms_status find_outside(slice_work *s, const kms_image *raw,
+                               uint32_t *hist, long *air, long *area,
+                               bool *lung_at_border, kms_error *err)
 {
     const int fov = (int)floor(s->p->fov_min); /* v <= fov_min, v integer */
     kms_runs dark = {0}, *d = &dark, *o = &s->outside;
@@ -627,7 +634,8 @@ static kms_status body_runs(slice_work *s, kms_error *err)
 static kms_status find_body(slice_work *s, const kms_image *raw, bool *found,
                             kms_error *err)
 {
-    long *hist = calloc(HU_HI - HU_LO + 1, sizeof *hist), air = 0, outside = 0;
+    uint32_t *hist = calloc(HIST_WAYS * HIST_BINS, sizeof *hist);
+    long air = 0, outside = 0;
     kms_status st = hist ? smooth(s, raw, err)
                          : kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
                                          "out of memory");

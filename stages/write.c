@@ -19,7 +19,24 @@
 typedef struct write_params {
     unsigned products; /* KMS_PRODUCT_* bits */
     double overlay_fill;
+    int overlay_format; /* overlay_format */
 } write_params;
+
+/* All three hold the same pixels (lossless). On the 512 x 512 CT overlays
+ * of the shared slices: fast 263 KB, small 187 KB and about 3 ms more, rgb
+ * 520 KB and 10-15 ms more than fast (bench/bench_pipeline.py's full_rgb
+ * against full). */
+enum overlay_format {
+    OVERLAY_FAST,  /* palette PNG, zlib stored (no compression) */
+    OVERLAY_SMALL, /* palette PNG, Huffman-coded (zlib's fastest coding) */
+    OVERLAY_RGB,   /* 24-bit RGB PNG through OpenCV (the encoding before) */
+};
+
+static const kms_choice overlay_formats[] = {
+    {"fast", OVERLAY_FAST},
+    {"small", OVERLAY_SMALL},
+    {"rgb", OVERLAY_RGB},
+    {NULL, 0}};
 
 /* In the order they are made and written. */
 static const kms_choice product_names[] = {
@@ -48,6 +65,13 @@ static const kms_param write_table[] = {
      offsetof(write_params, overlay_fill),
      "overlay: also fill the mask (each lung in its colour) with this "
      "opacity, 0 = outlines only"},
+    {"overlay_format", KMS_PARAM_CHOICE, "fast", 0, 0, overlay_formats,
+     offsetof(write_params, overlay_format),
+     "the overlay's PNG, the same pixels in each: fast (a palette of its "
+     "colours, uncompressed: the fastest, half the bytes of rgb), small (a "
+     "palette, Huffman-coded: a third of rgb's bytes, some ms more), rgb "
+     "(24-bit RGB, the slowest); fast and small fall back to rgb for an "
+     "overlay of more than 256 colours (overlay_fill can make them)"},
     {0},
 };
 
@@ -204,6 +228,8 @@ static int overlay_slice(const kms_context *ctx)
 {
     int slices = ctx->slices > 1 ? ctx->slices : 1, rows = ctx->mask.height / slices;
     int best = slices / 2;
+    if (slices == 1)
+        return 0; /* a slice: no need to count */
     long best_area = 0;
     for (int z = 0; z < slices; z++) {
         long area = 0;
@@ -225,21 +251,47 @@ static int overlay_slice(const kms_context *ctx)
  * on either side (a 2 x 20000 picture would otherwise become gigabytes). */
 enum { OVERLAY_MIN_WIDTH = 512, OVERLAY_MAX_SIDE = 4096 };
 
+/* A layer's box: pixels [x0, x1) x [y0, y1) hold all it has set (x0 ==
+ * x1: none). */
+typedef struct layer_box {
+    int x0, y0, x1, y1;
+} layer_box;
+
 /* Rows [y0, y0 + rows) of a U8 mask or label image as 0/255 where it is
- * nonzero (value 0) or equals value, enlarged scale times (nearest). */
+ * nonzero (value 0) or equals value, enlarged scale times (nearest), and
+ * the box of its set pixels. */
 static kms_status overlay_layer(const kms_image *src, int y0, int rows,
                                 int value, int scale, kms_image *out,
-                                kms_error *err)
+                                layer_box *at, kms_error *err)
 {
     kms_image part = {0};
-    kms_status st = kms_image_alloc(&part, src->width, rows, 1, KMS_DEPTH_U8,
-                                    err);
+    kms_status st = kms_image_alloc_raw(&part, src->width, rows, 1,
+                                        KMS_DEPTH_U8, err);
+    const int w = src->width;
+    *at = (layer_box){w, rows, 0, 0};
     for (int y = 0; st == KMS_OK && y < rows; y++) {
         const uint8_t *s = kms_image_row(src, y0 + y);
         uint8_t *d = kms_image_row(&part, y);
-        for (int x = 0; x < src->width; x++)
+        uint8_t any = 0;
+        for (int x = 0; x < w; x++) {
             d[x] = (value ? s[x] == value : s[x] != 0) ? 255 : 0;
+            any |= d[x];
+        }
+        if (!any)
+            continue;
+        int a = 0, b = w;
+        while (!d[a])
+            a++;
+        while (!d[b - 1])
+            b--;
+        *at = (layer_box){a < at->x0 ? a : at->x0, y < at->y0 ? y : at->y0,
+                          b > at->x1 ? b : at->x1, y + 1};
     }
+    if (at->x0 >= at->x1)
+        *at = (layer_box){0, 0, 0, 0};
+    else
+        *at = (layer_box){at->x0 * scale, at->y0 * scale, at->x1 * scale,
+                          at->y1 * scale};
     if (st == KMS_OK && scale > 1)
         st = kms_cv_resize(&part, out, part.width * scale, part.height * scale,
                            0, 0, KMS_CV_INTER_NEAREST, err);
@@ -266,14 +318,25 @@ static void fill_layer(kms_image *out, const kms_image *layer,
     }
 }
 
-/* An outline of layer in colour, after filling it when fill > 0. */
+/* An outline of layer in colour, after filling it when fill > 0: within
+ * its box grown by a pixel, where all of it lies (OpenCV's contours of a
+ * view are those of the whole, moved: it pads views with background, not
+ * with the pixels around them), so the contours search a fraction of the
+ * image. */
 static kms_status draw_layer(kms_image *out, const kms_image *layer,
-                             const double colour[4], double fill,
-                             kms_error *err)
+                             const layer_box *at, const double colour[4],
+                             double fill, kms_error *err)
 {
+    if (at->x0 >= at->x1)
+        return KMS_OK; /* nothing set: no outline */
+    int x0 = at->x0 > 0 ? at->x0 - 1 : 0, y0 = at->y0 > 0 ? at->y0 - 1 : 0;
+    int x1 = at->x1 < out->width ? at->x1 + 1 : out->width;
+    int y1 = at->y1 < out->height ? at->y1 + 1 : out->height;
+    kms_image o = kms_image_roi(out, x0, y0, x1 - x0, y1 - y0);
+    kms_image l = kms_image_roi(layer, x0, y0, x1 - x0, y1 - y0);
     if (fill > 0)
-        fill_layer(out, layer, colour, fill);
-    return kms_cv_draw_outline(out, layer, colour, 1, err);
+        fill_layer(&o, &l, colour, fill);
+    return kms_cv_draw_outline(&o, &l, colour, 1, err);
 }
 
 static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
@@ -288,6 +351,7 @@ static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
     const kms_image *src = kms_context_as_read(ctx);
     kms_image image = kms_image_rows(src, z * rows, rows);
     kms_image layer = {0};
+    layer_box at;
     kms_status st = display_bgr(ctx, &image, out, err);
     if (st == KMS_OK && out->depth != KMS_DEPTH_U8)
         st = kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "write.products",
@@ -303,25 +367,27 @@ static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
         st = kms_cv_resize(out, out, out->width * scale, out->height * scale,
                            0, 0, KMS_CV_INTER_NEAREST, err);
     if (st == KMS_OK && ctx->evaluated) {
-        st = overlay_layer(&ctx->truth, z * rows, rows, 0, scale, &layer, err);
+        st = overlay_layer(&ctx->truth, z * rows, rows, 0, scale, &layer, &at,
+                           err);
         if (st == KMS_OK)
-            st = kms_cv_draw_outline(out, &layer, magenta, 1, err);
+            st = draw_layer(out, &layer, &at, magenta, 0, err);
     }
     bool sides = ctx->lungs.data != NULL;
     if (st == KMS_OK && sides) {
         st = overlay_layer(&ctx->lungs, z * rows, rows, KMS_LUNG_RIGHT, scale,
-                           &layer, err);
+                           &layer, &at, err);
         if (st == KMS_OK)
-            st = draw_layer(out, &layer, orange, fill, err);
+            st = draw_layer(out, &layer, &at, orange, fill, err);
         if (st == KMS_OK)
             st = overlay_layer(&ctx->lungs, z * rows, rows, KMS_LUNG_LEFT,
-                               scale, &layer, err);
+                               scale, &layer, &at, err);
         if (st == KMS_OK)
-            st = draw_layer(out, &layer, sky_blue, fill, err);
+            st = draw_layer(out, &layer, &at, sky_blue, fill, err);
     } else if (st == KMS_OK) {
-        st = overlay_layer(&ctx->mask, z * rows, rows, 0, scale, &layer, err);
+        st = overlay_layer(&ctx->mask, z * rows, rows, 0, scale, &layer, &at,
+                           err);
         if (st == KMS_OK)
-            st = draw_layer(out, &layer, green, fill, err);
+            st = draw_layer(out, &layer, &at, green, fill, err);
     }
     kms_image_free(&layer);
     if (st == KMS_OK) {
@@ -346,85 +412,196 @@ static kms_status overlay(const kms_context *ctx, double fill, kms_image *out,
 }
 
 /* --- PNG of a mask ----------------------------------------------------------
- * Masks (8-bit, one channel, long runs of 0 and 255) are encoded here rather
- * than by libpng through OpenCV, whose filter search costs more than the
- * rest of the lung pipeline's writing: filter "none" on every row and zlib's
- * run-length strategy (Z_RLE), which is made for exactly such data. A normal
- * PNG; zlib does the compression and the checksums. */
-
-static uint8_t *put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-    return p + 4;
-}
-
-/* A chunk around data already at p + 8; returns the end. */
-static uint8_t *close_chunk(uint8_t *p, const char *type, size_t len)
-{
-    put_be32(p, (uint32_t)len);
-    memcpy(p + 4, type, 4);
-    uLong crc = crc32(0L, p + 4, (uInt)(len + 4));
-    return put_be32(p + 8 + len, (uint32_t)crc);
-}
-
-/* The zlib stream of the rows, each after its filter byte (0), into out
- * (cap bytes); 0 when it does not fit or zlib fails. */
-static size_t deflate_rows(const kms_image *img, uint8_t *out, size_t cap)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15, 8, Z_RLE) != Z_OK)
-        return 0;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
-    static const Bytef filter_none = 0;
-    int rc = Z_OK;
-    for (int y = 0; y < img->height && rc == Z_OK; y++) {
-        z.next_in = (Bytef *)&filter_none;
-        z.avail_in = 1;
-        rc = deflate(&z, Z_NO_FLUSH);
-        z.next_in = (Bytef *)kms_image_row(img, y);
-        z.avail_in = (uInt)img->width;
-        if (rc == Z_OK)
-            rc = deflate(&z, Z_NO_FLUSH);
-    }
-    if (rc == Z_OK)
-        rc = deflate(&z, Z_FINISH);
-    size_t len = rc == Z_STREAM_END ? (size_t)z.total_out : 0;
-    deflateEnd(&z);
-    return len;
-}
+ * Masks (8-bit, one channel, long runs of 0 and 255) are encoded by
+ * kms_png_encode8 rather than by libpng through OpenCV, whose filter search
+ * costs more than the rest of the lung pipeline's writing: filter "none" on
+ * every row and zlib's run-length strategy (Z_RLE), which is made for
+ * exactly such data. */
 
 static kms_status encode_mask_png(const kms_image *img, unsigned char **bytes,
                                   size_t *len, kms_error *err)
 {
-    static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
-                                         '\n'};
-    size_t raw = (size_t)img->height * ((size_t)img->width + 1);
-    size_t cap = deflateBound(NULL, (uLong)raw) + 64;
-    uint8_t *buf = malloc(cap + 128), *p = buf; /* + signature, chunk heads */
-    if (!buf)
-        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
-    memcpy(p, signature, sizeof signature);
-    p += sizeof signature;
-    uint8_t *d = put_be32(put_be32(p + 8, (uint32_t)img->width),
-                          (uint32_t)img->height);
-    memcpy(d, (const uint8_t[5]){8, 0, 0, 0, 0}, 5); /* 8-bit grey */
-    p = close_chunk(p, "IHDR", 13);
-    size_t idat = deflate_rows(img, p + 8, cap);
-    if (idat == 0) {
-        free(buf);
-        return kms_error_set(err, KMS_ERR_INTERNAL, NULL, 0, NULL,
-                             "zlib could not compress the mask");
+    return kms_png_encode8(img, NULL, 0, 0, 1, Z_RLE, bytes, len, err);
+}
+
+/* --- the overlay as an indexed PNG ------------------------------------------
+ * An overlay is a grey slice with a few coloured outlines and labels: it
+ * rarely has more than 256 colours, so it is stored losslessly as palette
+ * indices, a third of the bytes of RGB for zlib to compress (the slowest
+ * part of writing it). The palette is sorted by brightness, so the indices
+ * of a grey slice change as its grey does and the sub filter takes them to
+ * small numbers. An overlay of more colours (overlay_fill blends) is written
+ * as RGB. */
+
+typedef struct palette_entry {
+    uint32_t bgr; /* b << 16 | g << 8 | r */
+    int luma;
+} palette_entry;
+
+static int by_luma(const void *a, const void *b)
+{
+    const palette_entry *x = a, *y = b;
+    if (x->luma != y->luma)
+        return x->luma < y->luma ? -1 : 1;
+    return x->bgr < y->bgr ? -1 : x->bgr > y->bgr;
+}
+
+enum { HASH_SIZE = 1024 }; /* a power of two, > 2 x 256 */
+
+/* The slot of key in the open-addressing table (keys + 1, 0 = empty). */
+static unsigned hash_slot(const uint32_t *keys, uint32_t key)
+{
+    unsigned h = (key * 2654435761u) >> 22 & (HASH_SIZE - 1);
+    while (keys[h] && keys[h] != key + 1)
+        h = (h + 1) & (HASH_SIZE - 1);
+    return h;
+}
+
+/* Are the 8 BGR pixels at p grey (b = g = r)? p[24] must be readable: byte
+ * i is compared with byte i + 1, 8 at a time, for the i that are a blue or
+ * a green. */
+static bool grey8(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    static const uint64_t lanes[3] = {0xFFFF00FFFF00FFFFull,
+                                      0xFF00FFFF00FFFF00ull,
+                                      0x00FFFF00FFFF00FFull};
+    uint64_t diff = 0;
+    for (int k = 0; k < 3; k++) {
+        uint64_t a, b;
+        memcpy(&a, p + 8 * k, 8);
+        memcpy(&b, p + 8 * k + 1, 8);
+        diff |= (a ^ b) & lanes[k];
     }
-    p = close_chunk(p, "IDAT", idat);
-    p = close_chunk(p, "IEND", 0);
-    *bytes = buf;
-    *len = (size_t)(p - buf);
-    return KMS_OK;
+    return diff == 0;
+#else
+    (void)p;
+    return false; /* the pixel by pixel path */
+#endif
+}
+
+/* Indices into a palette of at most 256 colours, or *n_out = 0 when the
+ * image has more. One pass keeps the grey level of grey pixels (nearly all)
+ * and the places of the others; the palette known, a table maps the grey
+ * levels and a small hash table the other colours. */
+static kms_status index_colours(const kms_image *bgr, kms_image *idx,
+                                uint8_t palette[256 * 3], int *n_out,
+                                kms_error *err)
+{
+    uint32_t table[HASH_SIZE] = {0};
+    uint8_t value[HASH_SIZE], grey_value[256] = {0}, seen[256] = {0};
+    palette_entry entries[256];
+    int n = 0, colours = 0;
+    size_t n_places = 0, cap_places = 0;
+    uint32_t *places = NULL; /* y * width + x of the coloured pixels */
+    *n_out = 0;
+    kms_status st = kms_image_alloc_raw(idx, bgr->width, bgr->height, 1,
+                                        KMS_DEPTH_U8, err);
+    for (int y = 0; st == KMS_OK && y < bgr->height; y++) {
+        const uint8_t *s = kms_image_row(bgr, y);
+        uint8_t *d = kms_image_row(idx, y);
+        const int w = bgr->width;
+        for (int x = 0; x < w; x++, s += 3) {
+            if (x + 8 < w && grey8(s)) { /* the common case, 8 at once */
+                for (int i = 0; i < 8; i++) {
+                    d[x + i] = s[3 * i];
+                    seen[s[3 * i]] = 1;
+                }
+                x += 7;
+                s += 21;
+                continue;
+            }
+            uint8_t b = s[0];
+            d[x] = b;
+            if (b == s[1] && b == s[2]) {
+                seen[b] = 1;
+                continue;
+            }
+            if (n_places == cap_places) {
+                size_t cap = cap_places ? 2 * cap_places : 1024;
+                uint32_t *grown = realloc(places, cap * sizeof *places);
+                if (!grown) {
+                    st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                                       "out of memory");
+                    break;
+                }
+                places = grown;
+                cap_places = cap;
+            }
+            places[n_places++] = (uint32_t)y * (uint32_t)w + (uint32_t)x;
+            uint32_t key = (uint32_t)b << 16 | (uint32_t)s[1] << 8 | s[2];
+            unsigned h = hash_slot(table, key);
+            if (table[h])
+                continue;
+            if (++colours > 256)
+                goto out; /* too many: RGB */
+            table[h] = key + 1;
+            entries[n].bgr = key;
+            /* ITU-R BT.601 luma, in thousandths */
+            entries[n].luma = 114 * b + 587 * s[1] + 299 * s[2];
+            n++;
+        }
+    }
+    if (st != KMS_OK)
+        goto out;
+    for (int v = 0; v < 256; v++) {
+        if (!seen[v])
+            continue;
+        if (n == 256)
+            goto out;
+        entries[n].bgr = (uint32_t)v * 0x010101u;
+        entries[n].luma = 1000 * v;
+        n++;
+    }
+    qsort(entries, (size_t)n, sizeof *entries, by_luma);
+    for (int i = 0; i < n; i++) {
+        uint32_t c = entries[i].bgr;
+        uint8_t b = (uint8_t)(c >> 16), g = (uint8_t)(c >> 8), r = (uint8_t)c;
+        if (b == g && g == r)
+            grey_value[b] = (uint8_t)i;
+        else
+            value[hash_slot(table, c)] = (uint8_t)i;
+        palette[3 * i] = r;
+        palette[3 * i + 1] = g;
+        palette[3 * i + 2] = b;
+    }
+    for (int y = 0; y < bgr->height; y++) {
+        uint8_t *d = kms_image_row(idx, y);
+        for (int x = 0; x < bgr->width; x++)
+            d[x] = grey_value[d[x]];
+    }
+    for (size_t i = 0; i < n_places; i++) {
+        int y = (int)(places[i] / (uint32_t)bgr->width);
+        int x = (int)(places[i] % (uint32_t)bgr->width);
+        const uint8_t *s = (const uint8_t *)kms_image_row(bgr, y) + 3 * x;
+        uint32_t key = (uint32_t)s[0] << 16 | (uint32_t)s[1] << 8 | s[2];
+        ((uint8_t *)kms_image_row(idx, y))[x] = value[hash_slot(table, key)];
+    }
+    *n_out = n;
+out:
+    free(places);
+    return st;
+}
+
+static kms_status encode_overlay_indexed(const kms_image *img, bool small,
+                                         unsigned char **bytes, size_t *len,
+                                         kms_error *err)
+{
+    kms_image idx = {0};
+    uint8_t palette[256 * 3];
+    int n = 0;
+    kms_status st = img->channels == 3 && img->depth == KMS_DEPTH_U8
+                        ? index_colours(img, &idx, palette, &n, err)
+                        : KMS_OK;
+    if (st == KMS_OK && n > 0)
+        st = small ? kms_png_encode8(&idx, palette, n, 1, 1, Z_HUFFMAN_ONLY,
+                                     bytes, len, err)
+                   : kms_png_encode8(&idx, palette, n, 0, 0, Z_DEFAULT_STRATEGY,
+                                     bytes, len, err);
+    else if (st == KMS_OK)
+        st = kms_cv_imencode(".png", img, NULL, 0, bytes, len, err);
+    kms_image_free(&idx);
+    return st;
 }
 
 enum { MAX_PRODUCTS = 8 };
@@ -476,9 +653,9 @@ typedef struct product_set {
 
 /* Takes img (moved into the set for NIfTI, encoded otherwise); view: img
  * is one of the context's images, borrowed until the set is written. */
-static kms_status add_product(product_set *set, const kms_context *ctx,
-                              unsigned kind, kms_image *img, bool view,
-                              kms_error *err)
+static kms_status add_product(const write_params *p, product_set *set,
+                              const kms_context *ctx, unsigned kind,
+                              kms_image *img, bool view, kms_error *err)
 {
     assert(set->n < MAX_PRODUCTS);
     product *it = &set->items[set->n];
@@ -500,6 +677,10 @@ static kms_status add_product(product_set *set, const kms_context *ctx,
     } else if ((kind == KMS_PRODUCT_MASK || kind == KMS_PRODUCT_LUNGS) &&
                img->channels == 1 && img->depth == KMS_DEPTH_U8) {
         st = encode_mask_png(img, &it->bytes, &it->len, err);
+    } else if (kind == KMS_PRODUCT_OVERLAY &&
+               p->overlay_format != OVERLAY_RGB) {
+        st = encode_overlay_indexed(img, p->overlay_format == OVERLAY_SMALL,
+                                    &it->bytes, &it->len, err);
     } else {
         st = kms_cv_imencode(strrchr(suffix, '.'), img, NULL, 0, &it->bytes,
                              &it->len, err);
@@ -555,8 +736,9 @@ static kms_status encode_products(const write_params *p, const kms_context *ctx,
         else
             st = make_product(p, kind, ctx, &img, err);
         if (st == KMS_OK)
-            st = add_product(set, ctx, kind, view ? (kms_image *)view : &img,
-                             view != NULL, err);
+            st = add_product(p, set, ctx, kind,
+                             view ? (kms_image *)view : &img, view != NULL,
+                             err);
         if (!view)
             kms_image_free(&img);
     }

@@ -11,8 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "config.h"
 #include "inputs.h"
+#include "opencv_c.h"
 #include "output.h"
 #include "pipeline.h"
 #include "stage.h"
@@ -1356,6 +1359,88 @@ START_TEST(test_output_write_bytes)
 }
 END_TEST
 
+/* kms_png_encode8: grey (masks: filter none, Z_RLE) and palette (overlays:
+ * filter sub or none, Huffman or stored) PNGs that OpenCV decodes to the
+ * pixels given, the same bytes every time; the rows given to zlib in one
+ * call make the stream a call per row makes. */
+START_TEST(test_png_encode8_round_trip)
+{
+    enum { W = 37, H = 23 };
+    static const uint8_t palette[3 * 3] = {0, 0, 0, 230, 159, 0, 86, 180, 233};
+    kms_error err;
+    kms_error_clear(&err);
+    kms_image img = {0}, back = {0};
+    ck_assert_int_eq(kms_image_alloc(&img, W, H, 1, KMS_DEPTH_U8, &err), KMS_OK);
+    for (int y = 0; y < H; y++) {
+        uint8_t *r = kms_image_row(&img, y);
+        for (int x = 0; x < W; x++)
+            r[x] = (uint8_t)((x * 7 + y * 3) % 11 < 5 ? 0 : x % 3);
+    }
+    static const struct { int n, filter, level, strategy; } cases[] = {
+        {0, 0, 1, Z_RLE}, {3, 1, 1, Z_HUFFMAN_ONLY}, {3, 0, 0, Z_DEFAULT_STRATEGY},
+        {3, 1, 0, Z_DEFAULT_STRATEGY}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        unsigned char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        ck_assert_int_eq(kms_png_encode8(&img, palette, cases[c].n, cases[c].filter,
+                                         cases[c].level, cases[c].strategy, &a,
+                                         &la, &err),
+                         KMS_OK);
+        ck_assert_int_eq(kms_png_encode8(&img, palette, cases[c].n, cases[c].filter,
+                                         cases[c].level, cases[c].strategy, &b,
+                                         &lb, &err),
+                         KMS_OK);
+        ck_assert_uint_eq(la, lb);
+        ck_assert_int_eq(memcmp(a, b, la), 0);
+        ck_assert_int_eq(a[25], cases[c].n ? 3 : 0); /* IHDR colour type */
+        ck_assert_int_eq(kms_cv_imdecode(a, la, KMS_CV_IMREAD_UNCHANGED, "png",
+                                         &back, &err),
+                         KMS_OK);
+        ck_assert_int_eq(back.width, W);
+        ck_assert_int_eq(back.height, H);
+        ck_assert_int_eq(back.channels, cases[c].n ? 3 : 1);
+        for (int y = 0; y < H; y++) {
+            const uint8_t *r = kms_image_row(&img, y), *o = kms_image_row(&back, y);
+            for (int x = 0; x < W; x++) {
+                if (!cases[c].n) {
+                    ck_assert_int_eq(o[x], r[x]);
+                    continue;
+                }
+                for (int ch = 0; ch < 3; ch++) /* BGR of the palette's RGB */
+                    ck_assert_int_eq(o[3 * x + ch], palette[3 * r[x] + 2 - ch]);
+            }
+        }
+        if (c == 0) { /* the mask's stream, fed to zlib a row at a time */
+            unsigned char z[4096];
+            z_stream s;
+            memset(&s, 0, sizeof s);
+            ck_assert_int_eq(deflateInit2(&s, 1, Z_DEFLATED, 15, 8, Z_RLE), Z_OK);
+            s.next_out = z;
+            s.avail_out = sizeof z;
+            static const Bytef none = 0;
+            for (int y = 0; y < H; y++) {
+                s.next_in = (Bytef *)&none;
+                s.avail_in = 1;
+                ck_assert_int_eq(deflate(&s, Z_NO_FLUSH), Z_OK);
+                s.next_in = kms_image_row(&img, y);
+                s.avail_in = W;
+                ck_assert_int_eq(deflate(&s, Z_NO_FLUSH), Z_OK);
+            }
+            ck_assert_int_eq(deflate(&s, Z_FINISH), Z_STREAM_END);
+            size_t n = s.total_out;
+            deflateEnd(&s);
+            /* IDAT's data: after the signature (8), IHDR (25), IDAT's head (8) */
+            ck_assert_uint_eq(la, 8 + 25 + 12 + n + 12);
+            ck_assert_int_eq(memcmp(a + 8 + 25 + 8, z, n), 0);
+        }
+        kms_image_free(&back);
+        free(a);
+        free(b);
+    }
+    kms_image_free(&img);
+}
+END_TEST
+
 START_TEST(test_output_write_replaces)
 {
     kms_error err;
@@ -1707,6 +1792,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(core, test_inputs_list_file);
     tcase_add_test(core, test_inputs_shard);
     tcase_add_test(core, test_output_write_bytes);
+    tcase_add_test(core, test_png_encode8_round_trip);
     tcase_add_test(core, test_output_write_replaces);
     tcase_add_test(core, test_output_protect);
     tcase_add_test(core, test_file_set);

@@ -129,6 +129,39 @@ EOP
 [ "$run2" = 0 ] && [ "$rc" = 0 ] && [ "$(cat "$T/ov.txt")" = ok ] \
     && ok "overlay: an 8-bit picture in its own grey levels; overlay_fill = 0.3 tints the mask" \
     || ko "overlay grey/fill" "$run2 $rc $(cat "$T/ov.txt")"
+# overlay_format: fast (default) and small are palette PNGs with rgb's very
+# pixels; an overlay of more than 256 colours (overlay_fill) falls back to RGB
+fmt_rc=""
+for f in fast small rgb; do
+    run run "$SAMPLES/lung_ct.ini" -q -o "$T/of_$f" -i "$SAMPLES/ct/ID_0000_Z_0142.tif" \
+        -s write.overlay_format=$f -s "write.products=mask, lungs, overlay"
+    fmt_rc="$fmt_rc$rc"
+done
+run run "$SAMPLES/lung_ct.ini" -q -o "$T/of_fill" -i "$SAMPLES/ct/ID_0000_Z_0142.tif" -s write.overlay_fill=0.3
+fmt_rc="$fmt_rc$rc"
+/usr/bin/python3 - "$T" <<'EOP' >"$T/of.txt"
+import sys, os, cv2, numpy as np
+t = sys.argv[1]
+def png(f):  # colour type (IHDR byte 25) and pixels
+    b = open(f, "rb").read()
+    return b[25], cv2.imread(f, cv2.IMREAD_UNCHANGED)
+n = "/ID_0000_Z_0142_overlay.png"
+(cf, pf), (cs, ps), (cr, pr) = (png(t + "/of_%s%s" % (f, n)) for f in ("fast", "small", "rgb"))
+cfill, pfill = png(t + "/of_fill" + n)
+_, pov = png(t + "/ovf" + n)  # overlay_fill 0.3 above, default format
+sizes = [os.path.getsize(t + "/of_%s%s" % (f, n)) for f in ("fast", "small", "rgb")]
+same_masks = all(open(t + "/of_fast/ID_0000_Z_0142_%s.png" % k, "rb").read() ==
+                 open(t + "/of_rgb/ID_0000_Z_0142_%s.png" % k, "rb").read() for k in ("mask", "lungs"))
+print("ok" if (cf, cs, cr, cfill) == (3, 3, 2, 2) and np.array_equal(pf, pr)
+      and np.array_equal(ps, pr) and np.array_equal(pfill, pov) and len(np.unique(pr.reshape(-1, 3), axis=0)) > 20
+      and sizes[1] < sizes[0] < sizes[2] and same_masks
+      else "bad types %s sizes %s masks %s" % ((cf, cs, cr, cfill), sizes, same_masks))
+EOP
+[ "$fmt_rc" = 0000 ] && [ "$(cat "$T/of.txt")" = ok ] \
+    && ok "overlay_format: fast and small are palette PNGs with rgb's pixels, smaller; > 256 colours fall back to RGB" \
+    || ko "overlay_format" "$fmt_rc $(cat "$T/of.txt")"
+run run "$SAMPLES/lung_ct.ini" -q -o "$T/of_bad" -s write.overlay_format=jpeg
+expect "overlay_format: unknown choice" 2 "write.overlay_format" "jpeg"
 
 run --help
 [ "$rc" = 0 ] && grep -q "Usage: kmseg" "$T/stdout" && ok "help" || ko "help" "rc $rc"
