@@ -227,12 +227,14 @@ struct tmp_image {
     }
 };
 
-/* Allocates t like (w, h, channels, depth) and wraps it as m. */
+/* Allocates t like (w, h, channels, depth) and wraps it as m. Not zeroed:
+ * every operation given such an output writes all of its pixels, and
+ * zeroing a slice first cost as much as a pass over it. */
 static kms_status alloc_wrapped(tmp_image &t, cv::Mat &m, int w, int h,
                                 int channels, kms_depth depth, const char *api,
                                 kms_error *err)
 {
-    kms_status st = kms_image_alloc(&t.img, w, h, channels, depth, err);
+    kms_status st = kms_image_alloc_raw(&t.img, w, h, channels, depth, err);
     if (st != KMS_OK)
         return st;
     return wrap(&t.img, m, api, "output", err);
@@ -257,9 +259,9 @@ static kms_status copy_mat(const cv::Mat &m, kms_image *out,
         return kms_error_set(err, depth_code, file, 0, NULL,
                              "%s: %d channels are not supported (at most 4)",
                              api, m.channels());
-    tmp_image t;
+    tmp_image t; /* every row copied below */
     kms_status st =
-        kms_image_alloc(&t.img, m.cols, m.rows, m.channels(), d, err);
+        kms_image_alloc_raw(&t.img, m.cols, m.rows, m.channels(), d, err);
     if (st != KMS_OK)
         return st;
     for (int y = 0; y < m.rows; y++)

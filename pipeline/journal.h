@@ -1,6 +1,6 @@
 /* What survives a crash: the journal, where each finished input's row is
- * made durable the moment it finishes (summary.csv is written only at the
- * end), and the lock that keeps two runs out of one output folder. */
+ * written the moment it finishes and made durable within
+ * KMS_JOURNAL_SYNC_MS (summary.csv is written only at the end), and the lock that keeps two runs out of one output folder. */
 #ifndef KMS_JOURNAL_H
 #define KMS_JOURNAL_H
 
@@ -14,10 +14,16 @@
  * shard has its own, as it has its own summary. */
 void kms_journal_name(char *buf, size_t len, int shard_index, int shard_count);
 
+/* Rows are fdatasynced at most this far apart (ms), and at close. */
+#define KMS_JOURNAL_SYNC_MS 1000.0
+
 typedef struct kms_journal {
     int fd;            /* -1: none */
     bool timings;
     bool warned;       /* an append failed: reported once, no more appends */
+    bool unsynced;     /* rows written since the last fdatasync */
+    double synced_ms;  /* kms_now_ms() of the last fdatasync */
+    long syncs;        /* fdatasyncs of rows so far (tests count them) */
     char path[4352];
     pthread_mutex_t lock; /* workers finish concurrently */
 } kms_journal;
@@ -28,7 +34,8 @@ typedef struct kms_journal {
 kms_status kms_journal_open(kms_journal *j, const char *dir, const char *name,
                             long keep, bool timings, kms_error *err);
 
-/* Appends r (ok or error) and fdatasyncs it. A failure is reported once
+/* Appends r (ok or error), written at once (it survives kill -9) and
+ * fdatasynced when the last sync is KMS_JOURNAL_SYNC_MS old. A failure is reported once
  * and the batch goes on: the summary at the end still holds the row. */
 void kms_journal_append(kms_journal *j, const kms_row *r);
 

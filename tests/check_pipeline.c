@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "inputs.h"
+#include "journal.h"
 #include "opencv_c.h"
 #include "output.h"
 #include "pipeline.h"
@@ -1742,6 +1743,45 @@ START_TEST(test_summary_index_journal)
 }
 END_TEST
 
+/* Each row is written the moment it is appended (a kill -9 keeps it), but
+ * rows that finish in a burst share one fdatasync, and close syncs the
+ * rest when no summary follows. */
+START_TEST(test_journal_group_sync)
+{
+    kms_journal j;
+    kms_error err;
+    ck_assert_int_eq(kms_journal_open(&j, kt_tmpdir, "j.csv", 0, false, &err), KMS_OK);
+    char path[4096];
+    kt_tmp_path(path, sizeof path, "j.csv");
+    kms_row r = {.status = KMS_ROW_OK, .width = 4, .height = 4, .k = 2, .slices = 1,
+                 .backend = "native"};
+    char name[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(name, sizeof name, "in%03d", i);
+        r.input = name;
+        kms_journal_append(&j, &r);
+    }
+    /* 100 rows well inside one interval: none synced yet, all written */
+    ck_assert_int_eq(j.syncs, 0);
+    ck_assert(j.unsynced);
+    kms_summary_index idx = {0};
+    long end = -1;
+    ck_assert_int_eq(kms_summary_index_add(&idx, path, &end, &err), KMS_OK);
+    ck_assert_uint_eq(idx.n, 100);
+    kms_summary_index_free(&idx);
+    /* an interval later the next row syncs all of them */
+    j.synced_ms -= KMS_JOURNAL_SYNC_MS;
+    kms_journal_append(&j, &r);
+    ck_assert_int_eq(j.syncs, 1);
+    ck_assert(!j.unsynced);
+    kms_journal_append(&j, &r);
+    ck_assert(j.unsynced);
+    kms_journal_close(&j, kt_tmpdir, "summary.csv", false);
+    ck_assert_int_eq(j.syncs, 2); /* close synced the last row */
+    ck_assert_int_eq(access(path, F_OK), 0); /* no summary: the journal stays */
+}
+END_TEST
+
 static Suite *pipeline_suite(void)
 {
     Suite *s = suite_create("pipeline");
@@ -1822,6 +1862,7 @@ static Suite *pipeline_suite(void)
     tcase_add_test(limits, test_prepare_dir_is_file);
     tcase_add_test(limits, test_prepare_dir_empty);
     tcase_add_test(limits, test_summary_index_journal);
+    tcase_add_test(limits, test_journal_group_sync);
     suite_add_tcase(s, limits);
 
     return s;
