@@ -1,33 +1,59 @@
-/* Native k-means against cv::kmeans, measured in one run on the same data.
+/* Native 1-D k-means against cv::kmeans and against its own floor, measured
+ * in one process on the same data.
  *
- * 1-D: CT slices clipped to [-1200, 600] HU, K = 2, 3, 4, attempts 10,
- * criteria (EPS + MAX_ITER, 10, 1.0), KMEANS_PP_CENTERS, one thread each
- * side: native exact optimum vs OpenCV (time, WCSS), and native lloyd with
- * the same seed vs OpenCV (label agreement, compactness).
- * Colour: a 3-channel image, K = 4 and 8, both sides on every core.
+ * Section 1, vs OpenCV, two data sets of the same CT slices:
+ *  - integer: HU clipped to [-1200, 600], as floats;
+ *  - non-integer: those values divided by 7.3 (x / 7.3f): no sample is an
+ *    integer, the distinct values stay as few as the HU.
+ * K = 2, 3, 4; cv::kmeans with attempts 10, criteria (EPS + MAX_ITER, 10,
+ * 1.0), KMEANS_PP_CENTERS, one thread; native: kms_kmeans_run, method
+ * optimal. Each repetition times both sides on every slice, the side that
+ * goes first alternating; a repetition's ratio is cv / native on one slice
+ * (paired). WCSS: both labellings rescored in double with exact means.
  *
- * Usage: bench_kmeans [SLICE_DIR] [COLOUR_IMAGE]
- * (defaults: ../shared/data/lung-ct/images, else samples/ct; and
- * ../shared/data/seed-reference/k_means_img_seg1.png when present) */
+ * Section 2, the floor: K = 2..8 on one 512 x 512 int16 slice (clipped as
+ * above): kms_kmeans_optimal_s16 against one pass counting a 65536-bin
+ * histogram plus one pass labelling through a value -> label table (the
+ * table given, built from the exact answer, so the labels agree). Target:
+ * exact <= 2 x floor.
+ *
+ * Every figure: the median over repetitions after a warm-up, [min-max]
+ * beside it. The colour benchmark is bench/bench_colour.c.
+ *
+ * Usage: bench_kmeans [SLICE_DIR] (default ../shared/data/lung-ct/images,
+ * else samples/ct) */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kmeans.h"
 #include "opencv_c.h"
 #include "output.h"
 #include "clock.h"
 
-enum { MAX_SLICES = 64, ATTEMPTS = 10, MAX_ITER = 10, SEED = 1 };
+enum {
+    MAX_SLICES = 4,   /* cv::kmeans takes ~0.7 s a call: 4 slices x 5 reps */
+    REPS = 5,         /* vs-OpenCV repetitions (after one warm-up) */
+    NATIVE_INNER = 5, /* native calls per timing (a call is ~1 ms) */
+    FLOOR_REPS = 41,  /* floor repetitions (after warm-up) */
+    FLOOR_INNER = 10, /* calls per floor timing, averaged */
+    ATTEMPTS = 10,
+    MAX_ITER = 10,
+    SEED = 1
+};
 
-typedef struct data {
-    float *x;
+typedef struct slice {
+    float *x;      /* clipped HU */
+    float *frac;   /* clipped HU / 7.3f */
+    int16_t *s16;  /* clipped HU */
     size_t n;
-    int dims;
-} data;
+} slice;
+
+typedef struct stats {
+    double med, lo, hi;
+} stats;
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -35,13 +61,18 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
+static stats summarise(const double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    double *t = malloc(sizeof *t * (size_t)n);
+    memcpy(t, v, sizeof *t * (size_t)n);
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    stats s = {n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2, t[0],
+               t[n - 1]};
+    free(t);
+    return s;
 }
 
-static int load_slice(const char *path, data *d)
+static int load_slice(const char *path, slice *d)
 {
     kms_image img = {0};
     kms_error err;
@@ -52,41 +83,24 @@ static int load_slice(const char *path, data *d)
         return 0;
     }
     d->n = (size_t)img.width * (size_t)img.height;
-    d->dims = 1;
     d->x = malloc(d->n * sizeof *d->x);
+    d->frac = malloc(d->n * sizeof *d->frac);
+    d->s16 = malloc(d->n * sizeof *d->s16);
     for (int y = 0; y < img.height; y++) {
         const int16_t *row = kms_image_row(&img, y);
         for (int x = 0; x < img.width; x++) {
-            float v = row[x];
-            d->x[(size_t)y * (size_t)img.width + (size_t)x] =
-                v < -1200 ? -1200 : v > 600 ? 600 : v;
+            size_t i = (size_t)y * (size_t)img.width + (size_t)x;
+            int v = row[x] < -1200 ? -1200 : row[x] > 600 ? 600 : row[x];
+            d->s16[i] = (int16_t)v;
+            d->x[i] = (float)v;
+            d->frac[i] = (float)v / 7.3f;
         }
     }
     kms_image_free(&img);
     return 1;
 }
 
-static int load_colour(const char *path, data *d)
-{
-    kms_image img = {0};
-    kms_error err;
-    if (kms_cv_imread(path, KMS_CV_IMREAD_COLOR, &img, &err) != KMS_OK)
-        return 0;
-    d->n = (size_t)img.width * (size_t)img.height;
-    d->dims = 3;
-    d->x = malloc(d->n * 3 * sizeof *d->x);
-    for (int y = 0; y < img.height; y++) {
-        const uint8_t *row = kms_image_row(&img, y);
-        for (int i = 0; i < img.width * 3; i++)
-            d->x[(size_t)y * (size_t)img.width * 3 + (size_t)i] = row[i];
-    }
-    kms_image_free(&img);
-    return 1;
-}
-
-/* The benchmark's k-means, the same for both backends (OpenCV ignores
- * method and threads). */
-static kms_kmeans_params bench_params(int k, kms_km_method method, int threads)
+static kms_kmeans_params bench_params(int k, kms_km_method method)
 {
     kms_kmeans_params p;
     kms_kmeans_params_default(&p);
@@ -98,52 +112,57 @@ static kms_kmeans_params bench_params(int k, kms_km_method method, int threads)
     p.init = KMS_KM_INIT_PP;
     p.method = method;
     p.seed = SEED;
-    p.threads = threads;
+    p.threads = 1;
     return p;
 }
 
-static double run_opencv(const data *d, int k, int32_t *labels, float *centers,
-                         double *wcss)
+static void fail(const char *what, const kms_error *err)
+{
+    fprintf(stderr, "bench: %s failed: %s\n", what, err->message);
+    exit(1);
+}
+
+static double run_opencv(const float *x, size_t n, int k, int32_t *labels)
 {
     kms_error err;
-    kms_kmeans_params p = bench_params(k, KMS_KM_LLOYD, 1);
+    float centers[8];
+    double wcss;
+    kms_kmeans_params p = bench_params(k, KMS_KM_LLOYD);
     double t0 = kms_now_ms();
-    if (kms_cv_kmeans(d->x, d->n, d->dims, &p, labels, centers, wcss, &err) !=
-        KMS_OK) {
-        fprintf(stderr, "bench: cv::kmeans failed: %s\n", err.message);
-        exit(1);
-    }
+    if (kms_cv_kmeans(x, n, 1, &p, labels, centers, &wcss, &err) != KMS_OK)
+        fail("cv::kmeans", &err);
     return kms_now_ms() - t0;
 }
 
-static double run_native(const data *d, int k, kms_km_method method,
-                         int threads, int32_t *labels, float *centers,
-                         double *wcss)
+/* The mean of NATIVE_INNER back-to-back calls. */
+static double run_optimal(const float *x, size_t n, int k, int32_t *labels)
 {
     kms_error err;
-    kms_kmeans_params p = bench_params(k, method, threads);
+    float centers[8];
+    double wcss;
+    kms_kmeans_params p = bench_params(k, KMS_KM_OPTIMAL);
     double t0 = kms_now_ms();
-    if (kms_kmeans_run(d->x, d->n, d->dims, &p, labels, centers, wcss, &err) !=
-        KMS_OK) {
-        fprintf(stderr, "bench: native k-means failed: %s\n", err.message);
-        exit(1);
-    }
-    return kms_now_ms() - t0;
+    for (int r = 0; r < NATIVE_INNER; r++)
+        if (kms_kmeans_run(x, n, 1, &p, labels, centers, &wcss, &err) !=
+            KMS_OK)
+            fail("native k-means", &err);
+    return (kms_now_ms() - t0) / NATIVE_INNER;
 }
 
 /* WCSS of a labelling with exact (double) cluster means: both sides judged
- * the same way, free of how each rounds its float centres. 1-D. */
-static double partition_wcss(const data *d, const int32_t *labels, int k)
+ * the same way, free of how each rounds its float centres. */
+static double partition_wcss(const float *x, size_t n, const int32_t *labels,
+                             int k)
 {
     double sum[8] = {0}, count[8] = {0}, wcss = 0;
-    for (size_t i = 0; i < d->n; i++) {
-        sum[labels[i]] += d->x[i];
+    for (size_t i = 0; i < n; i++) {
+        sum[labels[i]] += x[i];
         count[labels[i]] += 1;
     }
     for (int j = 0; j < k; j++)
         sum[j] = count[j] ? sum[j] / count[j] : 0;
-    for (size_t i = 0; i < d->n; i++) {
-        double t = d->x[i] - sum[labels[i]];
+    for (size_t i = 0; i < n; i++) {
+        double t = x[i] - sum[labels[i]];
         wcss += t * t;
     }
     return wcss;
@@ -153,125 +172,226 @@ static int list_slices(const char *dir, char paths[][1024])
 {
     DIR *d = opendir(dir);
     int n = 0;
+    enum { MAX_LIST = 256 };
+    static char all[MAX_LIST][1024];
     if (!d)
         return 0;
-    for (struct dirent *e; (e = readdir(d)) && n < MAX_SLICES;) {
+    for (struct dirent *e; (e = readdir(d)) && n < MAX_LIST;) {
         size_t len = strlen(e->d_name);
         if (len > 4 && strcmp(e->d_name + len - 4, ".tif") == 0)
-            snprintf(paths[n++], 1024, "%s/%s", dir, e->d_name);
+            snprintf(all[n++], 1024, "%s/%s", dir, e->d_name);
     }
     closedir(d);
-    qsort(paths, (size_t)n, 1024, (int (*)(const void *, const void *))strcmp);
-    return n;
+    qsort(all, (size_t)n, 1024, (int (*)(const void *, const void *))strcmp);
+    /* MAX_SLICES spread over the sorted list */
+    int m = n < MAX_SLICES ? n : MAX_SLICES;
+    for (int i = 0; i < m; i++)
+        memcpy(paths[i], all[(size_t)i * (size_t)n / (size_t)m], 1024);
+    return m;
 }
 
-static void bench_1d(data *slices, int n)
+/* Section 1 for one data set (which: 0 integer, 1 non-integer). */
+static void vs_opencv(slice *s, int ns, int which, char *readme,
+                      size_t readme_size)
 {
-    printf("1-D: %d CT slices clipped to [-1200, 600], attempts %d, criteria "
-           "(EPS+MAX_ITER, %d, 1.0), PP, seed %d, one thread each side\n",
-           n, ATTEMPTS, MAX_ITER, SEED);
-    printf("%2s %11s %11s %9s %10s %13s %12s %14s %13s\n", "K", "opencv_ms",
-           "optimal_ms", "speedup", "opt<=cv", "cv_above_opt", "lloyd_ms",
-           "lloyd_agree%", "lloyd_reldiff");
+    const char *name = which ? "non-integer (HU / 7.3)" : "integer (HU)";
+    printf("%s: %d slices, K = 2..4, %d reps after a warm-up, sides "
+           "alternating\n", name, ns, REPS);
+    printf("%2s %22s %26s %28s %10s\n", "K", "opencv_ms med [min-max]",
+           "optimal_ms med [min-max]", "speedup med [min-max]",
+           "wcss<=cv");
     size_t nmax = 0;
-    for (int i = 0; i < n; i++)
-        nmax = slices[i].n > nmax ? slices[i].n : nmax;
+    for (int i = 0; i < ns; i++)
+        nmax = s[i].n > nmax ? s[i].n : nmax;
     int32_t *l1 = malloc(nmax * sizeof *l1), *l2 = malloc(nmax * sizeof *l2);
-    float c1[8], c2[8];
+    /* warm-up: both sides once */
+    const float *x0 = which ? s[0].frac : s[0].x;
+    run_opencv(x0, s[0].n, 2, l1);
+    run_optimal(x0, s[0].n, 2, l2);
     for (int k = 2; k <= 4; k++) {
-        double cv_ms[MAX_SLICES], opt_ms[MAX_SLICES], ratio[MAX_SLICES],
-            ll_ms[MAX_SLICES];
-        int not_above = 0, cv_above = 0;
-        double agree_min = 1, reldiff_max = 0;
-        for (int i = 0; i < n; i++) {
-            double wcv, wopt, wll;
-            cv_ms[i] = run_opencv(&slices[i], k, l1, c1, &wcv);
-            ll_ms[i] = run_native(&slices[i], k, KMS_KM_LLOYD, 1, l2, c2, &wll);
-            size_t same = 0;
-            for (size_t j = 0; j < slices[i].n; j++)
-                same += l1[j] == l2[j];
-            double agree = (double)same / (double)slices[i].n;
-            agree_min = agree < agree_min ? agree : agree_min;
-            double rd = fabs(wll - wcv) / wcv;
-            reldiff_max = rd > reldiff_max ? rd : reldiff_max;
-            opt_ms[i] = run_native(&slices[i], k, KMS_KM_OPTIMAL, 1, l2, c2, &wopt);
-            ratio[i] = cv_ms[i] / opt_ms[i];
-            double pcv = partition_wcss(&slices[i], l1, k);
-            double popt = partition_wcss(&slices[i], l2, k);
-            not_above += popt <= pcv * (1 + 1e-13);
-            cv_above += pcv > popt * (1 + 1e-13);
-        }
-        printf("%2d %11.2f %11.3f %8.0fx %7d/%-2d %10d/%-2d %12.2f %13.4f %13.2e\n",
-               k, median(cv_ms, n), median(opt_ms, n), median(ratio, n),
-               not_above, n, cv_above, n, median(ll_ms, n), 100 * agree_min,
-               reldiff_max);
+        double cv[REPS * MAX_SLICES], opt[REPS * MAX_SLICES],
+            ratio[REPS * MAX_SLICES];
+        int m = 0, not_above = 0;
+        for (int r = 0; r < REPS; r++)
+            for (int i = 0; i < ns; i++, m++) {
+                const float *x = which ? s[i].frac : s[i].x;
+                if ((r + i) % 2) {
+                    opt[m] = run_optimal(x, s[i].n, k, l2);
+                    cv[m] = run_opencv(x, s[i].n, k, l1);
+                } else {
+                    cv[m] = run_opencv(x, s[i].n, k, l1);
+                    opt[m] = run_optimal(x, s[i].n, k, l2);
+                }
+                ratio[m] = cv[m] / opt[m];
+                if (r == 0) {
+                    double pcv = partition_wcss(x, s[i].n, l1, k);
+                    double popt = partition_wcss(x, s[i].n, l2, k);
+                    not_above += popt <= pcv * (1 + 1e-13);
+                }
+            }
+        stats c = summarise(cv, m), o = summarise(opt, m),
+              q = summarise(ratio, m);
+        printf("%2d %7.1f [%6.1f-%6.1f] %9.3f [%6.3f-%6.3f] %10.0fx "
+               "[%5.0f-%5.0f]x %7d/%-2d\n",
+               k, c.med, c.lo, c.hi, o.med, o.lo, o.hi, q.med, q.lo, q.hi,
+               not_above, ns);
+        size_t len = strlen(readme);
+        snprintf(readme + len, readme_size - len, "%sK=%d %.0fx [%.0f-%.0f]",
+                 k > 2 ? ", " : "", k, q.med, q.lo, q.hi);
+        if (k == 4)
+            snprintf(readme + strlen(readme), readme_size - strlen(readme),
+                     " (optimal %.2f ms [%.2f-%.2f] at K=4); WCSS <= cv on "
+                     "every slice: %s",
+                     o.med, o.lo, o.hi, not_above == ns ? "yes" : "NO");
+        else if (not_above != ns)
+            snprintf(readme + strlen(readme), readme_size - strlen(readme),
+                     " (WCSS above cv on %d slices!)", ns - not_above);
     }
-    printf("(speedup and times: medians over slices; opt<=cv: slices where the "
-           "exact optimum's WCSS is not above OpenCV's; cv_above_opt: slices "
-           "where OpenCV stopped above the optimum (WCSS of both labellings "
-           "recomputed in double with exact means, 1e-13 relative); "
-           "lloyd_agree: the lowest "
-           "label agreement with OpenCV, lloyd_reldiff: the largest relative "
-           "compactness difference)\n\n");
+    printf("(times per call; speedup: cv / optimal per slice and rep, "
+           "paired; wcss<=cv: slices where the exact optimum's WCSS is not "
+           "above OpenCV's, rescored in double with exact means, 1e-13 "
+           "relative)\n\n");
     free(l1);
     free(l2);
 }
 
-static void bench_colour(const data *d, const char *name)
+/* The floor: a 65536-bin histogram of the values, then the labels through
+ * a given value -> label table. */
+static double run_floor(const int16_t *x, size_t n, uint32_t *hist,
+                        const int32_t *lut, int32_t *labels)
 {
-    enum { REPEATS = 3 };
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    printf("colour: %s, %zu pixels x 3, attempts %d, criteria (EPS+MAX_ITER, "
-           "%d, 1.0), PP, %ld threads each side\n",
-           name, d->n, ATTEMPTS, MAX_ITER, cores);
-    printf("%2s %11s %11s %9s %14s\n", "K", "opencv_ms", "native_ms", "speedup",
-           "wcss_native/cv");
-    int32_t *labels = malloc(d->n * sizeof *labels);
-    float centers[8 * 3];
-    kms_cv_set_num_threads((int)cores, NULL);
-    for (int k = 4; k <= 8; k += 4) {
-        double cv_ms[REPEATS], nat_ms[REPEATS], wcv = 0, wnat = 0;
-        for (int r = 0; r < REPEATS; r++) {
-            cv_ms[r] = run_opencv(d, k, labels, centers, &wcv);
-            nat_ms[r] = run_native(d, k, KMS_KM_AUTO, (int)cores, labels,
-                                   centers, &wnat);
-        }
-        double cvm = median(cv_ms, REPEATS), natm = median(nat_ms, REPEATS);
-        printf("%2d %11.1f %11.1f %8.2fx %14.6f\n", k, cvm, natm, cvm / natm,
-               wnat / wcv);
+    double t0 = kms_now_ms();
+    for (int r = 0; r < FLOOR_INNER; r++) {
+        memset(hist, 0, sizeof *hist * 65536);
+        for (size_t i = 0; i < n; i++)
+            hist[x[i] + 32768]++;
+        for (size_t i = 0; i < n; i++)
+            labels[i] = lut[x[i] + 32768];
     }
-    printf("(times: medians of %d runs)\n", REPEATS);
-    free(labels);
+    return (kms_now_ms() - t0) / FLOOR_INNER;
+}
+
+static double run_s16(const int16_t *x, size_t n, int k, int32_t *labels,
+                      float *centers)
+{
+    kms_error err;
+    double wcss, t0 = kms_now_ms();
+    for (int r = 0; r < FLOOR_INNER; r++)
+        if (kms_kmeans_optimal_s16(x, n, k, labels, centers, &wcss, &err) !=
+            KMS_OK)
+            fail("kms_kmeans_optimal_s16", &err);
+    return (kms_now_ms() - t0) / FLOOR_INNER;
+}
+
+static void floor_section(const slice *s, char *readme, size_t readme_size)
+{
+    size_t n = s->n;
+    uint32_t *hist = malloc(sizeof *hist * 65536);
+    int32_t *lut = malloc(sizeof *lut * 65536);
+    int32_t *l1 = malloc(sizeof *l1 * n), *l2 = malloc(sizeof *l2 * n);
+    float centers[8];
+    int all_ok = 1;
+    double worst = 0;
+    printf("floor: one %zu-sample int16 slice (clipped), %d reps of %d calls "
+           "after a warm-up, sides alternating\n", n, FLOOR_REPS,
+           FLOOR_INNER);
+    printf("%2s %24s %24s %26s\n", "K", "exact_ms med [min-max]",
+           "floor_ms med [min-max]", "exact/floor med [min-max]");
+    for (int k = 2; k <= 8; k++) {
+        /* the exact answer, and the floor's table from it */
+        run_s16(s->s16, n, k, l1, centers);
+        for (int v = 0; v < 65536; v++)
+            lut[v] = 0;
+        for (size_t i = 0; i < n; i++)
+            lut[s->s16[i] + 32768] = l1[i];
+        run_floor(s->s16, n, hist, lut, l2); /* warm-up */
+        if (memcmp(l1, l2, sizeof *l1 * n) != 0) {
+            fprintf(stderr, "bench: floor labels differ at K = %d\n", k);
+            exit(1);
+        }
+        double ex[FLOOR_REPS], fl[FLOOR_REPS], q[FLOOR_REPS];
+        for (int r = 0; r < FLOOR_REPS; r++) {
+            if (r % 2) {
+                fl[r] = run_floor(s->s16, n, hist, lut, l2);
+                ex[r] = run_s16(s->s16, n, k, l1, centers);
+            } else {
+                ex[r] = run_s16(s->s16, n, k, l1, centers);
+                fl[r] = run_floor(s->s16, n, hist, lut, l2);
+            }
+            q[r] = ex[r] / fl[r];
+        }
+        stats e = summarise(ex, FLOOR_REPS), f = summarise(fl, FLOOR_REPS),
+              rq = summarise(q, FLOOR_REPS);
+        all_ok &= rq.med <= 2.0;
+        worst = rq.med > worst ? rq.med : worst;
+        printf("%2d %7.3f [%6.3f-%6.3f] %7.3f [%6.3f-%6.3f] %8.2f "
+               "[%5.2f-%5.2f] %s\n",
+               k, e.med, e.lo, e.hi, f.med, f.lo, f.hi, rq.med, rq.lo, rq.hi,
+               rq.med <= 2.0 ? "" : "(above 2)");
+        size_t len = strlen(readme);
+        snprintf(readme + len, readme_size - len, "%sK=%d %.2f [%.2f-%.2f]",
+                 k > 2 ? ", " : "", k, rq.med, rq.lo, rq.hi);
+    }
+    printf("(exact: kms_kmeans_optimal_s16, labels, centres and WCSS; "
+           "floor: memset + histogram pass + label pass through a given "
+           "table; target exact/floor <= 2.0 at every K: %s, worst median "
+           "%.2f)\n\n",
+           all_ok ? "met" : "NOT met", worst);
+    free(hist);
+    free(lut);
+    free(l1);
+    free(l2);
 }
 
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "../shared/data/lung-ct/images";
-    const char *colour = argc > 2 ? argv[2]
-                                  : "../shared/data/seed-reference/k_means_img_seg1.png";
     static char paths[MAX_SLICES][1024];
     int n = list_slices(dir, paths);
     if (n == 0) {
         dir = "samples/ct";
         n = list_slices(dir, paths);
     }
-    data slices[MAX_SLICES];
+    slice s[MAX_SLICES];
     int loaded = 0;
     for (int i = 0; i < n; i++)
-        loaded += load_slice(paths[i], &slices[loaded]);
-    kms_cv_set_num_threads(1, NULL);
-    printf("kmseg k-means benchmark (OpenCV %s), slices from %s\n\n",
-           kms_cv_version(), dir);
-    if (loaded > 0)
-        bench_1d(slices, loaded);
-    data img;
-    if (access(colour, R_OK) == 0 && load_colour(colour, &img)) {
-        bench_colour(&img, colour);
-        free(img.x);
-    } else {
-        printf("colour: %s not found, skipped\n", colour);
+        loaded += load_slice(paths[i], &s[loaded]);
+    if (loaded == 0) {
+        fprintf(stderr, "bench: no 16-bit CT slice in %s\n", dir);
+        return 1;
     }
-    for (int i = 0; i < loaded; i++)
-        free(slices[i].x);
+    kms_cv_set_num_threads(1, NULL);
+    printf("kmseg 1-D k-means benchmark (OpenCV %s), %d slices from %s\n"
+           "cv::kmeans: attempts %d, (EPS+MAX_ITER, %d, 1.0), PP, seed %d, "
+           "one thread; native: exact optimum (kms_kmeans_run, optimal)\n\n",
+           kms_cv_version(), loaded, dir, ATTEMPTS, MAX_ITER, SEED);
+    char r_int[1024] = "", r_frac[1024] = "", r_floor[1024] = "";
+    /* KMS_BENCH_FLOOR_ONLY=1: the floor section alone (seconds, not
+     * minutes), no README rows */
+    const char *only = getenv("KMS_BENCH_FLOOR_ONLY");
+    if (only && *only == '1') {
+        floor_section(&s[0], r_floor, sizeof r_floor);
+        return 0;
+    }
+    vs_opencv(s, loaded, 0, r_int, sizeof r_int);
+    vs_opencv(s, loaded, 1, r_frac, sizeof r_frac);
+    floor_section(&s[0], r_floor, sizeof r_floor);
+    printf("README| | `build/bench/bench_kmeans` | exact 1-D k-means vs "
+           "cv::kmeans (attempts 10, PP, 1 thread), %d CT slices clipped to "
+           "[-1200, 600] HU, integer values: speed-up median [min-max] of "
+           "paired per-slice ratios | %s |\n",
+           loaded, r_int);
+    printf("README| | `build/bench/bench_kmeans` | the same, non-integer "
+           "values (HU / 7.3) | %s |\n",
+           r_frac);
+    printf("README| | `build/bench/bench_kmeans` | exact 1-D k-means of a "
+           "512x512 int16 slice (kms_kmeans_optimal_s16) / histogram+label "
+           "floor, median [min-max], target <= 2 | %s |\n",
+           r_floor);
+    for (int i = 0; i < loaded; i++) {
+        free(s[i].x);
+        free(s[i].frac);
+        free(s[i].s16);
+    }
     return 0;
 }

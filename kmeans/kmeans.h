@@ -67,6 +67,31 @@ kms_status kms_kmeans_optimal_hist(const float *values, const uint64_t *counts,
                                    float *centers, double *compactness,
                                    kms_error *err);
 
+/* kms_kmeans_run with method optimal on the samples whose valid[i] is
+ * non-zero (valid NULL: all n), bit for bit the same centres and
+ * compactness, and labels for EVERY sample: a valid one as kms_kmeans_run
+ * labels it, a left-out one as kms_kmeans_quantize labels it with those k
+ * centres (how kmseg's stage labels padding). Without a copy of the valid
+ * samples; integer samples (e.g. Hounsfield units as floats) are counted in
+ * a table and labelled through a value -> cluster table, floats with few
+ * distinct values through a hash of them. labels (n entries) may be NULL.
+ * Errors: KMS_ERR_USAGE for NULL samples or centers, k < 1, fewer valid
+ * samples than k or more than INT32_MAX; KMS_ERR_INPUT for a NaN or
+ * infinite valid sample (its index among the valid ones); KMS_ERR_NOMEM. */
+kms_status kms_kmeans_optimal_masked(const float *samples,
+                                     const uint8_t *valid, size_t n, int k,
+                                     int32_t *labels, float *centers,
+                                     double *compactness, kms_error *err);
+
+/* kms_kmeans_run with method optimal on (float)samples[i], bit for bit,
+ * straight from int16 (e.g. a CT slice): one pass for the bounds, one
+ * counting the values, one labelling through a value -> cluster table.
+ * labels may be NULL. Errors: KMS_ERR_USAGE for NULL samples or centers,
+ * k < 1, n < k or above INT32_MAX; KMS_ERR_NOMEM. */
+kms_status kms_kmeans_optimal_s16(const int16_t *samples, size_t n, int k,
+                                  int32_t *labels, float *centers,
+                                  double *compactness, kms_error *err);
+
 /* Labels n samples of dims floats with their nearest of the k centres
  * (k * dims floats): the smallest squared Euclidean distance, summed in
  * double over the float differences; ties go to the lower index and a NaN

@@ -271,4 +271,8 @@ kms_status kms_optimal_hist_run(const float *values, const uint64_t *counts,
 kms_status kms_optimal_wcss_run(const float *values, size_t n, int kmax,
                                 double *wcss, kms_error *err);
 
+/* The label kms_kmeans_quantize gives one 1-D sample x (its nearest of the
+ * k centres, first on ties, 0 for NaN). */
+int32_t kms_quantize_nearest1(float x, const float *centers, int k);
+
 #endif

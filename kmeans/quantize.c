@@ -90,3 +90,9 @@ kms_status kms_kmeans_quantize(const float *samples, size_t n, int dims,
     kms_pool_destroy(pool);
     return KMS_OK;
 }
+
+int32_t kms_quantize_nearest1(float x, const float *centers, int k)
+{
+    quantize q = {NULL, centers, 1, 1, k, NULL};
+    return nearest(&q, &x);
+}

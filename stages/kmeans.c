@@ -215,6 +215,45 @@ static kms_status choose_k(const kmeans_params *p, kms_context *ctx,
     return st;
 }
 
+/* The exact 1-D optimum straight on the samples: the padding is left out
+ * by its flags and labelled in the same call, no copy. The same labels,
+ * centres and WCSS as the sample-set path. */
+static kms_status cluster_optimal(const kmeans_params *p, kms_context *ctx,
+                                  kms_error *err)
+{
+    const uint8_t *valid = ctx->sample_valid;
+    size_t nvalid = ctx->n_samples;
+    if (valid) {
+        nvalid = 0;
+        for (size_t i = 0; i < ctx->n_samples; i++) /* vectorises */
+            nvalid += valid[i] != 0;
+    }
+    if (nvalid < (size_t)ctx->k)
+        return kms_error_set(err, KMS_ERR_INPUT, NULL, 0, "kmeans.k",
+                             "k = %d is larger than the %zu samples", ctx->k,
+                             nvalid);
+    free(ctx->labels);
+    free(ctx->centers);
+    ctx->labels = malloc((ctx->n_samples ? ctx->n_samples : 1)
+                         * sizeof *ctx->labels);
+    ctx->centers = calloc((size_t)ctx->k, sizeof *ctx->centers);
+    if (!ctx->labels || !ctx->centers)
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
+                             "cannot allocate labels for %zu samples",
+                             ctx->n_samples);
+    (void)p;
+    ctx->backend = "native";
+    double t0 = kms_now_ms();
+    kms_status st = kms_kmeans_optimal_masked(
+        ctx->samples, valid, ctx->n_samples, ctx->k, ctx->labels,
+        ctx->centers, &ctx->wcss, err);
+    ctx->ms_kmeans = kms_now_ms() - t0;
+    if (st == KMS_OK)
+        kms_kmeans_canonicalize(ctx->labels, ctx->n_samples, ctx->centers,
+                                ctx->k, ctx->dims);
+    return st;
+}
+
 static kms_status cluster(const void *params, kms_context *ctx,
                           kms_backend backend, kms_error *err)
 {
@@ -225,6 +264,9 @@ static kms_status cluster(const void *params, kms_context *ctx,
         if (st != KMS_OK)
             return st;
     }
+    if (backend == KMS_BACKEND_NATIVE && ctx->dims == 1
+        && p->method != KMS_KM_LLOYD)
+        return cluster_optimal(p, ctx, err);
     kms_sample_set set;
     kms_status st = kms_context_sample_set(ctx, &set, err);
     if (st != KMS_OK)

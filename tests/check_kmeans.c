@@ -1265,6 +1265,270 @@ START_TEST(test_n_equals_k)
 }
 END_TEST
 
+
+/* ---- Core: the integer, masked and hashed entries of the 1-D optimum --------- */
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* An independent reference: the histogram of the samples (sorted with
+ * qsort) through kms_kmeans_optimal_hist, each sample labelled by its
+ * value's bin. */
+static void hist_reference(const float *x, size_t n, int k, int32_t *labels,
+                           float *centers, double *compactness)
+{
+    float *v = malloc(sizeof *v * n);
+    uint64_t *cnt = calloc(n, sizeof *cnt);
+    int32_t *bl = malloc(sizeof *bl * n);
+    memcpy(v, x, sizeof *v * n);
+    qsort(v, n, sizeof *v, cmp_float);
+    size_t bins = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || v[i] != v[bins - 1])
+            v[bins++] = v[i];
+    for (size_t i = 0; i < n; i++) {
+        float *b = bsearch(x + i, v, bins, sizeof *v, cmp_float);
+        ck_assert_ptr_nonnull(b);
+        cnt[b - v]++;
+    }
+    kms_error err;
+    ck_assert_int_eq(kms_kmeans_optimal_hist(v, cnt, bins, k, bl, centers,
+                                             compactness, &err),
+                     KMS_OK);
+    for (size_t i = 0; i < n; i++)
+        labels[i] = bl[(float *)bsearch(x + i, v, bins, sizeof *v, cmp_float)
+                       - v];
+    free(v);
+    free(cnt);
+    free(bl);
+}
+
+/* int16 samples of six kinds: CT-like (clipped to [-1200, 600], a spike
+ * at the clip), the full int16 range, a constant, negatives only, a small
+ * alphabet (many ties), the two extremes only. */
+static size_t s16_data(int kind, uint32_t seed, int16_t *x, size_t nmax)
+{
+    uint32_t s = seed;
+    size_t n = kind == 2 ? 50 : nmax;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = lcg_next(&s);
+        int v;
+        switch (kind) {
+        case 0:
+            v = (int)(r % 2400) - 1500 + (i % 7 == 0 ? -400 : 0);
+            v = v < -1200 ? -1200 : v > 600 ? 600 : v;
+            break;
+        case 1: v = (int)(r % 65536) - 32768; break;
+        case 2: v = -1024; break;
+        case 3: v = -(int)(r % 3000) - 1; break;
+        case 4: v = (int)(r % 7) - 3; break;
+        default: v = r & 1 ? 32767 : -32768; break;
+        }
+        x[i] = (int16_t)v;
+    }
+    if (kind == 1) { /* both ends present */
+        x[0] = INT16_MIN;
+        x[1] = INT16_MAX;
+    }
+    return n;
+}
+
+/* kms_kmeans_optimal_s16 == kms_kmeans_run (optimal) on the floats ==
+ * the histogram reference: labels, centres and compactness bit for bit,
+ * K = 1..16. */
+START_TEST(test_optimal_s16_equals_float)
+{
+    enum { NMAX = 6000, KMAX = 16 };
+    int16_t *x = malloc(sizeof *x * NMAX);
+    float *f = malloc(sizeof *f * NMAX);
+    int32_t *l1 = malloc(sizeof *l1 * NMAX), *l2 = malloc(sizeof *l2 * NMAX),
+            *l3 = malloc(sizeof *l3 * NMAX);
+    size_t n = s16_data(_i % 6, 4242u + (uint32_t)_i, x, NMAX);
+    for (size_t i = 0; i < n; i++)
+        f[i] = x[i];
+    for (int k = 1; k <= KMAX; k++) {
+        float c1[KMAX], c2[KMAX], c3[KMAX];
+        double w1 = -1, w2 = -2, w3 = -3;
+        kms_error err;
+        ck_assert_int_eq(
+            kms_kmeans_optimal_s16(x, n, k, l1, c1, &w1, &err), KMS_OK);
+        kms_kmeans_params p = params(k, KMS_KM_OPTIMAL);
+        w2 = run_ok(f, n, 1, &p, l2, c2);
+        hist_reference(f, n, k, l3, c3, &w3);
+        ck_assert_msg(memcmp(l1, l2, sizeof *l1 * n) == 0,
+                      "kind %d k %d: s16 labels differ", _i % 6, k);
+        ck_assert_msg(memcmp(l1, l3, sizeof *l1 * n) == 0,
+                      "kind %d k %d: labels differ from the histogram's",
+                      _i % 6, k);
+        ck_assert(memcmp(c1, c2, sizeof c1[0] * (size_t)k) == 0);
+        ck_assert(memcmp(c1, c3, sizeof c1[0] * (size_t)k) == 0);
+        ck_assert(memcmp(&w1, &w2, sizeof w1) == 0);
+        ck_assert(memcmp(&w1, &w3, sizeof w1) == 0);
+        /* without labels: the same centres */
+        ck_assert_int_eq(
+            kms_kmeans_optimal_s16(x, n, k, NULL, c2, NULL, &err), KMS_OK);
+        ck_assert(memcmp(c1, c2, sizeof c1[0] * (size_t)k) == 0);
+    }
+    free(x);
+    free(f);
+    free(l1);
+    free(l2);
+    free(l3);
+}
+END_TEST
+
+/* Known answers, a constant slice (the spare centres repeat the value) and
+ * the usage errors. */
+START_TEST(test_optimal_s16_known_answers)
+{
+    int16_t x[6] = {-5, -5, -5, 7, 7, 7};
+    int32_t l[6];
+    float c[3];
+    double w = -1;
+    kms_error err;
+    ck_assert_int_eq(kms_kmeans_optimal_s16(x, 6, 2, l, c, &w, &err), KMS_OK);
+    ck_assert(c[0] == -5.f && c[1] == 7.f && w == 0);
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(l[i], i >= 3);
+    ck_assert_int_eq(kms_kmeans_optimal_s16(x, 6, 1, l, c, &w, &err), KMS_OK);
+    ck_assert(c[0] == 1.f && w == 6 * 36.0);
+    int16_t same[4] = {-32768, -32768, -32768, -32768};
+    ck_assert_int_eq(kms_kmeans_optimal_s16(same, 4, 3, l, c, &w, &err),
+                     KMS_OK);
+    ck_assert(c[0] == -32768.f && c[1] == -32768.f && c[2] == -32768.f);
+    ck_assert(l[0] == 0 && l[3] == 0 && w == 0);
+    ck_assert_int_eq(kms_kmeans_optimal_s16(x, 6, 0, l, c, &w, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_optimal_s16(x, 2, 3, l, c, &w, &err),
+                     KMS_ERR_USAGE);
+    ck_assert_int_eq(kms_kmeans_optimal_s16(NULL, 6, 2, l, c, &w, &err),
+                     KMS_ERR_USAGE);
+}
+END_TEST
+
+/* Float data of three kinds: integers (counting table), few distinct
+ * fractions (hash), all distinct (radix sort). */
+static void float_data(int kind, uint32_t seed, float *x, size_t n)
+{
+    uint32_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t r = lcg_next(&s);
+        if (kind == 0)
+            x[i] = (float)((int)(r % 1801) - 1200);
+        else if (kind == 1)
+            x[i] = (float)((int)(r % 1801) - 1200) / 7.3f;
+        else
+            x[i] = (float)(r % 1000000) / 997.f - 400.f;
+    }
+}
+
+/* The masked entry: centres and compactness of the valid samples copied
+ * out, their labels, and the nearest-centre labels of the others; for
+ * each of the three paths. */
+START_TEST(test_optimal_masked_equals_copy)
+{
+    enum { N = 40000 };
+    float *x = malloc(sizeof *x * N), *y = malloc(sizeof *y * N);
+    uint8_t *valid = malloc(N);
+    int32_t *lm = malloc(sizeof *lm * N), *ly = malloc(sizeof *ly * N),
+            *lq = malloc(sizeof *lq * N);
+    float_data(_i % 3, 99u + (uint32_t)_i, x, N);
+    /* runs of padding of values far outside, like a CT's rim (none from
+     * _i = 3 on: the unmasked paths) */
+    size_t m = 0;
+    for (size_t i = 0; i < N; i++) {
+        valid[i] = (i / 97) % 5 != 0 || _i >= 3;
+        if (!valid[i])
+            x[i] = (i / 97) % 2 ? -2000.f : 3000.5f;
+        if (valid[i])
+            y[m++] = x[i];
+    }
+    for (int k = 1; k <= 12; k++) {
+        float cm[12], cy[12];
+        double wm = -1, wy = -2;
+        kms_error err;
+        ck_assert_int_eq(kms_kmeans_optimal_masked(x, valid, N, k, lm, cm,
+                                                   &wm, &err),
+                         KMS_OK);
+        kms_kmeans_params p = params(k, KMS_KM_OPTIMAL);
+        wy = run_ok(y, m, 1, &p, ly, cy);
+        ck_assert(memcmp(cm, cy, sizeof cm[0] * (size_t)k) == 0);
+        ck_assert(memcmp(&wm, &wy, sizeof wm) == 0);
+        ck_assert_int_eq(kms_kmeans_quantize(x, N, 1, cm, k, lq, 1, &err),
+                         KMS_OK);
+        for (size_t i = 0, j = 0; i < N; i++)
+            ck_assert_int_eq(lm[i], valid[i] ? ly[j++] : lq[i]);
+        if (k <= 4) { /* the independent reference */
+            float cr[12];
+            double wr = -3;
+            hist_reference(y, m, k, lq, cr, &wr);
+            ck_assert(memcmp(ly, lq, sizeof *ly * m) == 0);
+            ck_assert(memcmp(cm, cr, sizeof cm[0] * (size_t)k) == 0);
+            ck_assert(memcmp(&wm, &wr, sizeof wm) == 0);
+        }
+    }
+    /* a NaN among the valid samples is named by its index among them */
+    kms_error err;
+    float c[2];
+    if (_i < 3) {
+        x[0] = NAN; /* padding: left out */
+        ck_assert_int_eq(kms_kmeans_optimal_masked(x, valid, N, 2, lm, c,
+                                                   NULL, &err),
+                         KMS_OK);
+    }
+    x[100] = NAN;
+    ck_assert_int_eq(kms_kmeans_optimal_masked(x, valid, N, 2, lm, c, NULL,
+                                               &err),
+                     KMS_ERR_INPUT);
+    ck_assert_ptr_nonnull(strstr(err.message, _i < 3 ? "sample 3 is NaN"
+                                                     : "sample 100 is NaN"));
+    memset(valid, 0, N);
+    valid[7] = 1;
+    ck_assert_int_eq(kms_kmeans_optimal_masked(x, valid, N, 2, lm, c, NULL,
+                                               &err),
+                     KMS_ERR_USAGE);
+    free(x);
+    free(y);
+    free(valid);
+    free(lm);
+    free(ly);
+    free(lq);
+}
+END_TEST
+
+/* Non-integer samples: the exact path against brute force over every
+ * contiguous partition, and its labels and centres against the histogram
+ * reference (small inputs, ties included). */
+START_TEST(test_optimal_fraction_brute_force)
+{
+    uint32_t s = 515u + (uint32_t)_i * 7919u;
+    int n = 3 + (int)(lcg_next(&s) % 10); /* 3..12 */
+    float x[12], c[4], cr[4];
+    double v[12];
+    int32_t l[12], lr[12];
+    for (int i = 0; i < n; i++) {
+        x[i] = (float)(int)(lcg_next(&s) % (_i % 2 ? 4 : 50)) / 7.3f + 0.37f;
+        v[i] = x[i];
+    }
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    for (int k = 1; k <= 4 && k <= n; k++) {
+        kms_kmeans_params p = params(k, KMS_KM_OPTIMAL);
+        double got = run_ok(x, (size_t)n, 1, &p, l, c);
+        double want = brute_wcss(v, n, k), wr;
+        ck_assert_msg(fabs(got - want) <= 1e-9 * want + 1e-9,
+                      "n %d k %d: %.17g vs brute force %.17g", n, k, got,
+                      want);
+        hist_reference(x, (size_t)n, k, lr, cr, &wr);
+        ck_assert(memcmp(l, lr, sizeof l[0] * (size_t)n) == 0);
+        ck_assert(memcmp(c, cr, sizeof c[0] * (size_t)k) == 0);
+        ck_assert(memcmp(&got, &wr, sizeof got) == 0);
+    }
+}
+END_TEST
+
 static Suite *kmeans_suite(void)
 {
     Suite *s = suite_create("kmeans");
@@ -1299,6 +1563,10 @@ static Suite *kmeans_suite(void)
     tcase_add_loop_test(core, test_quantize_threads_and_runs, 0, 2);
     tcase_add_loop_test(core, test_quantize_agrees_with_run, 0, 2);
     tcase_add_test(core, test_quantize_usage);
+    tcase_add_loop_test(core, test_optimal_s16_equals_float, 0, 12);
+    tcase_add_test(core, test_optimal_s16_known_answers);
+    tcase_add_loop_test(core, test_optimal_masked_equals_copy, 0, 6);
+    tcase_add_loop_test(core, test_optimal_fraction_brute_force, 0, 200);
     suite_add_tcase(s, core);
 
     TCase *limits = tcase_create("Limits");

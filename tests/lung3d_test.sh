@@ -31,7 +31,7 @@ fi
 "$KMSEG" run "$S/lung_volume.ini" -q -o "$T/vol" -s write.products=$PRODUCTS
 rc=$?
 dice=$(col "$T/vol/summary.csv" dice 2>/dev/null)
-# measured 0.9731 (0.9398 slice by slice before the 3-D method)
+# measured 0.9749 (0.9398 slice by slice before the 3-D method)
 [ $rc = 0 ] && ge "$dice" 0.97 && ok "sample volume: Dice $dice >= 0.97" \
     || ko "sample volume Dice" "rc $rc dice '$dice'"
 below=$($NII below "$T/vol/ct_mask.nii.gz" 19)
@@ -60,9 +60,10 @@ done
 # --- sides ---------------------------------------------------------------------------
 if [ "$PRODUCTS" = mask,lungs ]; then
     d=$($NII dice "$T/vol/ct_lungs.nii.gz" "$TRUTH" --sided)
-    # measured right 0.9765, left 0.9673 (the left lung: 1571 voxels of 3 mm)
-    ge "$(val "$d" right)" 0.97 && ge "$(val "$d" left)" 0.96 \
-        && ok "per side: $d (right >= 0.97, left >= 0.96)" || ko "per-side Dice" "$d"
+    # measured right 0.9776, left 0.9703 (the left lung: 1571 voxels of 3 mm,
+    # 0.9673 when dome_edges took single-contact spikes)
+    ge "$(val "$d" right)" 0.97 && ge "$(val "$d" left)" 0.97 \
+        && ok "per side: $d (each >= 0.97)" || ko "per-side Dice" "$d"
     s=$($NII sides "$T/vol/ct_lungs.nii.gz")
     [ "${s%% *}" = ok ] && ok "label 1 is the patient's right lung in world (sform) coordinates: $s" \
         || ko "sides" "$s"
@@ -75,8 +76,8 @@ assert set(l.flatten().tolist()) <= {0, 1, 2} and ((l > 0) == (m == 255)).all()
 " && ok "lungs values 0/1/2 exactly where the mask is set" || ko "lungs values" "not 0/1/2 or not the mask"
     # the lungs joined by a band of lung in 4 slices: one 3-D component, cut
     # per slice along the cheapest path near the body's centre line (here
-    # where the band meets the right lung: measured right 0.9761, left
-    # 0.9589 off the band); given wholesale to one side, the other would be 0
+    # where the band meets the right lung: measured right 0.9772, left
+    # 0.9618 off the band); given wholesale to one side, the other would be 0
     $NII bridge "$S/volume/ct.nii.gz" "$TRUTH" "$T/bridged.nii.gz" "$T/band.nii.gz"
     "$KMSEG" run "$S/lung_volume.ini" -q -i "$T/bridged.nii.gz" -o "$T/bridged" \
         -s write.products=lungs -s "pipeline.stages=read, lung_mask, write"
@@ -93,8 +94,8 @@ $NII paint "$S/volume/ct.nii.gz" "$TRUTH" "$T/painted.nii.gz" "$T/patches.nii.gz
     -s write.products=mask -s "evaluate.truth=$S/volume/lung_mask.nii.gz"
 r=$($NII patches "$T/painted/painted_mask.nii.gz" "$T/patches.nii.gz" "$TRUTH")
 # measured: 0.92 of the lesion voxels in (0.44 without the rib-side hull; the
-# rest lie on the lung's edge at 3 mm), effusion 0, Dice 0.9718 against the
-# untouched truth. 0.98 is out of reach at 3 mm: the untouched volume gives 0.973.
+# rest lie on the lung's edge at 3 mm), effusion 0, Dice 0.9736 against the
+# untouched truth. 0.98 is out of reach at 3 mm: the untouched volume gives 0.975.
 ge "$(val "$r" lesion_in)" 0.9 && ok "painted consolidation / ground glass at the pleura and dependent: $r" \
     || ko "lesions" "$r"
 ge 0 "$(val "$r" effusion_in)" && ok "effusion-like patch behind the lung left out" || ko "effusion" "$r"
