@@ -345,6 +345,22 @@ int main(int argc, char **argv)
                         : "does NOT hold",
            both.med, both.max);
 
+    /* the README's row and prose figures (bench/update_readme.py) */
+    spread sa = spread_of(a, reps), ss = spread_of(st, reps),
+           sc = spread_of(ck, reps), sk = spread_of(r_check, reps);
+    printf("README| | `build/bench/bench_ct_overhead [FOLDER] [REPS]` | the "
+           "units check and the orientation detection against the lung "
+           "pipeline per slice (`lung_ct.ini` writing the mask, one thread, "
+           "%d slices, %d interleaved reps) | pipeline %.2f ms [%.2f–%.2f] "
+           "with `orient = stored`, %.2f ms [%.2f–%.2f] with `auto`; the "
+           "check alone %.3f ms [%.3f–%.3f]: %+.1f %% [%+.1f–%+.1f]; both "
+           "together %+.1f %% [%+.1f–%+.1f] |\n",
+           n, reps, ss.med, ss.min, ss.max, sa.med, sa.min, sa.max, sc.med,
+           sc.min, sc.max, sk.med, sk.min, sk.max, both.med, both.min,
+           both.max);
+    printf("README-VALUE| units_check_ms %.2f\n", sc.med);
+    printf("README-VALUE| units_check_pct %.1f\n", sk.med);
+
     for (int i = 0; i < n; i++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/%s_mask.png", out_dir, sl[i].stem);

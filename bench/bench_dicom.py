@@ -23,9 +23,11 @@ import time
 
 import cv2
 import numpy as np
-import pydicom
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_lib import machine_line, readme_row, readme_value, spread  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -125,7 +127,15 @@ def main():
         print(f"dcm2niix -z n         median {med(d2n):7.1f} ms  "
               f"[{min(d2n):.1f} - {max(d2n):.1f}]")
         print(f"ratio dcm2niix / kmseg (process), per run: median "
-              f"{med(ratios):.2f}x  [{min(ratios):.2f} - {max(ratios):.2f}]")
+              f"{med(ratios):.2f}x  [{min(ratios):.2f} - {max(ratios):.2f}]; {machine_line()}")
+        readme_row("bench/bench_dicom.py [BUILD] [REPS]",
+                   "a 512×512×300 DICOM series (unsigned, intercept −1024, made from the CT "
+                   "slices) read to HU in memory by kmseg (grouping, decoding, canonical stack; "
+                   "whole process) against Debian's `dcm2niix -z n` converting it to NIfTI, "
+                   f"{reps} interleaved runs after a warm-up",
+                   f"kmseg {spread(kms, '%.0f')} ms, dcm2niix {spread(d2n, '%.0f')} ms; "
+                   f"dcm2niix / kmseg per run {spread(ratios, '%.2f')}×")
+        readme_value("dicom_ratio", f"{med(ratios):.1f}")
     finally:
         shutil.rmtree(tmp)
 

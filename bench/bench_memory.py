@@ -11,13 +11,14 @@ Usage: bench/bench_memory.py [KMSEG]
 """
 import gzip
 import os
-import resource
 import struct
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_lib import readme_row, readme_value, run_child  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = "read, window, denoise, reshape, kmeans, lung_mask, write"
@@ -25,17 +26,9 @@ STAGES = "read, window, denoise, reshape, kmeans, lung_mask, write"
 
 def peak_rss_mib(kmseg, path, out):
     """Peak RSS of one kmseg run, in its own child so the figure is its own."""
-    pid = os.fork()
-    if pid == 0:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            os.execv(kmseg, [kmseg, "run", os.path.join(ROOT, "samples/lung_volume.ini"),
-                             "-q", "-j", "1", "--no-timings", "-i", path, "-o", out,
-                             "-s", "pipeline.stages=" + STAGES])
-    _, status, usage = os.wait4(pid, 0)
-    if status != 0:
-        sys.exit("kmseg failed on %s (status %d)" % (path, status))
-    return usage.ru_maxrss / 1024
+    return run_child([kmseg, "run", os.path.join(ROOT, "samples/lung_volume.ini"),
+                      "-q", "-j", "1", "--no-timings", "-i", path, "-o", out,
+                      "-s", "pipeline.stages=" + STAGES])[2]
 
 
 def upsampled(src, tmp, f, fz):
@@ -67,7 +60,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         base = peak_rss_mib(kmseg, src, os.path.join(tmp, "o0"))
         print("baseline (30 x 101 x 122 voxels): peak RSS %.0f MiB" % base)
-        worst = 0
+        worst, cells = 0, []
         for f, fz in ((2, 2), (4, 2), (4, 4)):
             path, n, shape = upsampled(src, tmp, f, fz)
             mib = peak_rss_mib(kmseg, path, os.path.join(tmp, "o%d%d" % (f, fz)))
@@ -75,10 +68,20 @@ def main():
             worst = max(worst, per)
             print("%d x %d x %d = %d voxels: peak RSS %.0f MiB, %.1f bytes a voxel above the baseline"
                   % (shape[0], shape[1], shape[2], n, mib, per))
+            cells.append("%.0f MiB for %.1f M voxels (%.1f bytes a voxel)" % (mib, n / 1e6, per))
             os.unlink(path)
         limit = 1 << 28
+        most = (base * 1048576 + worst * limit) / 2 ** 30
         print("at the default --max-pixels (%d voxels): at most %.1f GiB for one input"
-              % (limit, (base * 1048576 + worst * limit) / 2 ** 30))
+              % (limit, most))
+    readme_row("bench/bench_memory.py [KMSEG]",
+               "peak RSS of one input of the lung volume pipeline against its voxel count (the "
+               "sample volume repeated to 3–24 M voxels, one process each; memory, not time: one "
+               "run each)",
+               "%.0f MiB baseline; %s; at most %.1f GiB at the default `--max-pixels`"
+               % (base, "; ".join(cells), most))
+    readme_value("memory_baseline", "%.0f" % base)
+    readme_value("memory_max_gib", "%.1f" % most)
 
 
 if __name__ == "__main__":

@@ -2,17 +2,17 @@
 """Lung masks of a CT volume: the 3-D path against the 2-D slice path.
 
 Builds a 512 x 512 x 300 int16 volume from the 24 development slices
-(/work/shared/data/lung-ct/images/*.tif, repeated in order to 300 slices;
+(../shared/data/lung-ct/images/*.tif, else samples/ct; repeated in order to 300 slices;
 0.7 mm pixels, 1 mm slices, stored as most scanners' NIfTI are: RAS, so the
 reader flips x and y) in a temporary folder, and the same 300 slices as
 uncompressed TIFF files. Then, interleaved, REPS times each:
 
   3-D: kmseg run -j 1 -i ct.nii[.gz], stages = read, lung_mask, write,
        write.products = PRODUCT (lungs when kmseg has it, else mask)
-  2-D: kmseg run -j 1 -i the 300 TIFFs, stages = read, lung_mask, write,
-       write.products = mask
+  2-D: kmseg run -j 1 -i the 300 TIFFs, the same stages and product
 
-each in its own child, timed from the start to the exit (file read to the
+after one warm-up run of each, alternating which goes first, each in
+its own child, timed from the start to the exit (file read to the
 products written) with its peak RSS from os.wait4. Prints the median and
 min-max of slices/s for both, their ratio, the 3-D peak in MiB and as a
 multiple of the int16 voxel data.
@@ -23,18 +23,20 @@ import argparse
 import glob
 import gzip
 import os
+import shutil
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 import cv2
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_lib import interleaved, machine_line, ratios, readme_row, readme_value, run_child, spread  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SLICES = "/work/shared/data/lung-ct/images"
 STAGES = "read, lung_mask, write"
 
 
@@ -61,9 +63,11 @@ def nifti_header(shape, mm):
 
 
 def build(tmp, n, gz):
-    files = sorted(glob.glob(os.path.join(SLICES, "*.tif")))
+    files = sorted(glob.glob(os.path.join(ROOT, "..", "shared", "data", "lung-ct", "images",
+                                          "*.tif"))) or \
+        sorted(glob.glob(os.path.join(ROOT, "samples", "ct", "*.tif")))
     if not files:
-        sys.exit("no slices in %s" % SLICES)
+        sys.exit("bench_volume: no CT slices found")
     imgs = [cv2.imread(f, cv2.IMREAD_UNCHANGED) for f in files]
     tifs = os.path.join(tmp, "tif")
     os.makedirs(tifs)
@@ -92,31 +96,15 @@ def run(kmseg, inp, out, product):
     """Seconds (wall, and user + system CPU) and peak RSS (MiB) of one kmseg
     run in its own child. CPU time is what the run costs on a busy machine,
     where the wall time also counts the other processes' turns."""
-    args = [kmseg, "run", os.path.join(ROOT, "samples/lung_volume.ini"), "-q",
-            "-j", "1", "--no-timings", "-i", inp, "-o", out,
-            "-s", "pipeline.stages=" + STAGES, "-s", "write.products=" + product]
-    t0 = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            os.execv(kmseg, args)
-    _, status, usage = os.wait4(pid, 0)
-    dt = time.monotonic() - t0
-    if status != 0:
-        sys.exit("kmseg failed on %s (status %d): %s" % (inp, status, " ".join(args)))
-    return dt, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return run_child([kmseg, "run", os.path.join(ROOT, "samples/lung_volume.ini"), "-q",
+                      "-j", "1", "--no-timings", "-i", inp, "-o", out,
+                      "-s", "pipeline.stages=" + STAGES, "-s", "write.products=" + product])
 
 
 def has_lungs_product(kmseg):
     out = subprocess.run([kmseg, "stages"], capture_output=True, text=True).stdout
     return any("lungs" in line for line in out.splitlines() if "products" in line
                or "lungs:" in line)
-
-
-def spread(xs):
-    return "%.1f (%.1f-%.1f)" % (statistics.median(xs), min(xs), max(xs))
 
 
 def main():
@@ -132,31 +120,47 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         nii, tifs, nbytes = build(tmp, a.slices, a.gz)
         mib16 = nbytes / 2 ** 20
-        v_rate, v_cpu, v_peak, s_rate, s_cpu = [], [], [], [], []
-        for r in range(a.reps):
-            dt, cpu, peak = run(kmseg, nii, os.path.join(tmp, "v%d" % r), product)
-            v_rate.append(a.slices / dt)
-            v_cpu.append(a.slices / cpu)
-            v_peak.append(peak)
-            if not a.no_2d:
-                dt, cpu, _ = run(kmseg, tifs, os.path.join(tmp, "s%d" % r), "mask")
-                s_rate.append(a.slices / dt)
-                s_cpu.append(a.slices / cpu)
-        load = os.getloadavg()[0]
+        runs = [0]
+
+        def one(inp):
+            runs[0] += 1
+            out = os.path.join(tmp, "o%d" % runs[0])
+            dt, cpu, peak = run(kmseg, inp, out, product)
+            shutil.rmtree(out)
+            return a.slices / dt, a.slices / cpu, peak
+
+        sides = {"3d": lambda: one(nii)}
+        if not a.no_2d:
+            sides["2d"] = lambda: one(tifs)
+        got = interleaved(a.reps, sides)
+        v_rate, v_cpu, v_peak = ([r[i] for r in got["3d"]] for i in range(3))
+        s_rate, s_cpu = ([r[i] for r in got.get("2d", [])] for i in range(2))
         print("volume: 512 x 512 x %d int16 (%.0f MiB), %s, products = %s, -j 1, %d runs"
               % (a.slices, mib16, os.path.basename(nii), product, a.reps))
-        print("load average %.1f on %d cores while measuring" % (load, os.cpu_count()))
-        print("3-D path: %s slices/s wall, %s slices/s of CPU time (median, min-max)"
+        print(machine_line() + " after measuring")
+        print("3-D path: %s slices/s wall, %s slices/s of CPU time (median [min-max])"
               % (spread(v_rate), spread(v_cpu)))
         print("3-D path: peak RSS %s MiB = %.2f x the int16 voxels (target <= 3)"
               % (spread(v_peak), statistics.median(v_peak) / mib16))
-        if s_rate:
-            print("2-D path (%d TIFF slices): %s slices/s wall, %s slices/s of CPU time"
-                  % (a.slices, spread(s_rate), spread(s_cpu)))
-            print("ratio 3-D / 2-D: %.2f wall, %.2f CPU" % (
-                statistics.median(v_rate) / statistics.median(s_rate),
-                statistics.median(v_cpu) / statistics.median(s_cpu)))
-
+        if not s_rate:
+            return
+        wall, cpu = ratios(v_rate, s_rate), ratios(v_cpu, s_cpu)
+        print("2-D path (%d TIFF slices): %s slices/s wall, %s slices/s of CPU time"
+              % (a.slices, spread(s_rate), spread(s_cpu)))
+        print("ratio 3-D / 2-D, per rep: %s wall, %s CPU" % (spread(wall, "%.2f"), spread(cpu, "%.2f")))
+        readme_row("bench/bench_volume.py [KMSEG] [--reps N] [--gz]",
+                   "the lung volume path in 3-D against the 2-D slice path on the same data: a "
+                   "512×512×%d int16 volume built from the development slices (`%s`), "
+                   "`stages = read, lung_mask, write`, `products = %s`, `-j 1`, file read to the "
+                   "product written, each run its own process (peak RSS from `wait4`); the 2-D "
+                   "path on the same slices as TIFFs; %d interleaved reps"
+                   % (a.slices, os.path.basename(nii), product, a.reps),
+                   "3-D %s slices/s; peak %s MiB = %.2f× the %.0f MiB of voxels; 2-D %s slices/s; "
+                   "3-D / 2-D per rep %s"
+                   % (spread(v_rate), spread(v_peak, "%.0f"), statistics.median(v_peak) / mib16,
+                      mib16, spread(s_rate), spread(wall, "%.2f")))
+        readme_value("volume_rate", "%.0f" % statistics.median(v_rate))
+        readme_value("volume_peak_x", "%.2f" % (statistics.median(v_peak) / mib16))
 
 if __name__ == "__main__":
     main()
