@@ -72,6 +72,34 @@ static int all_integers(const float *x, size_t total)
     return !bad;
 }
 
+typedef struct int_ctx {
+    const kms_pp *pp;
+    int *bad; /* per chunk */
+} int_ctx;
+
+static void integers_chunk(void *ctx, size_t c)
+{
+    int_ctx *s = ctx;
+    size_t lo = c * CHUNK, hi = lo + CHUNK < (size_t)s->pp->n ? lo + CHUNK
+                                                               : (size_t)s->pp->n;
+    size_t d = (size_t)s->pp->dims;
+    s->bad[c] = !all_integers(s->pp->x + lo * d, (hi - lo) * d);
+}
+
+/* all_integers over the pool's threads (a pass over all samples) */
+static int integers_parallel(kms_pp *pp)
+{
+    int_ctx s = {pp, calloc(pp->nchunks ? pp->nchunks : 1, sizeof(int))};
+    int bad = 0;
+    if (!s.bad)
+        return all_integers(pp->x, (size_t)pp->n * (size_t)pp->dims);
+    kms_pool_run(pp->pool, pp->nchunks, integers_chunk, &s);
+    for (size_t c = 0; c < pp->nchunks; c++)
+        bad |= s.bad[c];
+    free(s.bad);
+    return !bad;
+}
+
 kms_pp *kms_pp_create(const float *x, int n, int dims, int k, kms_pool *pool)
 {
     kms_pp *pp = calloc(1, sizeof *pp);
@@ -79,9 +107,10 @@ kms_pp *kms_pp_create(const float *x, int n, int dims, int k, kms_pool *pool)
         return NULL;
     *pp = (kms_pp){.x = x, .n = n, .dims = dims, .k = k, .pool = pool};
     pp->nchunks = ((size_t)n + CHUNK - 1) / CHUNK;
-    pp->integral = all_integers(x, (size_t)n * (size_t)dims);
+    pp->integral = integers_parallel(pp);
     pp->avx2 = kms_simd_avx2();
-    pp->buf = malloc(sizeof *pp->buf * (size_t)n); /* grown if not exact */
+    /* grown if not exact; at least 2 (n + 7) / 4 floats: kms_pp_scratch */
+    pp->buf = malloc(sizeof *pp->buf * ((size_t)n + 8));
     pp->part = malloc(sizeof *pp->part * pp->nchunks * TRIALS);
     pp->dpart = malloc(sizeof *pp->dpart * pp->nchunks);
     pp->idx = malloc(sizeof *pp->idx * (size_t)k);
@@ -90,6 +119,11 @@ kms_pp *kms_pp_create(const float *x, int n, int dims, int k, kms_pool *pool)
         return NULL;
     }
     return pp;
+}
+
+double *kms_pp_scratch(kms_pp *pp)
+{
+    return (double *)(void *)pp->buf;
 }
 
 void kms_pp_destroy(kms_pp *pp)
@@ -358,8 +392,8 @@ static kms_status first_centre(kms_pp *pp, pass *s, int *exact,
         return KMS_OK;
     }
     /* cv's serial path keeps every trial's distances */
-    float *grown = realloc(pp->buf, sizeof *pp->buf * (size_t)pp->n
-                                        * (1 + TRIALS));
+    float *grown = realloc(pp->buf, sizeof *pp->buf
+                                        * ((size_t)pp->n * (1 + TRIALS) + 8));
     if (!grown)
         return KMS_ERR_NOMEM;
     pp->buf = s->dist = grown;

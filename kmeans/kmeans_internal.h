@@ -336,6 +336,11 @@ kms_dist8v(const kms_v8f *p, const float *c, int dims)
 #define KMS_HAVE_AVX2 0
 #endif
 
+/* The k-means++ distance buffer, free between kms_pp_run calls: room for
+ * (n + 7) / 4 doubles at least (lloyd's compactness quads use it, so that
+ * a run touches one fresh array fewer). */
+double *kms_pp_scratch(kms_pp *pp);
+
 /* 1 when the AVX2 paths run: the CPU has AVX2 and kms_simd_force has not
  * turned them off. */
 int kms_simd_avx2(void);

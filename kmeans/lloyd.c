@@ -7,6 +7,8 @@
 
 #include <float.h>
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,8 +45,11 @@ typedef struct lloyd {
     /* state */
     float *centers, *old_centers, *temp; /* k*dims, k*dims, dims */
     int32_t *labels;                     /* working labels */
+    int32_t *own_labels;                 /* labels when allocated here */
     int *counters;
-    double *dists;     /* n / 4 sums of 4 distances (compactness_of) */
+    double *dists;     /* n / 4 sums of 4 distances (compactness_of); the
+                          k-means++ buffer with PP init (fresh pages cost
+                          as much as a pass over them) */
     float *box;        /* dims pairs (min, max), RANDOM init only */
     kms_pp *pp;        /* k-means++ workspace, PP init only */
     int groups;        /* cluster groups summed in parallel */
@@ -55,6 +60,9 @@ typedef struct lloyd {
     kms_pool *pool;
     int avx2;          /* kms_simd_avx2() at the start */
     int short_runs;    /* runs_are_short of this attempt, -1: not known */
+    int presummed;     /* group 0 of gsum/gcount holds the sums of the
+                          labels (fused assignment) */
+    atomic_size_t *summed; /* fused assignment, per group: chunks summed */
 } lloyd;
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -110,11 +118,13 @@ static kms_status lloyd_alloc(lloyd *l, int threads)
     l->centers = calloc(kd, sizeof *l->centers);
     l->old_centers = calloc(kd, sizeof *l->old_centers);
     l->temp = calloc((size_t)l->dims, sizeof *l->temp);
-    l->labels = calloc(n, sizeof *l->labels);
+    if (!l->labels) /* else the caller's (one attempt) */
+        l->labels = l->own_labels = calloc(n, sizeof *l->labels);
     l->counters = calloc((size_t)l->k, sizeof *l->counters);
-    l->dists = calloc(n / 4 + 1, sizeof *l->dists);
+    if (l->init != KMS_KM_INIT_PP) /* else the k-means++ buffer */
+        l->dists = calloc(n / 4 + 1, sizeof *l->dists);
     if (!l->centers || !l->old_centers || !l->temp || !l->labels
-        || !l->counters || !l->dists)
+        || !l->counters || (l->init != KMS_KM_INIT_PP && !l->dists))
         return KMS_ERR_NOMEM;
     if (l->init != KMS_KM_INIT_PP
         && !(l->box = malloc(sizeof *l->box * 2 * (size_t)l->dims)))
@@ -131,7 +141,8 @@ static kms_status lloyd_alloc(lloyd *l, int threads)
     l->gsum = aligned_alloc(64, sizeof *l->gsum * l->gstride * (size_t)l->groups);
     l->gcount = aligned_alloc(64, sizeof *l->gcount * l->gstride
                                       * (size_t)l->groups);
-    if (!l->gsum || !l->gcount)
+    l->summed = malloc(sizeof *l->summed * (size_t)l->groups);
+    if (!l->gsum || !l->gcount || !l->summed)
         return KMS_ERR_NOMEM;
     if (l->init == KMS_KM_INIT_PP
         && !(l->pp = kms_pp_create(l->x, l->n, l->dims, l->k, l->pool)))
@@ -144,13 +155,15 @@ static void lloyd_free(lloyd *l)
     free(l->centers);
     free(l->old_centers);
     free(l->temp);
-    free(l->labels);
+    free(l->own_labels);
     free(l->counters);
-    free(l->dists);
+    if (!l->pp) /* else the k-means++ buffer */
+        free(l->dists);
     free(l->box);
     kms_pp_destroy(l->pp);
     free(l->gsum);
     free(l->gcount);
+    free(l->summed);
     kms_hamerly_destroy(l->ham);
     kms_pool_destroy(l->pool);
 }
@@ -243,14 +256,14 @@ typedef struct sum_ctx {
  * adds in the same order as cv, without a store-to-load chain per sample.
  * Only the clusters k with k % groups == g. */
 KMS_INLINE void sum_runs(lloyd *l, int groups, int g, float *acc, int *cnt,
-                         int dims)
+                         int dims, int lo, int hi)
 {
     enum { MAXD = 4 };
     const int32_t *lab = l->labels;
-    for (int i = 0; i < l->n;) {
+    for (int i = lo; i < hi;) {
         int k = lab[i], start = i;
         if (k % groups != g) {
-            while (++i < l->n && lab[i] == k)
+            while (++i < hi && lab[i] == k)
                 ;
             continue;
         }
@@ -262,7 +275,7 @@ KMS_INLINE void sum_runs(lloyd *l, int groups, int g, float *acc, int *cnt,
             const float *xi = sample(l, i);
             for (int j = 0; j < dims; j++)
                 a[j] += xi[j];
-        } while (++i < l->n && lab[i] == k);
+        } while (++i < hi && lab[i] == k);
         for (int j = 0; j < dims; j++)
             c[j] = a[j];
         cnt[k] += i - start;
@@ -347,10 +360,10 @@ static void sum_group(void *ctx, size_t g)
         }
 #endif
     switch (l->dims) {
-    case 1: sum_runs(l, s->groups, (int)g, acc, cnt, 1); break;
-    case 2: sum_runs(l, s->groups, (int)g, acc, cnt, 2); break;
-    case 3: sum_runs(l, s->groups, (int)g, acc, cnt, 3); break;
-    case 4: sum_runs(l, s->groups, (int)g, acc, cnt, 4); break;
+    case 1: sum_runs(l, s->groups, (int)g, acc, cnt, 1, 0, l->n); break;
+    case 2: sum_runs(l, s->groups, (int)g, acc, cnt, 2, 0, l->n); break;
+    case 3: sum_runs(l, s->groups, (int)g, acc, cnt, 3, 0, l->n); break;
+    case 4: sum_runs(l, s->groups, (int)g, acc, cnt, 4, 0, l->n); break;
     default: sum_plain(l, s->groups, (int)g, acc, cnt); break;
     }
 }
@@ -362,17 +375,21 @@ static double update_centers(lloyd *l, int measure_shift)
 {
     int dims = l->dims;
     sum_ctx sc = {l, l->groups, 0};
+    if (l->presummed) { /* the assignment summed already */
+        l->presummed = 0;
+    } else {
 #if KMS_VECTOR
-    /* how labels run is a property of the data: looked at once per
-     * attempt (either way gives the same sums) */
-    if (l->k <= 8 && dims <= 4 && l->short_runs < 0)
-        l->short_runs = runs_are_short(l);
-    if (l->k <= 8 && dims <= 4 && l->short_runs) {
-        sc.groups = 1;
-        sc.masked = 1;
-    }
+        /* how labels run is a property of the data: looked at once per
+         * attempt (either way gives the same sums) */
+        if (l->k <= 8 && dims <= 4 && l->short_runs < 0)
+            l->short_runs = runs_are_short(l);
+        if (l->k <= 8 && dims <= 4 && l->short_runs) {
+            sc.groups = 1;
+            sc.masked = 1;
+        }
 #endif
-    kms_pool_run(l->pool, (size_t)sc.groups, sum_group, &sc);
+        kms_pool_run(l->pool, (size_t)sc.groups, sum_group, &sc);
+    }
     for (int k = 0; k < l->k; k++) {
         size_t g = (size_t)(k % sc.groups) * l->gstride;
         memcpy(l->centers + (size_t)k * dims, l->gsum + g + (size_t)k * dims,
@@ -500,6 +517,53 @@ static void assign_chunk(void *ctx, size_t c)
     }
 }
 
+/* Fused assignment and summation: a chunk is labelled (in parallel), then
+ * its samples are added to the cluster sums in order, chunk after chunk,
+ * while it is still in cache: the sums are cv's, sample after sample, and
+ * the samples are read once per iteration instead of twice. Each group of
+ * clusters (as in sum_group) is its own pipeline, so threads sum different
+ * groups of neighbouring chunks at once. Chunks are taken in increasing
+ * order, so the chunk waited for is always being run by a thread that
+ * waits only for earlier ones. */
+static int can_fuse(const lloyd *l)
+{
+    if (l->dims > 4)
+        return 0;
+#if KMS_VECTOR
+    if (l->k <= 8 && l->short_runs != 0) /* sum_masked, or not known yet */
+        return 0;
+#endif
+    return 1;
+}
+
+static void wait_turn(const atomic_size_t *summed, size_t c)
+{
+    for (unsigned spin = 0;
+         atomic_load_explicit(summed, memory_order_acquire) != c; spin++)
+        if (spin > 200) /* the thread summing before us lost its core */
+            sched_yield();
+}
+
+static void assign_sum_chunk(void *ctx, size_t c)
+{
+    lloyd *l = ctx;
+    int lo = (int)(c * CHUNK), hi = lo + CHUNK < l->n ? lo + CHUNK : l->n;
+    assign_chunk(l, c);
+    for (int g = 0; g < l->groups; g++) {
+        float *acc = l->gsum + (size_t)g * l->gstride;
+        int *cnt = l->gcount + (size_t)g * l->gstride, G = l->groups;
+        wait_turn(&l->summed[g], c);
+        switch (l->dims) {
+        case 1: sum_runs(l, G, g, acc, cnt, 1, lo, hi); break;
+        case 2: sum_runs(l, G, g, acc, cnt, 2, lo, hi); break;
+        case 3: sum_runs(l, G, g, acc, cnt, 3, lo, hi); break;
+        case 4: sum_runs(l, G, g, acc, cnt, 4, lo, hi); break;
+        default: abort();
+        }
+        atomic_store_explicit(&l->summed[g], c + 1, memory_order_release);
+    }
+}
+
 /* first: the centres come from initialisation, so no bounds exist yet */
 static void assign(lloyd *l, int first)
 {
@@ -512,7 +576,19 @@ static void assign(lloyd *l, int first)
                              l->labels, l->pool);
         break;
     case KMS_LLOYD_PLAIN:
-        kms_pool_run(l->pool, nchunks(l), assign_chunk, l);
+        if (can_fuse(l)) {
+            for (int g = 0; g < l->groups; g++) {
+                memset(l->gsum + (size_t)g * l->gstride, 0,
+                       sizeof *l->gsum * (size_t)l->k * l->dims);
+                memset(l->gcount + (size_t)g * l->gstride, 0,
+                       sizeof *l->gcount * (size_t)l->k);
+                atomic_store(&l->summed[g], 0);
+            }
+            kms_pool_run(l->pool, nchunks(l), assign_sum_chunk, l);
+            l->presummed = 1;
+        } else {
+            kms_pool_run(l->pool, nchunks(l), assign_chunk, l);
+        }
         break;
     default:
         abort();
@@ -551,6 +627,8 @@ static void own_dist_chunk(void *ctx, size_t c)
  * (CHUNK is a multiple of 4: a chunk holds whole quads) */
 static double compactness_of(lloyd *l)
 {
+    if (l->pp) /* may move at every kms_pp_run */
+        l->dists = kms_pp_scratch(l->pp);
     kms_pool_run(l->pool, nchunks(l), own_dist_chunk, l);
     double s = 0;
     int i = 0;
@@ -577,6 +655,7 @@ static kms_status run_attempt(lloyd *l, int a, double *compactness,
                               kms_error *err)
 {
     l->short_runs = -1;
+    l->presummed = 0;
     for (int iter = 0;;) {
         double max_shift = iter == 0 ? DBL_MAX : 0.0;
         swap_centers(l);
@@ -613,6 +692,8 @@ kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
     kms_status st = KMS_OK;
     double best = DBL_MAX;
     set_criteria(&l, p);
+    if (l.attempts == 1) /* the one attempt labels the caller's array */
+        l.labels = labels;
     kms_rng_seed(&l.rng, p->seed);
     l.assign = choose_assign(&l, assign_how);
     l.avx2 = kms_simd_avx2();
@@ -620,7 +701,7 @@ kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
         kms_error_set(err, st, NULL, 0, NULL, "kmeans: out of memory");
         goto out;
     }
-    if (l.init == KMS_KM_INIT_LABELS)
+    if (l.init == KMS_KM_INIT_LABELS && l.labels != labels)
         memcpy(l.labels, labels, sizeof *labels * n);
     if (l.init != KMS_KM_INIT_PP)
         compute_box(&l); /* cv: whenever KMEANS_PP_CENTERS is not set */
@@ -631,7 +712,8 @@ kms_status kms_lloyd_run(const float *samples, size_t n, int dims,
         if (c < best) { /* cv: strictly better only */
             best = c;
             memcpy(centers, l.centers, sizeof *centers * (size_t)p->k * dims);
-            memcpy(labels, l.labels, sizeof *labels * n);
+            if (l.labels != labels)
+                memcpy(labels, l.labels, sizeof *labels * n);
         }
     }
     if (best == DBL_MAX) {
