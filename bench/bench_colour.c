@@ -266,7 +266,9 @@ static int load_photos(const char *dir, photo *photos)
                     "  the photos are OpenCV's samples from Debian's "
                     "opencv-doc package: apt-get install opencv-doc\n"
                     "  (or scripts/install-deps.sh --bench as root), or pass "
-                    "the folder holding %s.jpg as an argument\n",
+                    "the folder holding %s.jpg as an argument\n"
+                    "  (slim Docker images drop /usr/share/doc: see "
+                    "path-exclude in /etc/dpkg/dpkg.cfg.d/)\n",
                     path, photo_names[i]);
             return 0;
         }
