@@ -458,6 +458,8 @@ KMS_INLINE void assign_range(lloyd *l, int lo, int hi, int dims)
     if (dims < 16) /* four samples per SIMD lane group, same results */
         for (; i + 4 <= hi; i += 4)
             label4(l, i, dims);
+#else
+    (void)dims;
 #endif
     for (; i < hi; i++)
         l->labels[i] = nearest_one(l, sample(l, i));
