@@ -275,4 +275,81 @@ kms_status kms_optimal_wcss_run(const float *values, size_t n, int kmax,
  * k centres, first on ties, 0 for NaN). */
 int32_t kms_quantize_nearest1(float x, const float *centers, int k);
 
+/* --- eight samples at a time (AVX2, chosen at run time) --------------------- */
+
+/* The shipped build targets baseline x86-64; functions marked KMS_AVX2_FN
+ * are compiled for AVX2 as well and called only when the CPU has it. A lane
+ * does the same IEEE float operations as the scalar code (the avx2 target
+ * has no FMA to contract into), so results are bit-identical to the 4-lane
+ * and scalar paths. */
+#if KMS_VECTOR && defined(__x86_64__) && defined(__GNUC__)
+#define KMS_HAVE_AVX2 1
+#include <immintrin.h>
+#define KMS_AVX2_FN __attribute__((target("avx2")))
+typedef float kms_v8f __attribute__((vector_size(32)));
+typedef int32_t kms_v8i __attribute__((vector_size(32)));
+typedef double kms_v4d __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline, target("avx2"))) kms_v8f
+kms_blend8(kms_v8i m, kms_v8f a, kms_v8f b)
+{
+    return (kms_v8f)(((kms_v8i)a & m) | ((kms_v8i)b & ~m));
+}
+
+/* p[j] = feature j of the 8 samples at x8; 3 features (colour) by three
+ * loads, blends and permutes instead of 24 single-float inserts */
+static inline __attribute__((always_inline, target("avx2"))) void
+kms_load8(const float *x8, int dims, kms_v8f *p)
+{
+    if (dims == 3) {
+        __m256 a = _mm256_loadu_ps(x8), b = _mm256_loadu_ps(x8 + 8),
+               c = _mm256_loadu_ps(x8 + 16);
+        /* feature j of sample s sits at 3s + j: position (3s + j) % 8 of
+         * a, b or c, never two samples at one position */
+        __m256 t0 = _mm256_blend_ps(_mm256_blend_ps(a, b, 0x92), c, 0x24);
+        __m256 t1 = _mm256_blend_ps(_mm256_blend_ps(a, b, 0x24), c, 0x49);
+        __m256 t2 = _mm256_blend_ps(_mm256_blend_ps(a, b, 0x49), c, 0x92);
+        p[0] = (kms_v8f)_mm256_permutevar8x32_ps(
+            t0, _mm256_setr_epi32(0, 3, 6, 1, 4, 7, 2, 5));
+        p[1] = (kms_v8f)_mm256_permutevar8x32_ps(
+            t1, _mm256_setr_epi32(1, 4, 7, 2, 5, 0, 3, 6));
+        p[2] = (kms_v8f)_mm256_permutevar8x32_ps(
+            t2, _mm256_setr_epi32(2, 5, 0, 3, 6, 1, 4, 7));
+        return;
+    }
+    for (int j = 0; j < dims; j++)
+        p[j] = (kms_v8f){x8[j], x8[dims + j], x8[2 * dims + j],
+                         x8[3 * dims + j], x8[4 * dims + j],
+                         x8[5 * dims + j], x8[6 * dims + j],
+                         x8[7 * dims + j]};
+}
+
+/* lane l: kms_dist2(sample l, c, dims), dims < 16 (0.f + t*t == t*t: a
+ * square is never -0) */
+static inline __attribute__((always_inline, target("avx2"))) kms_v8f
+kms_dist8v(const kms_v8f *p, const float *c, int dims)
+{
+    kms_v8f t = p[0] - c[0], d = t * t;
+    for (int j = 1; j < dims; j++) {
+        t = p[j] - c[j];
+        d += t * t;
+    }
+    return d;
+}
+#else
+#define KMS_HAVE_AVX2 0
+#endif
+
+/* The k-means++ distance buffer, free between kms_pp_run calls: room for
+ * (n + 7) / 4 doubles at least (lloyd's compactness quads use it, so that
+ * a run touches one fresh array fewer). */
+double *kms_pp_scratch(kms_pp *pp);
+
+/* 1 when the AVX2 paths run: the CPU has AVX2 and kms_simd_force has not
+ * turned them off. */
+int kms_simd_avx2(void);
+/* Tests: 0 turns the AVX2 paths off (the 4-lane SSE paths run), 1 restores
+ * the CPU's choice. Not thread-safe; call between runs. */
+void kms_simd_force(int avx2);
+
 #endif

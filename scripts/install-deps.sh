@@ -3,6 +3,7 @@
 #   scripts/install-deps.sh          build and run
 #   scripts/install-deps.sh --test   also what the test suite needs
 #   scripts/install-deps.sh --coverage   also gcovr, for scripts/coverage.sh
+#   scripts/install-deps.sh --bench  also what the benchmarks read
 # Does nothing (and needs no network) when everything is installed already.
 set -eu
 
@@ -28,6 +29,11 @@ if [ "${1:-}" = "--test" ]; then
 fi
 if [ "${1:-}" = "--coverage" ]; then
     packages="$packages gcovr"
+fi
+if [ "${1:-}" = "--bench" ]; then
+    # bench_colour: OpenCV's own sample photos (fruits, baboon, home,
+    # starry_night) in /usr/share/doc/opencv-doc/examples/data
+    packages="$packages opencv-doc"
 fi
 
 missing=""

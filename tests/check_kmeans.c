@@ -755,6 +755,35 @@ START_TEST(test_threads_identical)
 }
 END_TEST
 
+/* The 8-lane AVX2 paths (assignment, k-means++ trials) and the fused
+ * k-means++ update give what the 4-lane SSE paths give, bit for bit, and
+ * AUTO's choice (the plain scan for colour up to K = 32) what both
+ * assignments give: colour-like data (integral 0..255, where k-means++ sums
+ * exactly, and fractional), dims 1 to 5, K 2 to 32, several chunks and a
+ * tail that is no multiple of 8, 1, 2 and 4 threads. */
+START_TEST(test_simd_paths_identical)
+{
+    static const int dims_of[] = {3, 3, 1, 2, 4, 5, 3, 3};
+    static const int k_of[] = {2, 32, 9, 5, 16, 7, 8, 24};
+    int dims = dims_of[_i % 8], k = k_of[_i % 8], n = 9001 + _i;
+    float *x = random_nd(n, dims, 4242u + (uint32_t)_i, _i % 2 == 0);
+    result ref, r;
+    kms_simd_force(0);
+    lloyd_raw(x, n, dims, k, KMS_LLOYD_PLAIN, 1, KMS_KM_INIT_PP, &ref);
+    kms_simd_force(1);
+    static const kms_lloyd_assign how[] = {KMS_LLOYD_AUTO, KMS_LLOYD_PLAIN,
+                                           KMS_LLOYD_BOUNDED};
+    for (int h = 0; h < 3; h++)
+        for (int t = 1; t <= 4; t *= 2) {
+            lloyd_raw(x, n, dims, k, how[h], t, KMS_KM_INIT_PP, &r);
+            assert_same_result(&ref, &r, n, k * dims);
+            free(r.labels);
+        }
+    free(ref.labels);
+    free(x);
+}
+END_TEST
+
 /* AUTO is optimal in 1-D and lloyd (cv's answer) otherwise. */
 START_TEST(test_auto_dispatch)
 {
@@ -1553,6 +1582,7 @@ static Suite *kmeans_suite(void)
     tcase_add_test(core, test_bounded_float_tie);
     tcase_add_test(core, test_bounded_skips_distances);
     tcase_add_loop_test(core, test_threads_identical, 0, 4);
+    tcase_add_loop_test(core, test_simd_paths_identical, 0, 16);
     tcase_add_test(core, test_auto_dispatch);
     tcase_add_test(core, test_params_default);
     tcase_add_loop_test(core, test_optimal_hist_equals_expanded, 0, 200);
