@@ -94,7 +94,9 @@ def main():
             seconds = time.perf_counter() - t0
             if status != 0:
                 sys.exit("%s failed (wait status %d)" % (" ".join(cmd[:4]), status))
-            shutil.rmtree(out)
+            # outputs stay until the end: ext4 makes new files slow for a while
+            # after many were deleted (recently_deleted), which would charge
+            # one run for the clean-up of the one before
             return seconds, ru.ru_utime + ru.ru_stime
 
         for _, cmd in configs:  # warm-up: file cache, page cache of the binaries
@@ -142,6 +144,12 @@ def main():
     print("README| | %s | slices/s, one thread: read, lung_mask (sides, pathology), lungs PNG, "
           "whole process over %d slices (T3) | wall %s, CPU %s slices/s |" % (
               cmd, a.n, spread(w3, "%.0f"), spread(c3, "%.0f")))
+    print("README| | %s | the overlay as 24-bit RGB PNG (`overlay_format = rgb`, the encoding of "
+          "before) over mask only | wall %s x |" % (cmd, spread(ratio(ms, "full_rgb", "mask"), "%.2f")))
+    print("README-VALUE| t1 %.2f" % statistics.median(w1))
+    print("README-VALUE| t2 %.2f" % statistics.median(w2))
+    print("README-VALUE| t3 %.0f" % statistics.median(w3))
+    print("README-VALUE| t3_cpu %.0f" % statistics.median(c3))
 
 
 if __name__ == "__main__":
