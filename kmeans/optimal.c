@@ -35,6 +35,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __SSE2__
+/* valid[0..3] (0 = left out) as four float lanes: all ones where left out;
+ * four samples then take a replacement value by one and-or, no branch */
+static inline __m128 left_out4(const uint8_t *valid)
+{
+    int32_t f;
+    memcpy(&f, valid, sizeof f);
+    __m128i pad = _mm_cmpeq_epi8(_mm_cvtsi32_si128(f), _mm_setzero_si128());
+    pad = _mm_unpacklo_epi16(_mm_unpacklo_epi8(pad, pad),
+                             _mm_unpacklo_epi8(pad, pad));
+    return _mm_castsi128_ps(pad);
+}
+#endif
+
 enum { MAX_INT_RANGE = 65536 };
 
 /* Integer floats: up to this many clusters the labels come from compare
@@ -190,13 +204,7 @@ static bool int_bounds(const float *x, const uint8_t *valid, size_t n,
     for (; i + 4 <= n; i += 4) {
         __m128 v = _mm_loadu_ps(x + i);
         if (valid) { /* left-out samples count as the first valid one */
-            int32_t m;
-            memcpy(&m, valid + i, sizeof m);
-            __m128i keep = _mm_cmpeq_epi8(_mm_cvtsi32_si128(m),
-                                          _mm_setzero_si128());
-            keep = _mm_unpacklo_epi16(_mm_unpacklo_epi8(keep, keep),
-                                      _mm_unpacklo_epi8(keep, keep));
-            __m128 pad = _mm_castsi128_ps(keep);
+            __m128 pad = left_out4(valid + i);
             v = _mm_or_ps(_mm_and_ps(pad, f4), _mm_andnot_ps(pad, v));
         }
         l4 = _mm_min_ps(l4, v);
@@ -245,13 +253,7 @@ static void masked_index(const float *x, const uint8_t *valid, size_t m,
     const __m128 flo = _mm_set1_ps((float)lo);
     const __m128i ilo = _mm_set1_epi32(lo);
     for (; k + 4 <= m; k += 4) {
-        int32_t f;
-        memcpy(&f, valid + k, sizeof f);
-        __m128i pad = _mm_cmpeq_epi8(_mm_cvtsi32_si128(f),
-                                     _mm_setzero_si128());
-        pad = _mm_unpacklo_epi16(_mm_unpacklo_epi8(pad, pad),
-                                 _mm_unpacklo_epi8(pad, pad));
-        __m128 pm = _mm_castsi128_ps(pad);
+        __m128 pm = left_out4(valid + k);
         __m128 v = _mm_or_ps(_mm_and_ps(pm, flo),
                              _mm_andnot_ps(pm, _mm_loadu_ps(x + k)));
         _mm_storeu_si128((__m128i *)(void *)(idx + k),
