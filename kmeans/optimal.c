@@ -68,6 +68,7 @@ typedef struct distinct {
 typedef struct dp {
     size_t d;
     double *w, *s1, *s2; /* prefix sums, d + 1 entries */
+    int avx2;            /* kms_simd_avx2(): scan in four lanes */
 } dp;
 
 /* ---- distinct values ---------------------------------------------------------- */
@@ -498,6 +499,7 @@ static kms_status dp_init(dp *s, const distinct *t)
     size_t d = t->d;
     double tw = 0, tv = 0, ref;
     s->d = d;
+    s->avx2 = kms_simd_avx2();
     s->w = malloc(sizeof *s->w * (d + 1));
     s->s1 = malloc(sizeof *s->s1 * (d + 1));
     s->s2 = malloc(sizeof *s->s2 * (d + 1));
@@ -534,16 +536,64 @@ typedef struct row {
     uint32_t *arg;      /* start of the last cluster, or NULL */
 } row;
 
+#if KMS_HAVE_AVX2
+/* scan's lanes four wide (AVX2, no FMA: the same IEEE operations, so the
+ * same values): from *j while four fit, into *best / *bj as scan keeps
+ * them. The division per candidate is most of the DP's time. */
+KMS_AVX2_FN static void scan4(const row *r, size_t *j, size_t top, size_t i,
+                              double *best, size_t *bj)
+{
+    const dp *s = r->s;
+    const __m256d W = _mm256_set1_pd(s->w[i + 1]),
+                  S1 = _mm256_set1_pd(s->s1[i + 1]),
+                  S2 = _mm256_set1_pd(s->s2[i + 1]),
+                  zero = _mm256_setzero_pd(), four = _mm256_set1_pd(4);
+    size_t k = *j;
+    __m256d b4 = _mm256_set1_pd(INFINITY), bi = _mm256_set1_pd((double)k),
+            idx = _mm256_set_pd((double)k + 3, (double)k + 2, (double)k + 1,
+                                (double)k);
+    for (; k + 3 <= top; k += 4) {
+        __m256d w = _mm256_sub_pd(W, _mm256_loadu_pd(s->w + k));
+        __m256d s1 = _mm256_sub_pd(S1, _mm256_loadu_pd(s->s1 + k));
+        __m256d c = _mm256_sub_pd(_mm256_sub_pd(S2, _mm256_loadu_pd(s->s2 + k)),
+                                  _mm256_div_pd(_mm256_mul_pd(s1, s1), w));
+        c = _mm256_max_pd(c, zero);
+        __m256d v = _mm256_add_pd(_mm256_loadu_pd(r->prev + k - 1), c);
+        __m256d lt = _mm256_cmp_pd(v, b4, _CMP_LT_OQ);
+        b4 = _mm256_blendv_pd(b4, v, lt);
+        bi = _mm256_blendv_pd(bi, idx, lt);
+        idx = _mm256_add_pd(idx, four);
+    }
+    double b[4], at[4];
+    _mm256_storeu_pd(b, b4);
+    _mm256_storeu_pd(at, bi);
+    int l = 0;
+    for (int m = 1; m < 4; m++)
+        if (b[m] < b[l] || (b[m] == b[l] && at[m] < at[l]))
+            l = m;
+    if (b[l] < *best) {
+        *best = b[l];
+        *bj = (size_t)at[l];
+    }
+    *j = k;
+}
+#endif
+
 /* min over j in [jlo, top] of D_{k-1}[j-1] + cost(j, i), and the first j
- * that reaches it: what a scalar scan with "v < best" finds. Two lanes of
- * the same IEEE operations (so the same values), each keeping its own
- * first minimum; of equal lane minima the lower j wins. */
+ * that reaches it: what a scalar scan with "v < best" finds. Two lanes (four
+ * with AVX2) of the same IEEE operations (so the same values), each keeping
+ * its own first minimum; of equal lane minima the lower j wins. */
 static inline double scan(const row *r, size_t jlo, size_t top, size_t i,
                           size_t *arg)
 {
     const dp *s = r->s;
     double best = INFINITY;
     size_t bj = jlo, j = jlo;
+#if KMS_HAVE_AVX2
+    if (s->avx2 && top - jlo >= 8) {
+        scan4(r, &j, top, i, &best, &bj);
+    } else
+#endif
 #ifdef __SSE2__
     if (top - jlo >= 8) {
         const __m128d W = _mm_set1_pd(s->w[i + 1]),

@@ -784,6 +784,42 @@ START_TEST(test_simd_paths_identical)
 }
 END_TEST
 
+/* The exact 1-D DP scans its candidate splits four at a time with AVX2
+ * and two at a time without: the same labels, centres, WCSS and WCSS curve,
+ * bit for bit (integers, wide integer ranges, fractions, and evenly spaced
+ * values with equal counts, whose splits tie exactly; K 2-16). */
+START_TEST(test_optimal_simd_identical)
+{
+    static const int k_of[] = {2, 3, 5, 8, 11, 16};
+    int k = k_of[_i % 6], n = _i < 12 ? 20000 + 37 * _i : 64 * 320;
+    float *x = random_nd(n, 1, 777u + (uint32_t)_i, _i % 3 != 2);
+    if (_i % 3 == 1 && _i < 12)
+        for (int i = 0; i < n; i++)
+            x[i] = x[i] * 13 - 1500; /* integral, range of a CT window */
+    if (_i >= 12) /* 64 evenly spaced values, equal counts: splits that tie */
+        for (int i = 0; i < n; i++)
+            x[i] = (float)(i % 64) * (_i % 2 ? 1 : 0.25f);
+    int32_t *la = malloc(sizeof *la * (size_t)n), *lb = malloc(sizeof *lb * (size_t)n);
+    float ca[16], cb[16];
+    double wa[16], wb[16];
+    kms_error err;
+    kms_kmeans_params p = params(k, KMS_KM_OPTIMAL);
+    kms_simd_force(0);
+    double a = run_ok(x, (size_t)n, 1, &p, la, ca);
+    ck_assert_int_eq(kms_kmeans_optimal_wcss(x, (size_t)n, 16, wa, &err), KMS_OK);
+    kms_simd_force(1);
+    double b = run_ok(x, (size_t)n, 1, &p, lb, cb);
+    ck_assert_int_eq(kms_kmeans_optimal_wcss(x, (size_t)n, 16, wb, &err), KMS_OK);
+    ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
+    ck_assert_int_eq(memcmp(la, lb, sizeof *la * (size_t)n), 0);
+    ck_assert_int_eq(memcmp(ca, cb, sizeof *ca * (size_t)k), 0);
+    ck_assert_int_eq(memcmp(wa, wb, sizeof wa), 0);
+    free(la);
+    free(lb);
+    free(x);
+}
+END_TEST
+
 /* AUTO is optimal in 1-D and lloyd (cv's answer) otherwise. */
 START_TEST(test_auto_dispatch)
 {
@@ -1583,6 +1619,7 @@ static Suite *kmeans_suite(void)
     tcase_add_test(core, test_bounded_skips_distances);
     tcase_add_loop_test(core, test_threads_identical, 0, 4);
     tcase_add_loop_test(core, test_simd_paths_identical, 0, 16);
+    tcase_add_loop_test(core, test_optimal_simd_identical, 0, 18);
     tcase_add_test(core, test_auto_dispatch);
     tcase_add_test(core, test_params_default);
     tcase_add_loop_test(core, test_optimal_hist_equals_expanded, 0, 200);
