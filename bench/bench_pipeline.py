@@ -36,12 +36,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_lib import spread  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def spread(values, fmt):
-    return (fmt + " [" + fmt + "–" + fmt + "]") % (
-        statistics.median(values), min(values), max(values))
 
 
 def main():
