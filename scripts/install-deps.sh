@@ -34,6 +34,9 @@ if [ "${1:-}" = "--bench" ]; then
     # bench_colour: OpenCV's own sample photos (fruits, baboon, home,
     # starry_night) in /usr/share/doc/opencv-doc/examples/data
     packages="$packages opencv-doc"
+    # the Python benchmarks (Debian's /usr/bin/python3): OpenCV, numpy,
+    # pydicom writes bench_dicom's series, dcm2niix is its other side
+    packages="$packages python3 python3-opencv python3-numpy python3-pydicom dcm2niix"
 fi
 
 missing=""
