@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "kmeans.h"
 #include "opencv_c.h"
+#include "bench_stats.h"
 
 enum { SEED = 1, MAX_ITER = 10, ATTEMPTS = 1, NPHOTOS = 4, MAX_REPS = 16 };
 
@@ -60,38 +61,6 @@ typedef struct samples {
     float *x; /* n x 3 */
     size_t n;
 } samples;
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double *s = malloc(sizeof *s * (size_t)n);
-    memcpy(s, v, sizeof *s * (size_t)n);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-    free(s);
-    return m;
-}
-
-static double vmin(const double *v, int n)
-{
-    double m = v[0];
-    for (int i = 1; i < n; i++)
-        m = v[i] < m ? v[i] : m;
-    return m;
-}
-
-static double vmax(const double *v, int n)
-{
-    double m = v[0];
-    for (int i = 1; i < n; i++)
-        m = v[i] > m ? v[i] : m;
-    return m;
-}
 
 static void die(const char *what, const kms_error *err)
 {
@@ -232,21 +201,21 @@ static void run_cell(photo *photos, const size_plan *sp, int k, int threads,
         sum->pairs++;
         free(s.x);
     }
-    double rmed = median(ratio, m), rmin = vmin(ratio, m);
+    bench_spread cv = bench_spread_of(cv_ms, m), nat = bench_spread_of(nat_ms, m),
+                 r = bench_spread_of(ratio, m);
     printf("%5d^2 %3d %2d %6d %9.1f [%7.1f-%7.1f] %9.1f [%7.1f-%7.1f] %6.2fx "
            "[%5.2f-%5.2f] %9.6f %9.6f %5s\n",
-           sp->side, k, threads, m, median(cv_ms, m), vmin(cv_ms, m),
-           vmax(cv_ms, m), median(nat_ms, m), vmin(nat_ms, m),
-           vmax(nat_ms, m), rmed, rmin, vmax(ratio, m),
-           median(wrel_med, np), wrel_max, same_all ? "yes" : "NO");
+           sp->side, k, threads, m, cv.med, cv.min, cv.max, nat.med, nat.min,
+           nat.max, r.med, r.min, r.max, bench_spread_of(wrel_med, np).med,
+           wrel_max, same_all ? "yes" : "NO");
     fflush(stdout);
     int t = threads;
-    if (rmed < sum->min_ratio[t]) {
-        sum->min_ratio[t] = rmed;
+    if (r.med < sum->min_ratio[t]) {
+        sum->min_ratio[t] = r.med;
         snprintf(sum->min_cell[t], sizeof sum->min_cell[t], "%d² K=%d [%.2f-%.2f]",
-                 sp->side, k, rmin, vmax(ratio, m));
+                 sp->side, k, r.min, r.max);
     }
-    sum->cell_ratio[t][sum->ncells[t]++] = rmed;
+    sum->cell_ratio[t][sum->ncells[t]++] = r.med;
 }
 
 static int load_photos(const char *dir, photo *photos)
@@ -355,11 +324,12 @@ int main(int argc, char **argv)
                "(ratio of paired times per cell) | slowest cell %.2fx (%s), "
                "median cell %.2fx |\n",
                cmd, t, t > 1 ? "s" : "", sum->min_ratio[t], sum->min_cell[t],
-               median(sum->cell_ratio[t], sum->ncells[t]));
+               bench_spread_of(sum->cell_ratio[t], sum->ncells[t]).med);
+    bench_spread w = bench_spread_of(sum->wcss_rel, sum->nw);
     printf("README| | `%s` | WCSS native / OpenCV (double, from labels and "
            "centres), all cells and photos | median %.6f, max %.6f; labels "
            "identical in %d of %d |\n",
-           cmd, median(sum->wcss_rel, sum->nw), vmax(sum->wcss_rel, sum->nw),
+           cmd, w.med, w.max,
            sum->pairs - sum->not_identical, sum->pairs);
     for (int i = 0; i < NPHOTOS; i++)
         kms_image_free(&photos[i].img);

@@ -44,6 +44,7 @@
 #include "inputs.h"
 #include "opencv_c.h"
 #include "pipeline.h"
+#include "bench_stats.h"
 
 #define CONFIG_PATH "samples/lung_ct.ini"
 #define STAGES "read, window, denoise, reshape, kmeans, lung_mask, write"
@@ -64,30 +65,6 @@ static void die(const char *what, const kms_error *err)
             err->key[0] ? err->key : "", err->key[0] ? ": " : "",
             err->message);
     exit(1);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median, min and max of v[0..n) (sorts a copy: v keeps rep order). */
-typedef struct spread {
-    double med, min, max;
-} spread;
-
-static spread spread_of(const double *v, int n)
-{
-    double *s = malloc((size_t)n * sizeof *s);
-    if (!s)
-        exit(1);
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    spread r = {n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2, s[0],
-                s[n - 1]};
-    free(s);
-    return r;
 }
 
 /* The lung config with evaluate and overlay dropped and orient set. */
@@ -190,13 +167,13 @@ static double *per_rep(int reps)
 
 static void print_row(const char *name, const double *v, int n)
 {
-    spread s = spread_of(v, n);
+    bench_spread s = bench_spread_of(v, n);
     printf("  %-40s %8.3f  [%.3f - %.3f]\n", name, s.med, s.min, s.max);
 }
 
 static void print_pct(const char *name, const double *v, int n)
 {
-    spread s = spread_of(v, n);
+    bench_spread s = bench_spread_of(v, n);
     printf("  %-48s %+7.2f %%  [%+.2f - %+.2f]\n", name, s.med, s.min, s.max);
 }
 
@@ -338,7 +315,7 @@ int main(int argc, char **argv)
     printf("  (pipeline times include lung_mask's one kms_check_hu; the last "
            "line divides by stored - check)\n");
 
-    spread both = spread_of(r_both, reps);
+    bench_spread both = bench_spread_of(r_both, reps);
     printf("\nclaim \"under 5 %%\": %s (median %.2f %%, worst rep %.2f %%)\n",
            both.med < 5 ? (both.max < 5 ? "holds in every rep"
                                         : "holds at the median, not in every rep")
@@ -346,8 +323,8 @@ int main(int argc, char **argv)
            both.med, both.max);
 
     /* the README's row and prose figures (bench/update_readme.py) */
-    spread sa = spread_of(a, reps), ss = spread_of(st, reps),
-           sc = spread_of(ck, reps), sk = spread_of(r_check, reps);
+    bench_spread sa = bench_spread_of(a, reps), ss = bench_spread_of(st, reps),
+           sc = bench_spread_of(ck, reps), sk = bench_spread_of(r_check, reps);
     printf("README| | `build/bench/bench_ct_overhead [FOLDER] [REPS]` | the "
            "units check and the orientation detection against the lung "
            "pipeline per slice (`lung_ct.ini` writing the mask, one thread, "

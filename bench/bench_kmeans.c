@@ -32,6 +32,7 @@
 #include "opencv_c.h"
 #include "output.h"
 #include "clock.h"
+#include "bench_stats.h"
 
 enum {
     MAX_SLICES = 4,   /* cv::kmeans takes ~0.7 s a call: 4 slices x 5 reps */
@@ -50,27 +51,6 @@ typedef struct slice {
     int16_t *s16;  /* clipped HU */
     size_t n;
 } slice;
-
-typedef struct stats {
-    double med, lo, hi;
-} stats;
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static stats summarise(const double *v, int n)
-{
-    double *t = malloc(sizeof *t * (size_t)n);
-    memcpy(t, v, sizeof *t * (size_t)n);
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    stats s = {n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2, t[0],
-               t[n - 1]};
-    free(t);
-    return s;
-}
 
 static int load_slice(const char *path, slice *d)
 {
@@ -229,20 +209,20 @@ static void vs_opencv(slice *s, int ns, int which, char *readme,
                     not_above += popt <= pcv * (1 + 1e-13);
                 }
             }
-        stats c = summarise(cv, m), o = summarise(opt, m),
-              q = summarise(ratio, m);
+        bench_spread c = bench_spread_of(cv, m), o = bench_spread_of(opt, m),
+                     q = bench_spread_of(ratio, m);
         printf("%2d %7.1f [%6.1f-%6.1f] %9.3f [%6.3f-%6.3f] %10.0fx "
                "[%5.0f-%5.0f]x %7d/%-2d\n",
-               k, c.med, c.lo, c.hi, o.med, o.lo, o.hi, q.med, q.lo, q.hi,
+               k, c.med, c.min, c.max, o.med, o.min, o.max, q.med, q.min, q.max,
                not_above, ns);
         size_t len = strlen(readme);
         snprintf(readme + len, readme_size - len, "%sK=%d %.0fx [%.0f-%.0f]",
-                 k > 2 ? ", " : "", k, q.med, q.lo, q.hi);
+                 k > 2 ? ", " : "", k, q.med, q.min, q.max);
         if (k == 4)
             snprintf(readme + strlen(readme), readme_size - strlen(readme),
                      " (optimal %.2f ms [%.2f-%.2f] at K=4); WCSS <= cv on "
                      "every slice: %s",
-                     o.med, o.lo, o.hi, not_above == ns ? "yes" : "NO");
+                     o.med, o.min, o.max, not_above == ns ? "yes" : "NO");
         else if (not_above != ns)
             snprintf(readme + strlen(readme), readme_size - strlen(readme),
                      " (WCSS above cv on %d slices!)", ns - not_above);
@@ -320,17 +300,18 @@ static void floor_section(const slice *s, char *readme, size_t readme_size)
             }
             q[r] = ex[r] / fl[r];
         }
-        stats e = summarise(ex, FLOOR_REPS), f = summarise(fl, FLOOR_REPS),
-              rq = summarise(q, FLOOR_REPS);
+        bench_spread e = bench_spread_of(ex, FLOOR_REPS),
+                     f = bench_spread_of(fl, FLOOR_REPS),
+                     rq = bench_spread_of(q, FLOOR_REPS);
         all_ok &= rq.med <= 2.0;
         worst = rq.med > worst ? rq.med : worst;
         printf("%2d %7.3f [%6.3f-%6.3f] %7.3f [%6.3f-%6.3f] %8.2f "
                "[%5.2f-%5.2f] %s\n",
-               k, e.med, e.lo, e.hi, f.med, f.lo, f.hi, rq.med, rq.lo, rq.hi,
+               k, e.med, e.min, e.max, f.med, f.min, f.max, rq.med, rq.min, rq.max,
                rq.med <= 2.0 ? "" : "(above 2)");
         size_t len = strlen(readme);
         snprintf(readme + len, readme_size - len, "%sK=%d %.2f [%.2f-%.2f]",
-                 k > 2 ? ", " : "", k, rq.med, rq.lo, rq.hi);
+                 k > 2 ? ", " : "", k, rq.med, rq.min, rq.max);
     }
     printf("(exact: kms_kmeans_optimal_s16, labels, centres and WCSS; "
            "floor: memset + histogram pass + label pass through a given "
