@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "elbow.h"
 #include "opencv_c.h"
 #include "path.h"
 #include "provenance.h"
@@ -877,6 +876,21 @@ static void add_errors(table *t, size_t used, const char *errors, size_t len,
     }
 }
 
+/* w's picture: {stem}{suffix} of the input at path (the batch's own stem,
+ * found from *at on), when that product was written. */
+static kms_status set_thumb(const page *p, row *w, const char *path,
+                            const char *suffix, size_t *at, kms_error *err)
+{
+    const kms_input *in = find_input(p->b, path, at);
+    char pic[KMS_PRODUCT_NAME_MAX];
+    if (!in)
+        return KMS_OK;
+    snprintf(pic, sizeof pic, "%s%s", in->stem, suffix);
+    if (exists(p->b, pic) && !(w->thumb = strdup(pic)))
+        return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL, "out of memory");
+    return KMS_OK;
+}
+
 static kms_status report_compare(const page *p, const csv *c,
                                  const char *errors, size_t errors_len,
                                  kms_error *err)
@@ -921,14 +935,7 @@ static kms_status report_compare(const page *p, const csv *c,
         set_cell(w, 5, isfinite(speed[r]) ? buf : "");
         snprintf(buf, sizeof buf, "%.3f", 100 * a);
         set_cell(w, 8, buf);
-        const kms_input *in = find_input(p->b, cell(c, r + 1, 0), &at);
-        char pic[KMS_PRODUCT_NAME_MAX];
-        if (in) {
-            snprintf(pic, sizeof pic, "%s_diff.png", in->stem);
-            if (exists(p->b, pic) && !(w->thumb = strdup(pic)))
-                st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
-                                   "out of memory");
-        }
+        st = set_thumb(p, w, cell(c, r + 1, 0), "_diff.png", &at, err);
     }
     if (st == KMS_OK) {
         add_errors(&t, n, errors, errors_len, 10);
@@ -980,39 +987,29 @@ static kms_status report_elbow(const page *p, const csv *c, const char *errors,
     add_col(&t, "k_range", false);
     add_col(&t, "error", false);
     size_t n = c->n_rows ? c->n_rows - 1 : 0, inputs = 0;
-    int kc = column(c, "k"), wc = column(c, "wcss");
+    int kc = column(c, "k"), wc = column(c, "wcss"), kn = column(c, "knee");
     for (size_t r = 0; r < n; r++) /* one input: consecutive rows */
         inputs += r == 0 || strcmp(cell(c, r + 1, 0), cell(c, r, 0)) != 0;
     size_t n_err = count_errors(errors, errors_len);
-    double *wcss = calloc(n ? n : 1, sizeof *wcss);
-    kms_status st = wcss ? alloc_rows(&t, inputs + n_err, err)
-                         : kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
-                                         "out of memory");
+    kms_status st = alloc_rows(&t, inputs + n_err, err);
     size_t at = 0, w = 0;
     for (size_t r = 0; st == KMS_OK && r < n; w++) {
         size_t end = r + 1;
         while (end < n && strcmp(cell(c, end + 1, 0), cell(c, r + 1, 0)) == 0)
             end++;
-        for (size_t i = r; i < end; i++)
-            wcss[i - r] = strtod(cell(c, i + 1, wc), NULL);
-        int knee = kms_kneedle(wcss, (int)(end - r));
+        size_t knee = r; /* the row elbow marked (knee = 1): its Kneedle */
+        while (knee + 1 < end && strcmp(cell(c, knee + 1, kn), "1") != 0)
+            knee++;
         row *x = &t.rows[w];
         char buf[128];
         set_cell(x, 0, cell(c, r + 1, 0));
         set_cell(x, 1, "ok");
-        set_cell(x, 2, cell(c, r + 1 + (size_t)knee, kc));
-        snprintf(buf, sizeof buf, "%.6g", wcss[knee]);
+        set_cell(x, 2, cell(c, knee + 1, kc));
+        snprintf(buf, sizeof buf, "%.6g", strtod(cell(c, knee + 1, wc), NULL));
         set_cell(x, 3, buf);
         snprintf(buf, sizeof buf, "%s..%s", cell(c, r + 1, kc), cell(c, end, kc));
         set_cell(x, 4, buf);
-        const kms_input *in = find_input(p->b, cell(c, r + 1, 0), &at);
-        char pic[KMS_PRODUCT_NAME_MAX];
-        if (in) {
-            snprintf(pic, sizeof pic, "%s_elbow.png", in->stem);
-            if (exists(p->b, pic) && !(x->thumb = strdup(pic)))
-                st = kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
-                                   "out of memory");
-        }
+        st = set_thumb(p, x, cell(c, r + 1, 0), "_elbow.png", &at, err);
         r = end;
     }
     if (st == KMS_OK) {
@@ -1027,7 +1024,6 @@ static kms_status report_elbow(const page *p, const csv *c, const char *errors,
                              sizeof name);
         st = write_page(p, name, lead, NULL, &t, err);
     }
-    free(wcss);
     table_free(&t);
     return st;
 }

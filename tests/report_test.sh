@@ -169,9 +169,15 @@ else
 fi
 "$KMSEG" elbow "$SAMPLES/ct_kmeans.ini" -q --k 1..6 -o "$T/elb" >/dev/null 2>"$T/err.txt"
 rc=$?
+# each input's knee_k on the page is the K elbow.csv marks (knee = 1)
+knees=0
+while IFS=, read -r input k _ knee; do
+    [ "$knee" = 1 ] && grep -q "<td class=\"in\">$(basename "$input")</td>.*</td><td class=\"n\">$k</td>" \
+        "$T/elb/elbow.html" && knees=$((knees + 1))
+done < <(tail -n +2 "$T/elb/elbow.csv" 2>/dev/null)
 if [ $rc = 0 ] && [ "$(rows "$T/elb/elbow.html")" = 4 ] && grep -q '_elbow.png' "$T/elb/elbow.html" \
-    && grep -q 'knee_k' "$T/elb/elbow.html" && links_ok "$T/elb/elbow.html" >/dev/null; then
-    ok "elbow: elbow.html with 4 rows, the plots with the knee"
+    && grep -q 'knee_k' "$T/elb/elbow.html" && [ "$knees" = 4 ] && links_ok "$T/elb/elbow.html" >/dev/null; then
+    ok "elbow: elbow.html with 4 rows, each input's knee as elbow.csv marks it, the plots"
 else
     ko "elbow report" "rc $rc: $(cat "$T/err.txt")"
 fi
