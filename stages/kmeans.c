@@ -218,8 +218,7 @@ static kms_status choose_k(const kmeans_params *p, kms_context *ctx,
 /* The exact 1-D optimum straight on the samples: the padding is left out
  * by its flags and labelled in the same call, no copy. The same labels,
  * centres and WCSS as the sample-set path. */
-static kms_status cluster_optimal(const kmeans_params *p, kms_context *ctx,
-                                  kms_error *err)
+static kms_status cluster_optimal(kms_context *ctx, kms_error *err)
 {
     const uint8_t *valid = ctx->sample_valid;
     size_t nvalid = ctx->n_samples;
@@ -241,7 +240,6 @@ static kms_status cluster_optimal(const kmeans_params *p, kms_context *ctx,
         return kms_error_set(err, KMS_ERR_NOMEM, NULL, 0, NULL,
                              "cannot allocate labels for %zu samples",
                              ctx->n_samples);
-    (void)p;
     ctx->backend = "native";
     double t0 = kms_now_ms();
     kms_status st = kms_kmeans_optimal_masked(
@@ -266,7 +264,7 @@ static kms_status cluster(const void *params, kms_context *ctx,
     }
     if (backend == KMS_BACKEND_NATIVE && ctx->dims == 1
         && p->method != KMS_KM_LLOYD)
-        return cluster_optimal(p, ctx, err);
+        return cluster_optimal(ctx, err);
     kms_sample_set set;
     kms_status st = kms_context_sample_set(ctx, &set, err);
     if (st != KMS_OK)
